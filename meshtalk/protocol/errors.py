@@ -1,0 +1,182 @@
+"""The one exception hierarchy of meshtalk, rooted at `MeshtalkError`.
+
+Every error has a stable numeric `code`, carried in ERROR frames, so that the other side of a
+stream can turn a refusal back into the same exception type with `error_from_code`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "MeshtalkError",
+    "ProtocolError",
+    "FrameTooLarge",
+    "MalformedFrame",
+    "MalformedEnvelope",
+    "MessageTooLarge",
+    "UnsupportedVersion",
+    "MessageRejected",
+    "BadSignature",
+    "AuthorMismatch",
+    "DecryptionFailed",
+    "NotARecipient",
+    "ReplayedMessage",
+    "ClockSkew",
+    "NotAuthorized",
+    "IdentityError",
+    "InvalidPeerId",
+    "KeyFileError",
+    "KeyFileInsecure",
+    "KeyFileCorrupt",
+    "KeyFileMissing",
+    "ConfigError",
+    "error_from_code",
+]
+
+
+class MeshtalkError(Exception):
+    """Base class of every error meshtalk raises on purpose."""
+
+    code: ClassVar[int] = 1
+
+
+class ProtocolError(MeshtalkError):
+    """The other side sent bytes that do not follow the meshtalk wire protocol."""
+
+    code = 100
+
+
+class FrameTooLarge(ProtocolError):
+    """A frame declared a length above the allowed cap; it was refused before being buffered."""
+
+    code = 101
+
+
+class MalformedFrame(ProtocolError):
+    """A frame could not be decoded: bad length prefix, bad msgpack, or wrong field types."""
+
+    code = 102
+
+
+class MalformedEnvelope(ProtocolError):
+    """A sealed message or envelope is not well formed: missing, unknown or mistyped fields."""
+
+    code = 103
+
+
+class MessageTooLarge(ProtocolError):
+    """An envelope is larger than the protocol allows; send less, or split it."""
+
+    code = 104
+
+
+class UnsupportedVersion(ProtocolError):
+    """The two sides share no protocol version; upgrade the older node."""
+
+    code = 105
+
+
+class MessageRejected(MeshtalkError):
+    """A well-formed message was refused for security reasons."""
+
+    code = 200
+
+
+class BadSignature(MessageRejected):
+    """The author's signature does not verify: the message was altered or forged."""
+
+    code = 201
+
+
+class AuthorMismatch(BadSignature):
+    """The signed envelope names a different author than the key that signed and sealed it."""
+
+    code = 202
+
+
+class DecryptionFailed(MessageRejected):
+    """The sealed box could not be opened: corrupted, or not encrypted to this node."""
+
+    code = 203
+
+
+class NotARecipient(MessageRejected):
+    """This node is not among the message's recipients."""
+
+    code = 204
+
+
+class ReplayedMessage(MessageRejected):
+    """This message id was already seen (or is too old to tell): a replay or a duplicate."""
+
+    code = 205
+
+
+class ClockSkew(MessageRejected):
+    """The message timestamp is outside the accepted window; check both machines' clocks."""
+
+    code = 206
+
+
+class NotAuthorized(MessageRejected):
+    """The author is not allowed to deliver to this node (not a trusted contact)."""
+
+    code = 207
+
+
+class IdentityError(MeshtalkError):
+    """A problem with a node identity: a key, a key file or a peer ID."""
+
+    code = 300
+
+
+class InvalidPeerId(IdentityError):
+    """A peer ID could not be parsed, or does not embed an Ed25519 key."""
+
+    code = 301
+
+
+class KeyFileError(IdentityError):
+    """The identity key file cannot be used."""
+
+    code = 302
+
+
+class KeyFileInsecure(KeyFileError):
+    """The key file can be read by other users; restrict it with `chmod 600`."""
+
+    code = 303
+
+
+class KeyFileCorrupt(KeyFileError):
+    """The key file is damaged or truncated; restore it from a backup (no new key was made)."""
+
+    code = 304
+
+
+class KeyFileMissing(KeyFileError):
+    """The profile has no identity yet; create one (`meshtalk init`)."""
+
+    code = 305
+
+
+class ConfigError(MeshtalkError):
+    """A setting, profile name or path is not acceptable; the message names which and why."""
+
+    code = 400
+
+
+def _all_subclasses(cls: type[MeshtalkError]) -> list[type[MeshtalkError]]:
+    found = [cls]
+    for sub in cls.__subclasses__():
+        found.extend(_all_subclasses(sub))
+    return found
+
+
+def error_from_code(code: int, message: str) -> MeshtalkError:
+    """Rebuild the exception a remote ERROR frame stands for; unknown codes map to the base."""
+    for cls in _all_subclasses(MeshtalkError):
+        if cls.code == code:
+            return cls(message)
+    return MeshtalkError(f"remote error {code}: {message}")

@@ -1,0 +1,64 @@
+"""The sans-I/O boundary and the public API surface."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+
+import pytest
+
+import meshtalk
+import meshtalk.protocol
+
+FORBIDDEN = ["trio", "socket", "sqlite3", "libp2p", "asyncio", "multiaddr", "ssl"]
+
+
+def loaded_modules(statement: str) -> set[str]:
+    code = f"import sys, json; {statement}; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    return set(json.loads(out.stdout))
+
+
+def test_protocol_imports_no_io_modules() -> None:
+    modules = loaded_modules("import meshtalk.protocol")
+    assert "meshtalk.protocol" in modules
+    leaked = {m for m in modules if m.split(".")[0] in FORBIDDEN}
+    assert not leaked, f"meshtalk.protocol pulled in {sorted(leaked)}"
+
+
+def test_importing_meshtalk_stays_light() -> None:
+    modules = loaded_modules("import meshtalk")
+    heavy = {m for m in modules if m.split(".")[0] in {"trio", "libp2p", "sqlite3"}}
+    assert not heavy, f"import meshtalk pulled in {sorted(heavy)}"
+
+
+@pytest.mark.parametrize("package", [meshtalk, meshtalk.protocol])
+def test_exported_names_exist(package: object) -> None:
+    names = package.__all__  # type: ignore[attr-defined]
+    assert len(names) == len(set(names))
+    for name in names:
+        assert hasattr(package, name), name
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "meshtalk.identity",
+        "meshtalk.protocol.codec",
+        "meshtalk.protocol.envelope",
+        "meshtalk.protocol.errors",
+        "meshtalk.protocol.frames",
+        "meshtalk.protocol.keys",
+        "meshtalk.protocol.replay",
+        "meshtalk.protocol.sealing",
+    ],
+)
+def test_private_modules_declare_all_and_are_reexported(module: str) -> None:
+    mod = importlib.import_module(module)
+    for name in mod.__all__:
+        if not name.isupper() and module != "meshtalk.protocol.codec":
+            assert name in meshtalk.__all__ or name in meshtalk.protocol.__all__, name
