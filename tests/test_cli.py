@@ -1,0 +1,64 @@
+"""The real `meshtalk` command, as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from meshtalk import __version__
+
+
+def meshtalk(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "meshtalk", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_version() -> None:
+    result = meshtalk("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"meshtalk {__version__}"
+
+
+def test_selfcheck_human() -> None:
+    result = meshtalk("selfcheck")
+    assert result.returncode == 0, result.stderr
+    assert "all 5 checks passed" in result.stdout
+    assert "DecryptionFailed" in result.stdout
+    assert result.stderr == ""
+
+
+def test_selfcheck_json() -> None:
+    result = meshtalk("selfcheck", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is True
+    assert [s["name"] for s in report["steps"]] == [
+        "identity",
+        "keystore",
+        "seal/open",
+        "tamper",
+        "recipient",
+    ]
+
+
+def test_help_everywhere() -> None:
+    for args in (["--help"], ["selfcheck", "--help"]):
+        result = meshtalk(*args)
+        assert result.returncode == 0
+        assert "usage: meshtalk" in result.stdout
+
+
+def test_bad_arguments_are_one_line_errors() -> None:
+    for args in (["nonsense"], ["selfcheck", "--bogus"]):
+        result = meshtalk(*args)
+        assert result.returncode == 2
+        assert "Traceback" not in result.stderr
+        assert "error:" in result.stderr.splitlines()[-1]
+
+
+def test_no_command_prints_help_and_fails() -> None:
+    result = meshtalk()
+    assert result.returncode == 2
+    assert "selfcheck" in result.stdout
