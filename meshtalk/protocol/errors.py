@@ -31,6 +31,14 @@ __all__ = [
     "KeyFileCorrupt",
     "KeyFileMissing",
     "ConfigError",
+    "NodeError",
+    "ProfileLocked",
+    "UnknownPeer",
+    "StoreError",
+    "DeliveryFailed",
+    "DeliveryTimeout",
+    "NodeClosed",
+    "PeerUnreachable",
     "error_from_code",
 ]
 
@@ -39,6 +47,13 @@ class MeshtalkError(Exception):
     """Base class of every error meshtalk raises on purpose."""
 
     code: ClassVar[int] = 1
+    message_id: bytes | None = None
+    """The id of the message the error is about, when it is known."""
+
+    def about(self, message_id: bytes) -> MeshtalkError:
+        """Attach the id of the message this error is about; returns self."""
+        self.message_id = message_id
+        return self
 
 
 class ProtocolError(MeshtalkError):
@@ -165,6 +180,54 @@ class ConfigError(MeshtalkError):
     """A setting, profile name or path is not acceptable; the message names which and why."""
 
     code = 400
+
+
+class NodeError(MeshtalkError):
+    """The node could not do what was asked."""
+
+    code = 500
+
+
+class ProfileLocked(NodeError):
+    """Another node is already running on this profile; stop it or use another profile."""
+
+    code = 501
+
+
+class UnknownPeer(NodeError):
+    """No contact has that name or peer ID; add it first (contacts add)."""
+
+    code = 502
+
+
+class StoreError(NodeError):
+    """The local store failed (disk full, damaged, or from a newer meshtalk); nothing was lost."""
+
+    code = 503
+
+
+class DeliveryFailed(NodeError):
+    """The recipient refused the message for good; it will not be retried."""
+
+    code = 504
+
+
+class DeliveryTimeout(NodeError):
+    """No acknowledgement in time; the message stays queued and will still be delivered."""
+
+    code = 505
+
+
+class NodeClosed(NodeError):
+    """The node is shut down; open it again to continue."""
+
+    code = 506
+
+
+class PeerUnreachable(NodeError):
+    """The peer could not be reached at any known address right now."""
+
+    code = 507
 
 
 def _all_subclasses(cls: type[MeshtalkError]) -> list[type[MeshtalkError]]:

@@ -136,18 +136,20 @@ def open_sealed(
     if envelope.author != author:
         raise AuthorMismatch(
             f"message signed by {author} claims to be written by {envelope.author}"
-        )
+        ).about(envelope.id)
     if my_key.peer_id not in envelope.recipients:
-        raise NotARecipient(f"{my_key.peer_id} is not among the message's signed recipients")
+        raise NotARecipient(f"{my_key.peer_id} is not among the message's signed recipients").about(
+            envelope.id
+        )
     age = now_ms - envelope.timestamp_ms
     if age < -max_future_skew_ms:
         raise ClockSkew(
             f"message from {author} is dated {-age / 1000:.0f} s in the future (limit "
             f"{max_future_skew_ms / 1000:.0f} s); check both machines' clocks"
-        )
+        ).about(envelope.id)
     if age > max_age_ms:
         raise ClockSkew(
             f"message from {author} is {age / 1000:.0f} s old, older than the accepted "
             f"{max_age_ms / 1000:.0f} s"
-        )
+        ).about(envelope.id)
     return envelope

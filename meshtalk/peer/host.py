@@ -1,0 +1,250 @@
+"""The py-libp2p host, hardened, and the one place that knows py-libp2p's quirks.
+
+Whatever py-libp2p 0.8.x defaults to, a meshtalk host uses Noise only (no plaintext, secio or
+TLS), yamux only, TCP only, at most one connection per peer, no mDNS/UPnP side effects, and
+announces only concrete addresses (never 0.0.0.0). Stream handlers are wrapped so that no
+exception from one stream can end the node: in py-libp2p 0.8.1 an exception escaping a handler
+ends the whole `trio.run`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final
+
+import multiaddr
+import trio
+from libp2p import new_host
+from libp2p.abc import IHost, INetStream
+from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.exceptions import BaseLibp2pError
+from libp2p.network.config import ConnectionConfig
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
+from libp2p.transport.tcp.tcp import TCP
+
+from ..identity import libp2p_key_pair
+from ..protocol.errors import ConfigError
+from ..protocol.keys import NodeKey, PeerId
+
+__all__ = [
+    "NETWORK_ERRORS",
+    "MSG_PROTOCOL",
+    "build_host",
+    "quiet_libp2p_logging",
+    "safe_handler",
+    "to_libp2p_id",
+    "from_libp2p_id",
+    "parse_multiaddrs",
+    "peer_info",
+    "remote_peer",
+    "announce_addrs",
+    "close_host",
+    "forget_stale_connection",
+]
+
+MSG_PROTOCOL: Final = TProtocol("/meshtalk/msg/1.0.0")
+
+NETWORK_ERRORS: Final = (
+    BaseLibp2pError,
+    OSError,
+    EOFError,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+)
+"""What a dial, read or write can raise when the network or the other side fails."""
+
+logger = logging.getLogger("meshtalk.host")
+
+
+def quiet_libp2p_logging() -> None:
+    """Keep py-libp2p's routine log lines off the user's terminal.
+
+    On import py-libp2p gives its logger no handler and propagate=False, so its warnings reach
+    stderr through `logging.lastResort` as bare lines; and its auto-connector logger sets its own
+    INFO level. Route everything into the application's logging instead, at WARNING, or
+    everything at DEBUG with MESHTALK_DEBUG=1.
+    """
+    debug = bool(os.environ.get("MESHTALK_DEBUG"))
+    root = logging.getLogger("libp2p")
+    root.propagate = True
+    root.setLevel(logging.DEBUG if debug else logging.CRITICAL)
+    for name in ("libp2p.network.auto_connector", "multiaddr"):
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.CRITICAL)
+
+
+def parse_multiaddrs(addresses: Sequence[str]) -> list[multiaddr.Multiaddr]:
+    """Parse multiaddr strings, with a ConfigError that names the bad one."""
+    parsed = []
+    for text in addresses:
+        try:
+            parsed.append(multiaddr.Multiaddr(text))
+        except Exception as exc:  # multiaddr raises a zoo of types for bad input
+            raise ConfigError(f"{text!r} is not a valid multiaddr: {exc}") from exc
+    return parsed
+
+
+def build_host(key: NodeKey, max_streams_per_peer: int = 64) -> IHost:
+    """A host with meshtalk's transport settings, not yet listening."""
+    key_pair = libp2p_key_pair(key)
+    noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
+    tcp = TCP()
+    host = new_host(
+        key_pair=key_pair,
+        sec_opt={NOISE_PROTOCOL_ID: noise},
+        muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
+        transports=[tcp],
+        # One connection per peer: py-libp2p otherwise waits 250 ms before a second dial.
+        connection_config=ConnectionConfig(max_connections_per_peer=1),
+        enable_mDNS=False,
+        enable_upnp=False,
+    )
+    _patch_swarm(host)
+    _track_dialed_sockets(host, tcp)
+    return host
+
+
+def _track_dialed_sockets(host: IHost, tcp: TCP) -> None:
+    """Remember the sockets this host dials, so `close_host` can close any py-libp2p leaves open.
+
+    In py-libp2p 0.8.1, `host.close()` on the dialing side leaves the socket of a live outbound
+    connection open (seen as `ResourceWarning: unclosed socket` at exit).
+    """
+    dialed: weakref.WeakSet[trio.SocketStream] = weakref.WeakSet()
+    dial = tcp.dial
+
+    async def tracking_dial(*args: Any, **kwargs: Any) -> Any:
+        raw = await dial(*args, **kwargs)
+        socket_stream = getattr(getattr(raw, "stream", None), "stream", None)
+        if isinstance(socket_stream, trio.SocketStream):
+            dialed.add(socket_stream)
+        return raw
+
+    tcp.dial = tracking_dial  # type: ignore[method-assign]
+    host._meshtalk_dialed_sockets = dialed  # type: ignore[attr-defined]
+
+
+class _InboundConnectionClosed(Exception):
+    """Ends py-libp2p's per-connection inbound task once the connection is closed."""
+
+
+def _patch_swarm(host: IHost) -> None:
+    """Work around two py-libp2p 0.8.1 swarm behaviours, in this one place.
+
+    1. The auto-connector dials every peer in the peerstore every 10 s (aiming at 200
+       connections): a meshtalk node dials only peers it has messages for.
+    2. Each accepted connection holds an inbound-limiter slot and a task until the *swarm* stops,
+       so a long-running node refuses every inbound connection after its 250th. Making the
+       upgrade step wait for the connection to close, then fail, releases both.
+    """
+    swarm: Any = host.get_network()
+
+    async def no_auto_connect(*args: object, **kwargs: object) -> None:
+        return None
+
+    swarm.auto_connector.maybe_connect = no_auto_connect
+    upgrade = swarm.upgrade_inbound_raw_conn
+
+    async def upgrade_then_wait_closed(raw_conn: object, maddr: object) -> object:
+        muxed = await upgrade(raw_conn, maddr)
+        await muxed.event_closed.wait()
+        raise _InboundConnectionClosed
+
+    swarm.upgrade_inbound_raw_conn = upgrade_then_wait_closed
+
+
+async def close_host(host: IHost) -> None:
+    """Close the host's connections and listeners (leaving `host.run()` alone leaks sockets)."""
+    with trio.CancelScope(shield=True), trio.move_on_after(3):
+        try:
+            await host.close()
+        except Exception:  # noqa: BLE001 - shutting down: report and go on
+            logger.debug("closing the libp2p host failed", exc_info=True)
+    for socket_stream in list(getattr(host, "_meshtalk_dialed_sockets", ())):
+        if socket_stream.socket.fileno() != -1:
+            socket_stream.socket.close()
+
+
+async def forget_stale_connection(host: IHost, peer: PeerId) -> None:
+    """Before redialing a peer: drop a stale connection, the dial back-off, and old addresses.
+
+    py-libp2p reuses a connection it has not noticed is dead, refuses to redial for 60 s after a
+    failed dial, and tries only the first stored address of a peer (identify keeps them 2 h).
+    """
+    peer_id = to_libp2p_id(peer)
+    with trio.move_on_after(2):
+        try:
+            await host.disconnect(peer_id)
+        except Exception:  # noqa: BLE001 - there may be nothing to disconnect
+            logger.debug("disconnect before redial failed", exc_info=True)
+    network: Any = host.get_network()
+    network.unblock_peer(peer_id)
+    host.get_peerstore().clear_addrs(peer_id)
+
+
+def announce_addrs(host: IHost) -> list[str]:
+    """The host's listening addresses with /p2p/<id>, without unspecified (0.0.0.0) ones."""
+    unspecified = ("/ip4/0.0.0.0/", "/ip6/::/")
+    return [str(a) for a in host.get_addrs() if not str(a).startswith(unspecified)]
+
+
+def to_libp2p_id(peer: PeerId) -> ID:
+    """The py-libp2p ID of a peer."""
+    return ID(peer.to_bytes())
+
+
+def from_libp2p_id(peer: ID) -> PeerId:
+    """The meshtalk PeerId of a py-libp2p ID (raises InvalidPeerId for non-Ed25519 peers)."""
+    return PeerId(peer.to_bytes())
+
+
+def remote_peer(stream: INetStream) -> PeerId:
+    """The Noise-authenticated peer at the other end of a stream."""
+    return from_libp2p_id(stream.muxed_conn.peer_id)
+
+
+def peer_info(peer: PeerId, addresses: Sequence[str]) -> PeerInfo:
+    """Dialable info for `peer` from address strings (a /p2p/ suffix is dropped)."""
+    addrs = []
+    for addr in parse_multiaddrs(addresses):
+        if "p2p" in [p.name for p in addr.protocols()]:
+            addr = addr.decapsulate_code(multiaddr.protocols.P_P2P)
+        addrs.append(addr)
+    return PeerInfo(to_libp2p_id(peer), addrs)
+
+
+def safe_handler(
+    name: str, handler: Callable[[INetStream], Awaitable[None]]
+) -> Callable[[INetStream], Awaitable[None]]:
+    """Wrap a stream handler so that nothing it raises escapes into py-libp2p."""
+
+    async def wrapped(stream: INetStream) -> None:
+        try:
+            await handler(stream)
+        except NETWORK_ERRORS as exc:
+            logger.debug("%s stream ended: %r", name, exc)
+        except Exception:
+            logger.exception(
+                "%s stream handler failed; the stream is reset, the node goes on", name
+            )
+        finally:
+            await reset_quietly(stream)
+
+    return wrapped
+
+
+async def reset_quietly(stream: Any) -> None:
+    """Reset a stream, ignoring every error (it may already be gone)."""
+    with trio.move_on_after(1):
+        try:
+            await stream.reset()
+        except Exception:  # noqa: BLE001 - the stream may be in any state here
+            logger.debug("reset of a finished stream failed", exc_info=True)

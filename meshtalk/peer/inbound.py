@@ -1,0 +1,104 @@
+"""The receiving side of `/meshtalk/msg/1.0.0`: drain a peer's stream into the store.
+
+The listener answers the dialer's HELLO, then reads MESSAGE frames as fast as they arrive,
+opens and checks each, stores every batch in one transaction and answers with one ACK frame per
+batch (plus an ERROR frame per refused message). It never waits for the application, so a
+consumer that reads nothing for minutes cannot stall the stream.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from ..protocol.errors import MeshtalkError, NotAuthorized, ProtocolError
+from ..protocol.frames import AckFrame, ErrorFrame, Frame, MessageFrame, negotiate_version
+from ..protocol.sealing import open_sealed
+from .framed import FramedStream
+from .host import remote_peer
+from .store import IncomingResult
+
+if TYPE_CHECKING:
+    from libp2p.abc import INetStream
+
+    from ..protocol.envelope import Envelope
+    from .node import Node
+
+__all__ = ["serve_inbound_stream"]
+
+logger = logging.getLogger("meshtalk.inbound")
+
+
+async def serve_inbound_stream(node: Node, stream: INetStream) -> None:
+    """Run one inbound stream until it ends (exceptions are the caller's wrapper's concern)."""
+    peer = remote_peer(stream)
+    framed = FramedStream(stream, node.config.max_frame_size)
+    if not node.is_trusted(peer):
+        refusal = NotAuthorized(f"{node.peer_id} does not accept messages from {peer}")
+        node.count_refusal(peer, refusal)
+        await framed.write_frames([ErrorFrame.from_exception(refusal)])
+        await stream.close()
+        return
+    try:
+        theirs = await framed.hello(node.versions, node.agent, node.config.handshake_timeout)
+        negotiate_version(node.versions, theirs)
+    except ProtocolError as exc:
+        await framed.write_frames([ErrorFrame.from_exception(exc)])
+        raise
+    node.note_connected(peer)
+    while True:
+        try:
+            frames = await framed.read_frames()
+        except EOFError:
+            return
+        except ProtocolError as exc:
+            # The byte stream is out of sync: report, then the wrapper resets the stream.
+            await framed.write_frames([ErrorFrame.from_exception(exc)])
+            raise
+        replies = _receive_batch(node, frames)
+        if replies:
+            await framed.write_frames(replies)
+
+
+def _receive_batch(node: Node, frames: list[Frame]) -> list[Frame]:
+    now = node.clock()
+    replies: list[Frame] = []
+    accepted: list[tuple[Envelope, bytes]] = []
+    for frame in frames:
+        if not isinstance(frame, MessageFrame):
+            raise_unexpected(frame)
+        try:
+            envelope = open_sealed(
+                frame.sealed,
+                node.key,
+                now,
+                max_future_skew_ms=node.config.max_future_skew_ms,
+                max_age_ms=node.config.max_age_ms,
+            )
+            if not node.is_trusted(envelope.author):
+                raise NotAuthorized(
+                    f"{node.peer_id} does not accept messages from {envelope.author}"
+                ).about(envelope.id)
+        except MeshtalkError as exc:
+            node.count_refusal(None, exc)
+            replies.append(ErrorFrame.from_exception(exc, exc.message_id))
+            continue
+        accepted.append((envelope, frame.sealed))
+    if accepted:
+        results = node.store_incoming(accepted)
+        acked: list[bytes] = []
+        for (envelope, _), result in zip(accepted, results, strict=True):
+            if isinstance(result, IncomingResult):
+                acked.append(envelope.id)
+            else:
+                refusal = NotAuthorized(result)
+                node.count_refusal(envelope.author, refusal)
+                replies.append(ErrorFrame.from_exception(refusal, envelope.id))
+        for start in range(0, len(acked), 4096):
+            replies.append(AckFrame(tuple(acked[start : start + 4096])))
+    return replies
+
+
+def raise_unexpected(frame: Frame) -> None:
+    """Only MESSAGE frames may follow the handshake on a dialer's stream."""
+    raise ProtocolError(f"unexpected {type(frame).__name__} on an inbound message stream")

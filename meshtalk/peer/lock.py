@@ -1,0 +1,46 @@
+"""One node per profile: an exclusive lock on `<profile>/node.lock`, released when the process dies."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+from typing import Final
+
+from ..protocol.errors import ProfileLocked, StoreError
+
+__all__ = ["ProfileLock", "LOCK_FILE_NAME"]
+
+LOCK_FILE_NAME: Final = "node.lock"
+
+
+class ProfileLock:
+    """Holds the profile's lock file open with an exclusive flock (the kernel frees it on exit)."""
+
+    def __init__(self, profile: Path) -> None:
+        self.path = profile / LOCK_FILE_NAME
+        try:
+            profile.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StoreError(f"cannot create the lock file {self.path}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(self._fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(self._fd)
+            raise ProfileLocked(
+                f"profile {profile} is in use by another meshtalk node (pid {holder}); stop it "
+                "or choose another profile"
+            ) from None
+        os.ftruncate(self._fd, 0)
+        os.write(self._fd, f"{os.getpid()}\n".encode())
+
+    def release(self) -> None:
+        """Let another node use the profile."""
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            os.close(self._fd)
+            self._fd = -1

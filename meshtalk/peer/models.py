@@ -1,0 +1,87 @@
+"""What the node's API hands out: contacts, conversations and stored messages."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from ..protocol.keys import PeerId
+
+__all__ = ["Trust", "Contact", "Conversation", "Message", "MessageStatus", "Direction"]
+
+
+class Trust(enum.StrEnum):
+    """How far a contact is trusted: `trusted` may deliver messages, `blocked` may not."""
+
+    TRUSTED = "trusted"
+    BLOCKED = "blocked"
+
+
+class Direction(enum.StrEnum):
+    """Whether a stored message came in or went out."""
+
+    IN = "in"
+    OUT = "out"
+
+
+class MessageStatus(enum.StrEnum):
+    """Where a message stands: received, or for outgoing ones queued -> sent -> delivered/failed."""
+
+    RECEIVED = "received"
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A peer this node knows by name, with its trust level and known addresses."""
+
+    peer_id: PeerId
+    name: str | None
+    trust: Trust
+    addresses: tuple[str, ...]
+    added_ms: int
+    last_seen_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """A direct (two-peer) or group conversation."""
+
+    id: bytes
+    kind: str
+    name: str | None
+    members: tuple[PeerId, ...]
+    lamport: int
+    created_ms: int
+    last_cursor: int | None
+    message_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message as stored locally; `cursor` orders all messages of this node."""
+
+    cursor: int
+    id: bytes
+    conversation: bytes
+    author: PeerId
+    recipients: tuple[PeerId, ...]
+    direction: Direction
+    kind: str
+    body: Any
+    timestamp_ms: int
+    lamport: int
+    reply_to: bytes | None
+    metadata: dict[str, Any] | None
+    status: MessageStatus
+    error: str | None
+    stored_ms: int
+
+    @property
+    def text(self) -> str:
+        """The body as text (str bodies as they are, others as their repr)."""
+        return self.body if isinstance(self.body, str) else repr(self.body)

@@ -1,0 +1,464 @@
+"""The meshtalk node: identity, libp2p host, store, outbox and the API agents use.
+
+    async with open_node(profile_dir("alice")) as node:
+        await node.send("bob", "hello", wait=True)
+        async for message in node.messages(consumer="agent"):
+            ...
+
+`send` returns once the message is committed to the store and outbox (durable across kill -9);
+delivery then runs in the background until the recipient acks.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import trio
+
+from .._version import __version__
+from ..identity import load_or_create_identity
+from ..protocol.envelope import Envelope, direct_conversation_id, new_message_id
+from ..protocol.errors import (
+    ConfigError,
+    DeliveryFailed,
+    DeliveryTimeout,
+    InvalidPeerId,
+    MeshtalkError,
+    NodeClosed,
+    UnknownPeer,
+)
+from ..protocol.frames import DEFAULT_MAX_FRAME_SIZE
+from ..protocol.keys import PeerId
+from ..protocol.sealing import DEFAULT_MAX_AGE_MS, DEFAULT_MAX_FUTURE_SKEW_MS, seal
+from .host import (
+    MSG_PROTOCOL,
+    announce_addrs,
+    build_host,
+    close_host,
+    parse_multiaddrs,
+    quiet_libp2p_logging,
+    safe_handler,
+)
+from .inbound import serve_inbound_stream
+from .lock import ProfileLock
+from .models import Contact, Conversation, Message, Trust
+from .outbound import PeerLink
+from .store import STORE_FILE_NAME, IncomingResult, Store
+
+__all__ = ["Node", "NodeConfig", "MessageStream", "open_node", "PROTOCOL_VERSIONS"]
+
+PROTOCOL_VERSIONS: Final = (1,)
+logger = logging.getLogger("meshtalk.node")
+
+
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class NodeConfig:
+    """How a node listens, stores and retries. The defaults suit a node on one machine."""
+
+    listen: list[str] = field(default_factory=lambda: ["/ip4/127.0.0.1/tcp/0"])
+    durability: str = "normal"
+    retry_initial: float = 0.2
+    retry_max: float = 30.0
+    dial_timeout: float = 10.0
+    handshake_timeout: float = 10.0
+    max_in_flight: int = 4096
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    max_future_skew_ms: int = DEFAULT_MAX_FUTURE_SKEW_MS
+    max_age_ms: int = DEFAULT_MAX_AGE_MS
+    clock: Callable[[], int] = _wall_clock_ms
+
+
+class Node:
+    """One meshtalk node on one profile folder. Start it with `open_node` or `serve`."""
+
+    def __init__(self, profile: str | Path, config: NodeConfig | None = None) -> None:
+        self.profile = Path(profile)
+        self.config = config or NodeConfig()
+        self.clock = self.config.clock
+        self.versions = PROTOCOL_VERSIONS
+        self.agent = f"meshtalk/{__version__}"
+        self.key, _ = load_or_create_identity(self.profile)
+        self.peer_id = self.key.peer_id
+        self.listen_addrs: list[str] = []
+        self.statistics_counter: collections.Counter[str] = collections.Counter()
+        self._store: Store | None = None
+        self._host: Any = None
+        self._links: dict[PeerId, PeerLink] = {}
+        self._nursery: trio.Nursery | None = None
+        self._waiters: dict[bytes, trio.Event] = {}
+        self._failures: dict[bytes, MeshtalkError] = {}
+        self._incoming = trio.Event()
+        self._closed = trio.Event()
+        self._cancel: trio.CancelScope | None = None
+        self._trust_cache: dict[PeerId, Trust | None] = {}
+        self._lock: ProfileLock | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        """The node's store (only while the node runs)."""
+        if self._store is None:
+            raise NodeClosed("the node is not running; start it with open_node() or serve()")
+        return self._store
+
+    @property
+    def host(self) -> Any:
+        """The py-libp2p host (only while the node runs)."""
+        if self._host is None:
+            raise NodeClosed("the node is not running; start it with open_node() or serve()")
+        return self._host
+
+    def _prepare(self) -> None:
+        """Take the profile lock and open the store: errors here are plain, not groups."""
+        if self._lock is not None:
+            return
+        quiet_libp2p_logging()
+        parse_multiaddrs(self.config.listen)
+        lock = ProfileLock(self.profile)
+        try:
+            self._store = Store(self.profile / STORE_FILE_NAME, self.config.durability)  # type: ignore[arg-type]
+        except BaseException:
+            lock.release()
+            raise
+        self._lock = lock
+
+    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the node until cancelled or `aclose()`; reports `started()` once it listens."""
+        self._prepare()
+        assert self._store is not None and self._lock is not None
+        try:
+            self._host = build_host(self.key)
+            handler = safe_handler("inbound", functools.partial(serve_inbound_stream, self))
+            self._host.set_stream_handler(MSG_PROTOCOL, handler)
+            with trio.CancelScope() as self._cancel:
+                async with self._host.run(parse_multiaddrs(self.config.listen)):
+                    try:
+                        async with trio.open_nursery() as nursery:
+                            self._nursery = nursery
+                            self.listen_addrs = announce_addrs(self._host)
+                            for peer in self._store.recipients_with_pending():
+                                self._link(peer).kick()
+                            task_status.started(self)
+                            await trio.sleep_forever()
+                    finally:
+                        await close_host(self._host)
+        finally:
+            self._nursery = None
+            self._host = None
+            self._store.close()
+            self._store = None
+            self._lock.release()
+            self._lock = None
+            self._closed.set()
+            self._incoming.set()
+            for event in self._waiters.values():
+                event.set()
+
+    async def aclose(self) -> None:
+        """Stop the node and wait until it has released its profile."""
+        if self._cancel is not None:
+            self._cancel.cancel()
+            await self._closed.wait()
+
+    # -- peers and trust ---------------------------------------------------------------------
+
+    def resolve(self, ref: str | PeerId) -> PeerId:
+        """A contact name or peer ID (text or PeerId) as a PeerId."""
+        if isinstance(ref, PeerId):
+            return ref
+        contact = self.store.find_contact(ref)
+        if contact is not None:
+            return contact.peer_id
+        try:
+            return PeerId.from_string(ref)
+        except InvalidPeerId:
+            raise UnknownPeer(f"no contact is named {ref!r}, and it is not a peer ID") from None
+
+    def add_contact(
+        self,
+        peer: str | PeerId,
+        name: str | None = None,
+        addresses: Sequence[str] = (),
+        trust: Trust = Trust.TRUSTED,
+    ) -> Contact:
+        """Add or update a contact (addresses are merged); trusted contacts may deliver."""
+        peer_id = peer if isinstance(peer, PeerId) else PeerId.from_string(peer)
+        if peer_id == self.peer_id:
+            raise ConfigError("a node cannot be its own contact")
+        parse_multiaddrs(addresses)
+        contact = self.store.upsert_contact(peer_id, name, addresses, trust, self.clock())
+        self._trust_cache.pop(peer_id, None)
+        if peer_id in self._links:
+            self._links[peer_id].retry_now()
+        return contact
+
+    def remove_contact(self, ref: str | PeerId) -> None:
+        """Forget a contact; its messages stay in the store."""
+        peer = self.resolve(ref)
+        if not self.store.remove_contact(peer):
+            raise UnknownPeer(f"{ref} is not a contact")
+        self._trust_cache.pop(peer, None)
+
+    def set_trust(self, ref: str | PeerId, trust: Trust) -> Contact:
+        """Trust or block a contact."""
+        contact = self.contact(ref)
+        return self.add_contact(contact.peer_id, None, (), trust)
+
+    def contact(self, ref: str | PeerId) -> Contact:
+        """One contact by name or peer ID."""
+        contact = self.store.get_contact(self.resolve(ref))
+        if contact is None:
+            raise UnknownPeer(f"{ref} is not a contact; add it first")
+        return contact
+
+    def contacts(self) -> list[Contact]:
+        """Every contact."""
+        return self.store.contacts()
+
+    def is_trusted(self, peer: PeerId) -> bool:
+        """Whether `peer` may deliver messages to this node."""
+        if peer not in self._trust_cache:
+            contact = self.store.get_contact(peer)
+            self._trust_cache[peer] = None if contact is None else contact.trust
+        return self._trust_cache[peer] is Trust.TRUSTED
+
+    def addresses_of(self, peer: PeerId) -> list[str]:
+        """Known addresses of a peer, best first."""
+        contact = self.store.get_contact(peer)
+        return list(contact.addresses) if contact is not None else []
+
+    def count_refusal(self, peer: PeerId | None, error: MeshtalkError) -> None:
+        """Record a refused delivery attempt."""
+        self.statistics_counter["refused"] += 1
+        logger.info("refused a delivery from %s: %s", peer or "an unknown sender", error)
+        if peer is not None:
+            self.store.record_refusal(peer, f"{type(error).__name__}: {error}", self.clock())
+
+    def note_connected(self, peer: PeerId) -> None:
+        """A trusted peer is connected: update last-seen and flush its outbox now."""
+        self.store.note_seen(peer, self.clock())
+        link = self._links.get(peer)
+        if link is not None and link.state != "connected":
+            link.retry_now()
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def send(
+        self,
+        to: str | PeerId | Sequence[str | PeerId],
+        body: Any,
+        *,
+        conversation: bytes | None = None,
+        kind: str = "text",
+        reply_to: bytes | None = None,
+        metadata: dict[str, Any] | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> bytes:
+        """Queue a message durably and return its id; with wait=True, return once delivered."""
+        targets = [to] if isinstance(to, str | PeerId) else list(to)
+        recipients = tuple(dict.fromkeys(self.contact(t).peer_id for t in targets))
+        if not recipients:
+            raise UnknownPeer("send needs at least one recipient")
+        now = self.clock()
+        if conversation is None:
+            if len(recipients) > 1:
+                raise ConfigError("a message to several peers needs a conversation id")
+            conversation = direct_conversation_id(self.peer_id, recipients[0])
+            members: tuple[PeerId, ...] = (self.peer_id, recipients[0])
+            kind_of_conversation = "direct"
+        else:
+            members = (self.peer_id, *recipients)
+            kind_of_conversation = "group"
+        self.store.create_conversation(conversation, kind_of_conversation, None, members, now)
+        message_id = new_message_id(now)
+
+        def build(lamport: int) -> tuple[Envelope, dict[PeerId, bytes]]:
+            envelope = Envelope(
+                id=message_id, conversation=conversation, author=self.peer_id,
+                recipients=recipients, timestamp_ms=now, lamport=lamport, body=body,
+                kind=kind, reply_to=reply_to, metadata=metadata,
+            )  # fmt: skip
+            return envelope, {r: seal(envelope, self.key, r) for r in recipients}
+
+        self.store.queue_outgoing(conversation, build, now)
+        # No await since the commit: an ack cannot have arrived before the waiter exists.
+        event = trio.Event()
+        if wait:
+            self._waiters[message_id] = event
+        for recipient in recipients:
+            self._link(recipient).kick()
+        if wait:
+            await self._wait_delivered(message_id, event, timeout)
+        return message_id
+
+    async def _wait_delivered(
+        self, message_id: bytes, event: trio.Event, timeout: float | None
+    ) -> None:
+        try:
+            with trio.move_on_after(timeout if timeout is not None else float("inf")):
+                await event.wait()
+        finally:
+            self._waiters.pop(message_id, None)
+        if message_id in self._failures:
+            raise DeliveryFailed(str(self._failures.pop(message_id))).about(message_id)
+        if not event.is_set():
+            raise DeliveryTimeout(
+                f"message {message_id.hex()} was not acknowledged within {timeout} s; it stays "
+                "queued and will still be delivered"
+            ).about(message_id)
+        if self._closed.is_set():
+            raise NodeClosed(
+                "the node stopped before the message was acknowledged; it stays queued"
+            )
+
+    def _link(self, peer: PeerId) -> PeerLink:
+        link = self._links.get(peer)
+        if link is None:
+            if self._nursery is None:
+                raise NodeClosed("the node is not running")
+            link = self._links[peer] = PeerLink(self, peer)
+            self._nursery.start_soon(link.run, name=f"meshtalk link {peer}")
+        return link
+
+    def delivery_acked(self, peer: PeerId, message_ids: list[bytes]) -> None:
+        """Called by a link when `peer` acked these ids."""
+        for message_id in self.store.acknowledge(peer, message_ids):
+            event = self._waiters.get(message_id)
+            if event is not None:
+                event.set()
+
+    def delivery_failed(self, peer: PeerId, message_id: bytes, error: MeshtalkError) -> None:
+        """Called by a link when `peer` refused a message for good."""
+        logger.warning("%s refused message %s: %s", peer, message_id.hex(), error)
+        if self.store.fail(peer, message_id, f"{type(error).__name__}: {error}"):
+            event = self._waiters.get(message_id)
+            if event is not None:
+                self._failures[message_id] = error
+                event.set()
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    def store_incoming(self, items: list[tuple[Envelope, bytes]]) -> list[IncomingResult | str]:
+        """Store opened envelopes (called by inbound streams) and wake readers."""
+        results = self.store.store_incoming(
+            items, self.peer_id, direct_conversation_id, self.clock()
+        )
+        stored = sum(1 for r in results if isinstance(r, IncomingResult) and not r.duplicate)
+        self.statistics_counter["received"] += stored
+        self.statistics_counter["duplicates"] += sum(
+            1 for r in results if isinstance(r, IncomingResult) and r.duplicate
+        )
+        if stored:
+            self._incoming.set()
+            self._incoming = trio.Event()
+        return results
+
+    def messages(self, after: int | None = None, consumer: str | None = None) -> MessageStream:
+        """Incoming messages, oldest first, waiting for new ones forever.
+
+        Resume with `after=cursor`, or name a `consumer` whose position the store remembers (a
+        message counts as handled when the consumer asks for the next one).
+        """
+        if after is None:
+            after = self.store.consumer_cursor(consumer) if consumer is not None else 0
+        return MessageStream(self, after, consumer)
+
+    async def wait_message(self, after: int = 0, timeout: float | None = None) -> Message | None:
+        """The first incoming message after `after`, waiting up to `timeout` s (None if none)."""
+        with trio.move_on_after(timeout if timeout is not None else float("inf")):
+            while True:
+                event = self._incoming
+                batch = self.store.incoming(after, 1)
+                if batch:
+                    return batch[0]
+                await event.wait()
+        return None
+
+    def history(
+        self, conversation: bytes | str | PeerId, after: int = 0, limit: int = 100
+    ) -> list[Message]:
+        """Messages of a conversation (an id, or a contact for the direct one), both ways."""
+        if not isinstance(conversation, bytes):
+            conversation = direct_conversation_id(self.peer_id, self.resolve(conversation))
+        return self.store.history(conversation, after, limit)
+
+    def conversations(self) -> list[Conversation]:
+        """Every conversation, most recently active first."""
+        return self.store.conversations()
+
+    def statistics(self) -> dict[str, Any]:
+        """Counters, outbox size and the state of each peer link."""
+        return {
+            **self.statistics_counter,
+            "outbox": self.store.outbox_size(),
+            "links": {str(p): link.statistics() for p, link in self._links.items()},
+        }
+
+
+class MessageStream:
+    """Async iterator over a node's incoming messages (see `Node.messages`)."""
+
+    def __init__(self, node: Node, after: int, consumer: str | None) -> None:
+        self._node = node
+        self.cursor = after
+        self._consumer = consumer
+        self._buffer: collections.deque[Message] = collections.deque()
+        self._handled: int | None = None
+
+    def __aiter__(self) -> MessageStream:
+        return self
+
+    async def __anext__(self) -> Message:
+        node = self._node
+        if self._consumer is not None and self._handled is not None:
+            node.store.set_consumer_cursor(self._consumer, self._handled)
+            self._handled = None
+        while not self._buffer:
+            event = node._incoming
+            if node._closed.is_set():
+                raise NodeClosed("the node stopped")
+            batch = node.store.incoming(self.cursor, 100)
+            if batch:
+                self._buffer.extend(batch)
+            else:
+                await event.wait()
+        message = self._buffer.popleft()
+        self.cursor = self._handled = message.cursor
+        return message
+
+
+@asynccontextmanager
+async def open_node(profile: str | Path, config: NodeConfig | None = None) -> AsyncIterator[Node]:
+    """Start a node on a profile folder; it stops when the block ends.
+
+    An error from the node or from the block is raised as itself, not wrapped in an
+    exception group.
+    """
+    node = Node(profile, config)
+    node._prepare()
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(node.serve)
+            try:
+                yield node
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        errors = group.exceptions
+        if len(errors) == 1 and isinstance(errors[0], Exception):
+            raise errors[0] from None
+        raise

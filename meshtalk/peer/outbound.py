@@ -1,0 +1,193 @@
+"""The sending side: one `PeerLink` per peer delivers that peer's outbox over one long-lived stream.
+
+The link dials (known addresses first), opens `/meshtalk/msg/1.0.0`, exchanges HELLO, then
+pipelines every pending sealed copy in batches while a second task reads ACK and ERROR frames.
+Nothing leaves the outbox without an ack; when the stream breaks, the link backs off
+(exponentially, with jitter) and resends whatever is still unacked. An inbound connection from
+the peer cuts the back-off short.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import TYPE_CHECKING, Final
+
+import trio
+
+from ..protocol.errors import MeshtalkError, PeerUnreachable, ProtocolError
+from ..protocol.frames import AckFrame, ErrorFrame, MessageFrame, negotiate_version
+from .framed import FramedStream
+from .host import (
+    MSG_PROTOCOL,
+    NETWORK_ERRORS,
+    forget_stale_connection,
+    peer_info,
+    reset_quietly,
+    to_libp2p_id,
+)
+
+if TYPE_CHECKING:
+    from ..protocol.keys import PeerId
+    from .node import Node
+
+__all__ = ["PeerLink"]
+
+logger = logging.getLogger("meshtalk.outbound")
+_BATCH: Final = 256
+
+
+class PeerLink:
+    """Delivers the outbox of one peer; runs for the node's lifetime once started."""
+
+    def __init__(self, node: Node, peer: PeerId) -> None:
+        self.node = node
+        self.peer = peer
+        self.state = "idle"
+        self.last_error: str | None = None
+        self.connected_since: float | None = None
+        self._wake = trio.Event()
+        self._retry_now = trio.Event()
+        self._acked = trio.Event()
+        self._in_flight: dict[bytes, int] = {}
+        self._failure: BaseException | None = None
+        self._redial = False
+
+    def kick(self) -> None:
+        """New messages are waiting for this peer."""
+        self._wake.set()
+
+    def retry_now(self) -> None:
+        """The peer is reachable again (it connected to us): skip the back-off."""
+        self._retry_now.set()
+        self._wake.set()
+
+    def statistics(self) -> dict[str, object]:
+        """State, last error and messages written but not yet acked."""
+        return {
+            "state": self.state,
+            "last_error": self.last_error,
+            "in_flight": len(self._in_flight),
+        }
+
+    async def run(self) -> None:
+        """Deliver forever: connect when there is something to send, back off on failure."""
+        config = self.node.config
+        backoff = config.retry_initial
+        while True:
+            wake = self._wake
+            if not self.node.store.pending(self.peer, 0, 1):
+                self.state = "idle"
+                await wake.wait()
+                if self._wake is wake:
+                    self._wake = trio.Event()
+                continue
+            try:
+                await self._deliver()
+                backoff = config.retry_initial
+            except (*NETWORK_ERRORS, MeshtalkError, trio.TooSlowError) as exc:
+                self._redial = True
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                logger.info("delivery to %s interrupted: %s", self.peer, self.last_error)
+            finally:
+                self.connected_since = None
+                self._in_flight.clear()
+            self.state = "backoff"
+            retry = self._retry_now = trio.Event()
+            with trio.move_on_after(backoff * random.uniform(0.5, 1.0)):
+                await retry.wait()
+                backoff = config.retry_initial
+            backoff = min(backoff * 2, config.retry_max)
+
+    async def _open(self) -> FramedStream:
+        node, config = self.node, self.node.config
+        self.state = "connecting"
+        network = node.host.get_network()
+        if self._redial or not network.connections.get(to_libp2p_id(self.peer)):
+            addresses = node.addresses_of(self.peer)
+            if not addresses:
+                raise PeerUnreachable(f"no known address for {self.peer}")
+            if self._redial:
+                await forget_stale_connection(node.host, self.peer)
+            with trio.fail_after(config.dial_timeout):
+                await node.host.connect(peer_info(self.peer, addresses))
+        self._redial = False
+        with trio.fail_after(config.dial_timeout):
+            stream = await node.host.new_stream(to_libp2p_id(self.peer), [MSG_PROTOCOL])
+        framed = FramedStream(stream, config.max_frame_size)
+        try:
+            theirs = await framed.hello(node.versions, node.agent, config.handshake_timeout)
+            negotiate_version(node.versions, theirs)
+        except BaseException:
+            await reset_quietly(stream)
+            raise
+        return framed
+
+    async def _deliver(self) -> None:
+        framed = await self._open()
+        self.state = "connected"
+        self.connected_since = trio.current_time()
+        self.last_error = None
+        self.node.note_connected(self.peer)
+        self._failure = None
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._guard, self._read_replies, framed, nursery.cancel_scope)
+                nursery.start_soon(self._guard, self._write_pending, framed, nursery.cancel_scope)
+        finally:
+            await reset_quietly(framed.stream)
+        if self._failure is not None:
+            raise self._failure
+
+    async def _guard(self, task: object, framed: FramedStream, scope: trio.CancelScope) -> None:
+        # Either task ending ends both; the first error is re-raised by _deliver (no groups).
+        try:
+            await task(framed)  # type: ignore[operator]
+        except (*NETWORK_ERRORS, MeshtalkError) as exc:
+            if self._failure is None:
+                self._failure = exc
+        scope.cancel()
+
+    async def _write_pending(self, framed: FramedStream) -> None:
+        node, store, limit = self.node, self.node.store, self.node.config.max_in_flight
+        cursor = 0
+        while True:
+            wake, acked = self._wake, self._acked
+            room = limit - len(self._in_flight)
+            if room <= 0:
+                await acked.wait()
+                continue
+            items = store.pending(self.peer, cursor, min(_BATCH, room))
+            if not items:
+                await wake.wait()
+                if self._wake is wake:
+                    self._wake = trio.Event()
+                continue
+            await framed.write_frames([MessageFrame(item.sealed) for item in items])
+            for item in items:
+                self._in_flight[item.message_id] = item.cursor
+            cursor = items[-1].cursor
+            store.mark_sent(self.peer, [item.cursor for item in items])
+            node.statistics_counter["frames_sent"] += len(items)
+
+    async def _read_replies(self, framed: FramedStream) -> None:
+        node = self.node
+        while True:
+            frames = await framed.read_frames()
+            acked: list[bytes] = []
+            for frame in frames:
+                if isinstance(frame, AckFrame):
+                    acked.extend(frame.ids)
+                elif isinstance(frame, ErrorFrame) and frame.ref is not None:
+                    self._in_flight.pop(frame.ref, None)
+                    node.delivery_failed(self.peer, frame.ref, frame.to_exception())
+                elif isinstance(frame, ErrorFrame):
+                    raise frame.to_exception()
+                else:
+                    raise ProtocolError(f"unexpected {type(frame).__name__} from the receiver")
+            if acked:
+                for message_id in acked:
+                    self._in_flight.pop(message_id, None)
+                node.delivery_acked(self.peer, acked)
+            self._acked.set()
+            self._acked = trio.Event()

@@ -1,0 +1,86 @@
+"""The SQLite schema of a node's store, as a list of migrations (index + 1 = schema version).
+
+Never edit a released migration: append a new one. `PRAGMA user_version` records how many have
+been applied; a store newer than this code is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
+
+MIGRATIONS: Final[list[str]] = [
+    # 1: contacts, conversations, messages, outbox, refusals, consumer cursors, node settings
+    """
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE contacts (
+        peer_id      BLOB PRIMARY KEY,
+        name         TEXT UNIQUE,
+        trust        TEXT NOT NULL CHECK (trust IN ('trusted', 'blocked')),
+        addresses    TEXT NOT NULL DEFAULT '[]',
+        added_ms     INTEGER NOT NULL,
+        last_seen_ms INTEGER
+    );
+    CREATE TABLE conversations (
+        id         BLOB PRIMARY KEY,
+        kind       TEXT NOT NULL CHECK (kind IN ('direct', 'group')),
+        name       TEXT,
+        lamport    INTEGER NOT NULL DEFAULT 0,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE conversation_members (
+        conversation BLOB NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        peer_id      BLOB NOT NULL,
+        PRIMARY KEY (conversation, peer_id)
+    );
+    CREATE TABLE messages (
+        cursor       INTEGER PRIMARY KEY AUTOINCREMENT,
+        id           BLOB NOT NULL,
+        author       BLOB NOT NULL,
+        conversation BLOB NOT NULL REFERENCES conversations(id),
+        direction    TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+        kind         TEXT NOT NULL,
+        recipients   BLOB NOT NULL,
+        timestamp_ms INTEGER NOT NULL,
+        lamport      INTEGER NOT NULL,
+        reply_to     BLOB,
+        body         BLOB NOT NULL,
+        metadata     BLOB,
+        sealed       BLOB,
+        status       TEXT NOT NULL
+            CHECK (status IN ('received', 'queued', 'sent', 'delivered', 'failed')),
+        error        TEXT,
+        stored_ms    INTEGER NOT NULL,
+        UNIQUE (author, id)
+    );
+    CREATE INDEX messages_by_conversation ON messages (conversation, cursor);
+    CREATE INDEX messages_incoming ON messages (direction, cursor);
+    CREATE TABLE outbox (
+        message_cursor  INTEGER NOT NULL REFERENCES messages(cursor),
+        recipient       BLOB NOT NULL,
+        message_id      BLOB NOT NULL,
+        sealed          BLOB NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('pending', 'failed')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        error           TEXT,
+        PRIMARY KEY (recipient, message_cursor),
+        UNIQUE (recipient, message_id)
+    );
+    CREATE TABLE refusals (
+        peer_id    BLOB PRIMARY KEY,
+        count      INTEGER NOT NULL,
+        last_ms    INTEGER NOT NULL,
+        last_error TEXT NOT NULL
+    );
+    CREATE TABLE consumer_cursors (
+        name   TEXT PRIMARY KEY,
+        cursor INTEGER NOT NULL
+    );
+    """,
+]
+
+SCHEMA_VERSION: Final = len(MIGRATIONS)

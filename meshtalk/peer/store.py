@@ -1,0 +1,559 @@
+"""The node's local store: one SQLite file (WAL) with contacts, conversations, messages, outbox.
+
+Synchronous and small on purpose: every call is one short transaction, run on the node's trio
+thread. Durability: WAL with `synchronous=NORMAL` survives kill -9 of the process (a committed
+transaction is in the OS before the call returns); `durability="full"` also survives power loss
+at the cost of an fsync per transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from ..protocol.codec import packb, unpackb_strict
+from ..protocol.envelope import Envelope, peer_id_from_bytes
+from ..protocol.errors import ConfigError, MalformedEnvelope, StoreError
+from ..protocol.keys import PeerId
+from .models import Contact, Conversation, Direction, Message, MessageStatus, Trust
+from .schema import MIGRATIONS, SCHEMA_VERSION
+
+__all__ = ["Store", "OutboxItem", "IncomingResult", "STORE_FILE_NAME"]
+
+STORE_FILE_NAME: Final = "store.db"
+_MESSAGE_COLUMNS: Final = (
+    "cursor, id, conversation, author, recipients, direction, kind, body, timestamp_ms, "
+    "lamport, reply_to, metadata, status, error, stored_ms"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One sealed copy waiting for its recipient's ack."""
+
+    cursor: int
+    message_id: bytes
+    recipient: PeerId
+    sealed: bytes
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingResult:
+    """What storing one received envelope did: stored anew, or a duplicate of a stored one."""
+
+    message_id: bytes
+    cursor: int | None
+    duplicate: bool
+
+
+def _ids(peers: Iterable[PeerId]) -> bytes:
+    return packb([p.to_bytes() for p in peers])
+
+
+def _peers(blob: bytes) -> tuple[PeerId, ...]:
+    return tuple(peer_id_from_bytes(raw) for raw in unpackb_strict(blob, MalformedEnvelope, "ids"))
+
+
+def _load(blob: bytes | None) -> Any:
+    return None if blob is None else unpackb_strict(blob, MalformedEnvelope, "stored value")
+
+
+def _message(row: sqlite3.Row) -> Message:
+    return Message(
+        cursor=row[0],
+        id=row[1],
+        conversation=row[2],
+        author=peer_id_from_bytes(row[3]),
+        recipients=_peers(row[4]),
+        direction=Direction(row[5]),
+        kind=row[6],
+        body=_load(row[7]),
+        timestamp_ms=row[8],
+        lamport=row[9],
+        reply_to=row[10],
+        metadata=_load(row[11]),
+        status=MessageStatus(row[12]),
+        error=row[13],
+        stored_ms=row[14],
+    )
+
+
+def _contact(row: sqlite3.Row) -> Contact:
+    return Contact(
+        peer_id=peer_id_from_bytes(row[0]),
+        name=row[1],
+        trust=Trust(row[2]),
+        addresses=tuple(json.loads(row[3])),
+        added_ms=row[4],
+        last_seen_ms=row[5],
+    )
+
+
+class Store:
+    """The SQLite store of one profile. Not thread-safe: use it from the node's thread."""
+
+    def __init__(self, path: Path, durability: Literal["normal", "full"] = "normal") -> None:
+        if durability not in ("normal", "full"):
+            raise ConfigError(f"durability must be 'normal' or 'full', not {durability!r}")
+        self.path = path
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={durability.upper()}")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open the store {path}: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the database file."""
+        self._db.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            with contextlib.suppress(sqlite3.DatabaseError):
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+            raise StoreError(f"the store {self.path} failed: {exc} (nothing was changed)") from exc
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store {self.path} has schema version {version}, newer than this meshtalk "
+                f"understands ({SCHEMA_VERSION}); upgrade meshtalk"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            with self._transaction() as db:
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version={number + 1}")
+
+    def schema_version(self) -> int:
+        """The schema version of the open file."""
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    # -- settings ---------------------------------------------------------------------------
+
+    def get_setting(self, key: str) -> str | None:
+        """A persisted node setting, or None."""
+        row = self._db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_setting(self, key: str, value: str) -> None:
+        """Persist a node setting."""
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, value))
+
+    # -- contacts ---------------------------------------------------------------------------
+
+    def upsert_contact(
+        self,
+        peer: PeerId,
+        name: str | None,
+        addresses: Sequence[str],
+        trust: Trust,
+        now_ms: int,
+    ) -> Contact:
+        """Add a contact, or update its name (if given), trust and addresses (merged)."""
+        with self._transaction() as db:
+            if name is not None:
+                owner = db.execute(
+                    "SELECT peer_id FROM contacts WHERE name = ?", (name,)
+                ).fetchone()
+                if owner is not None and owner[0] != peer.to_bytes():
+                    raise ConfigError(f"the name {name!r} already belongs to another contact")
+            row = db.execute(
+                "SELECT addresses, name FROM contacts WHERE peer_id = ?", (peer.to_bytes(),)
+            ).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO contacts (peer_id, name, trust, addresses, added_ms) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (peer.to_bytes(), name, trust.value, json.dumps(list(addresses)), now_ms),
+                )
+            else:
+                merged = list(dict.fromkeys([*addresses, *json.loads(row[0])]))
+                db.execute(
+                    "UPDATE contacts SET name = ?, trust = ?, addresses = ? WHERE peer_id = ?",
+                    (
+                        name if name is not None else row[1],
+                        trust.value,
+                        json.dumps(merged),
+                        peer.to_bytes(),
+                    ),
+                )
+        contact = self.get_contact(peer)
+        assert contact is not None
+        return contact
+
+    def remove_contact(self, peer: PeerId) -> bool:
+        """Forget a contact; its stored messages stay. Returns whether it existed."""
+        with self._transaction() as db:
+            cursor = db.execute("DELETE FROM contacts WHERE peer_id = ?", (peer.to_bytes(),))
+            return cursor.rowcount > 0
+
+    def get_contact(self, peer: PeerId) -> Contact | None:
+        """The contact with this peer ID, or None."""
+        row = self._db.execute(
+            "SELECT peer_id, name, trust, addresses, added_ms, last_seen_ms FROM contacts "
+            "WHERE peer_id = ?",
+            (peer.to_bytes(),),
+        ).fetchone()
+        return None if row is None else _contact(row)
+
+    def find_contact(self, name: str) -> Contact | None:
+        """The contact with this name, or None."""
+        row = self._db.execute(
+            "SELECT peer_id, name, trust, addresses, added_ms, last_seen_ms FROM contacts "
+            "WHERE name = ?",
+            (name,),
+        ).fetchone()
+        return None if row is None else _contact(row)
+
+    def contacts(self) -> list[Contact]:
+        """All contacts, by name."""
+        rows = self._db.execute(
+            "SELECT peer_id, name, trust, addresses, added_ms, last_seen_ms FROM contacts "
+            "ORDER BY name IS NULL, name, added_ms"
+        ).fetchall()
+        return [_contact(row) for row in rows]
+
+    def note_seen(self, peer: PeerId, now_ms: int) -> None:
+        """Record that a contact was just connected."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE contacts SET last_seen_ms = ? WHERE peer_id = ?", (now_ms, peer.to_bytes())
+            )
+
+    def record_refusal(self, peer: PeerId, error: str, now_ms: int) -> None:
+        """Count a refused attempt by `peer` to deliver to this node."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO refusals (peer_id, count, last_ms, last_error) VALUES (?, 1, ?, ?) "
+                "ON CONFLICT (peer_id) DO UPDATE SET count = count + 1, last_ms = excluded.last_ms,"
+                " last_error = excluded.last_error",
+                (peer.to_bytes(), now_ms, error),
+            )
+
+    def refusals(self) -> dict[PeerId, int]:
+        """How many deliveries each refused peer attempted."""
+        rows = self._db.execute("SELECT peer_id, count FROM refusals").fetchall()
+        return {peer_id_from_bytes(row[0]): row[1] for row in rows}
+
+    # -- conversations ----------------------------------------------------------------------
+
+    def _create_conversation(
+        self,
+        db: sqlite3.Connection,
+        conversation: bytes,
+        kind: str,
+        name: str | None,
+        members: Iterable[PeerId],
+        now_ms: int,
+    ) -> None:
+        db.execute(
+            "INSERT INTO conversations (id, kind, name, created_ms) VALUES (?, ?, ?, ?)",
+            (conversation, kind, name, now_ms),
+        )
+        db.executemany(
+            "INSERT OR IGNORE INTO conversation_members (conversation, peer_id) VALUES (?, ?)",
+            [(conversation, m.to_bytes()) for m in members],
+        )
+
+    def create_conversation(
+        self,
+        conversation: bytes,
+        kind: str,
+        name: str | None,
+        members: Iterable[PeerId],
+        now_ms: int,
+    ) -> None:
+        """Create a conversation unless it exists."""
+        with self._transaction() as db:
+            exists = db.execute(
+                "SELECT 1 FROM conversations WHERE id = ?", (conversation,)
+            ).fetchone()
+            if exists is None:
+                self._create_conversation(db, conversation, kind, name, members, now_ms)
+
+    def members(self, conversation: bytes) -> tuple[PeerId, ...]:
+        """The members of a conversation (empty if it does not exist)."""
+        rows = self._db.execute(
+            "SELECT peer_id FROM conversation_members WHERE conversation = ? ORDER BY peer_id",
+            (conversation,),
+        ).fetchall()
+        return tuple(peer_id_from_bytes(row[0]) for row in rows)
+
+    def conversations(self, conversation: bytes | None = None) -> list[Conversation]:
+        """All conversations (or the one asked for), most recently active first."""
+        where, args = ("WHERE c.id = ?", (conversation,)) if conversation is not None else ("", ())
+        rows = self._db.execute(
+            "SELECT c.id, c.kind, c.name, c.lamport, c.created_ms, MAX(m.cursor), COUNT(m.cursor)"
+            " FROM conversations c LEFT JOIN messages m ON m.conversation = c.id "
+            f"{where} GROUP BY c.id ORDER BY MAX(m.cursor) IS NULL, MAX(m.cursor) DESC",
+            args,
+        ).fetchall()
+        return [
+            Conversation(
+                id=row[0],
+                kind=row[1],
+                name=row[2],
+                members=self.members(row[0]),
+                lamport=row[3],
+                created_ms=row[4],
+                last_cursor=row[5],
+                message_count=row[6],
+            )
+            for row in rows
+        ]
+
+    # -- messages ---------------------------------------------------------------------------
+
+    def queue_outgoing(self, conversation: bytes, build: Any, now_ms: int) -> tuple[Envelope, int]:
+        """Store a new outgoing message and its sealed copies in one transaction.
+
+        `build(lamport) -> (envelope, {recipient: sealed})` runs inside the transaction, so the
+        conversation's Lamport counter and the outbox can never disagree.
+        """
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT lamport FROM conversations WHERE id = ?", (conversation,)
+            ).fetchone()
+            if row is None:
+                raise StoreError("conversation does not exist; create it before sending")
+            lamport = row[0] + 1
+            envelope, copies = build(lamport)
+            db.execute("UPDATE conversations SET lamport = ? WHERE id = ?", (lamport, conversation))
+            cursor = self._insert_message(
+                db, envelope, Direction.OUT, None, MessageStatus.QUEUED, now_ms
+            )
+            db.executemany(
+                "INSERT INTO outbox (message_cursor, recipient, message_id, sealed, state) "
+                "VALUES (?, ?, ?, ?, 'pending')",
+                [(cursor, r.to_bytes(), envelope.id, s) for r, s in copies.items()],
+            )
+            return envelope, cursor
+
+    def _insert_message(
+        self,
+        db: sqlite3.Connection,
+        envelope: Envelope,
+        direction: Direction,
+        sealed: bytes | None,
+        status: MessageStatus,
+        now_ms: int,
+    ) -> int:
+        cursor = db.execute(
+            f"INSERT INTO messages ({_MESSAGE_COLUMNS.replace('cursor, ', '', 1)}, sealed) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+            (
+                envelope.id,
+                envelope.conversation,
+                envelope.author.to_bytes(),
+                _ids(envelope.recipients),
+                direction.value,
+                envelope.kind,
+                packb(envelope.body),
+                envelope.timestamp_ms,
+                envelope.lamport,
+                envelope.reply_to,
+                None if envelope.metadata is None else packb(envelope.metadata),
+                status.value,
+                now_ms,
+                sealed,
+            ),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def store_incoming(
+        self, items: Sequence[tuple[Envelope, bytes]], me: PeerId, direct_id: Any, now_ms: int
+    ) -> list[IncomingResult | str]:
+        """Store received envelopes in one transaction; duplicates are recognised, not stored.
+
+        Returns, per item, an IncomingResult or the reason it was refused (the author is not a
+        member of the conversation it writes to). `direct_id(a, b)` names direct conversations.
+        """
+        results: list[IncomingResult | str] = []
+        with self._transaction() as db:
+            for envelope, sealed in items:
+                author = envelope.author
+                existing = db.execute(
+                    "SELECT cursor FROM messages WHERE author = ? AND id = ?",
+                    (author.to_bytes(), envelope.id),
+                ).fetchone()
+                if existing is not None:
+                    results.append(IncomingResult(envelope.id, existing[0], duplicate=True))
+                    continue
+                refusal = self._admit_to_conversation(db, envelope, me, direct_id, now_ms)
+                if refusal is not None:
+                    results.append(refusal)
+                    continue
+                cursor = self._insert_message(
+                    db, envelope, Direction.IN, sealed, MessageStatus.RECEIVED, now_ms
+                )
+                results.append(IncomingResult(envelope.id, cursor, duplicate=False))
+        return results
+
+    def _admit_to_conversation(
+        self,
+        db: sqlite3.Connection,
+        envelope: Envelope,
+        me: PeerId,
+        direct_id: Any,
+        now_ms: int,
+    ) -> str | None:
+        conversation, author = envelope.conversation, envelope.author
+        # The author is always a party to its own direct conversation with this node.
+        is_direct = conversation == direct_id(author, me)
+        row = db.execute("SELECT kind FROM conversations WHERE id = ?", (conversation,)).fetchone()
+        if row is None:
+            if is_direct:
+                self._create_conversation(db, conversation, "direct", None, (author, me), now_ms)
+            else:
+                members = dict.fromkeys((author, *envelope.recipients))
+                self._create_conversation(db, conversation, "group", None, members, now_ms)
+        elif not is_direct:
+            member = db.execute(
+                "SELECT 1 FROM conversation_members WHERE conversation = ? AND peer_id = ?",
+                (conversation, author.to_bytes()),
+            ).fetchone()
+            if member is None:
+                return f"{author} is not a member of conversation {conversation.hex()}"
+        db.execute(
+            "UPDATE conversations SET lamport = MAX(lamport, ?) WHERE id = ?",
+            (envelope.lamport, conversation),
+        )
+        return None
+
+    def pending(self, recipient: PeerId, after_cursor: int, limit: int) -> list[OutboxItem]:
+        """Outbox copies for `recipient` past `after_cursor`, oldest first."""
+        rows = self._db.execute(
+            "SELECT message_cursor, message_id, sealed, attempts FROM outbox "
+            "WHERE recipient = ? AND state = 'pending' AND message_cursor > ? "
+            "ORDER BY message_cursor LIMIT ?",
+            (recipient.to_bytes(), after_cursor, limit),
+        ).fetchall()
+        return [OutboxItem(row[0], row[1], recipient, row[2], row[3]) for row in rows]
+
+    def recipients_with_pending(self) -> list[PeerId]:
+        """Every peer that has copies waiting in the outbox."""
+        rows = self._db.execute(
+            "SELECT DISTINCT recipient FROM outbox WHERE state = 'pending'"
+        ).fetchall()
+        return [peer_id_from_bytes(row[0]) for row in rows]
+
+    def outbox_size(self) -> int:
+        """How many sealed copies wait for an ack."""
+        return int(
+            self._db.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchone()[0]
+        )
+
+    def mark_sent(self, recipient: PeerId, cursors: Sequence[int]) -> None:
+        """Record that these copies were written to the recipient's stream."""
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE outbox SET attempts = attempts + 1 WHERE recipient = ? "
+                "AND message_cursor = ?",
+                [(recipient.to_bytes(), c) for c in cursors],
+            )
+            db.executemany(
+                "UPDATE messages SET status = 'sent' WHERE cursor = ? AND status = 'queued'",
+                [(c,) for c in cursors],
+            )
+
+    def acknowledge(self, recipient: PeerId, message_ids: Sequence[bytes]) -> list[bytes]:
+        """Drop acked copies; returns the ids of messages now delivered to every recipient."""
+        delivered: list[bytes] = []
+        with self._transaction() as db:
+            for message_id in message_ids:
+                row = db.execute(
+                    "DELETE FROM outbox WHERE recipient = ? AND message_id = ? "
+                    "RETURNING message_cursor",
+                    (recipient.to_bytes(), message_id),
+                ).fetchone()
+                if row is None:
+                    continue  # a duplicate ack
+                left = db.execute(
+                    "SELECT COUNT(*) FROM outbox WHERE message_cursor = ?", (row[0],)
+                ).fetchone()[0]
+                if left == 0:
+                    db.execute(
+                        "UPDATE messages SET status = 'delivered' WHERE cursor = ?", (row[0],)
+                    )
+                    delivered.append(message_id)
+        return delivered
+
+    def fail(self, recipient: PeerId, message_id: bytes, error: str) -> bool:
+        """The recipient refused this copy for good: stop retrying it and mark the message."""
+        with self._transaction() as db:
+            row = db.execute(
+                "UPDATE outbox SET state = 'failed', error = ? WHERE recipient = ? "
+                "AND message_id = ? AND state = 'pending' RETURNING message_cursor",
+                (error, recipient.to_bytes(), message_id),
+            ).fetchone()
+            if row is None:
+                return False
+            db.execute(
+                "UPDATE messages SET status = 'failed', error = ? WHERE cursor = ?",
+                (f"{recipient}: {error}", row[0]),
+            )
+            return True
+
+    def _select(self, where: str, args: Sequence[Any], limit: int) -> list[Message]:
+        rows = self._db.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {where} ORDER BY cursor LIMIT ?",
+            (*args, limit),
+        ).fetchall()
+        return [_message(row) for row in rows]
+
+    def history(self, conversation: bytes, after: int, limit: int) -> list[Message]:
+        """Messages of one conversation, both directions, after a cursor, oldest first."""
+        return self._select("conversation = ? AND cursor > ?", (conversation, after), limit)
+
+    def incoming(self, after: int, limit: int) -> list[Message]:
+        """Received messages after a cursor, oldest first."""
+        return self._select("direction = 'in' AND cursor > ?", (after,), limit)
+
+    def message(self, author: PeerId, message_id: bytes) -> Message | None:
+        """One message by author and id."""
+        found = self._select("author = ? AND id = ?", (author.to_bytes(), message_id), 1)
+        return found[0] if found else None
+
+    def last_cursor(self) -> int:
+        """The newest cursor in the store (0 when empty)."""
+        return int(self._db.execute("SELECT COALESCE(MAX(cursor), 0) FROM messages").fetchone()[0])
+
+    def consumer_cursor(self, name: str) -> int:
+        """Where a named consumer of incoming messages left off (0 if new)."""
+        row = self._db.execute(
+            "SELECT cursor FROM consumer_cursors WHERE name = ?", (name,)
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def set_consumer_cursor(self, name: str, cursor: int) -> None:
+        """Remember that a named consumer has handled everything up to `cursor`."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO consumer_cursors (name, cursor) VALUES (?, ?) ON CONFLICT (name) "
+                "DO UPDATE SET cursor = MAX(cursor, excluded.cursor)",
+                (name, cursor),
+            )

@@ -1,0 +1,143 @@
+"""Real nodes on 127.0.0.1 exchanging messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+
+from meshtalk.peer.models import Direction, MessageStatus
+from meshtalk.peer.node import open_node
+from meshtalk.protocol import (
+    ConfigError,
+    DeliveryTimeout,
+    NodeKey,
+    ProfileLocked,
+    UnknownPeer,
+    direct_conversation_id,
+)
+from tests.test_peer.helpers import collect, fast_config, port_of, running
+
+
+async def test_two_nodes_talk_both_ways(tmp_path: Path) -> None:
+    async with running(tmp_path, "alice", "bob") as (alice, bob):
+        first = await alice.send("bob", "hello bob", wait=True)
+        await bob.send("alice", {"reply": "hello alice", "n": 1}, reply_to=first, wait=True)
+        [got_by_bob] = await collect(bob, 1)
+        [got_by_alice] = await collect(alice, 1)
+        assert got_by_bob.body == "hello bob"
+        assert got_by_bob.author == alice.peer_id
+        assert got_by_alice.body == {"reply": "hello alice", "n": 1}
+        assert got_by_alice.reply_to == first
+        # Both sides see the same conversation, in order, with their own directions.
+        conversation = direct_conversation_id(alice.peer_id, bob.peer_id)
+        for node, first_direction in ((alice, Direction.OUT), (bob, Direction.IN)):
+            history = node.history(conversation)
+            assert [m.lamport for m in history] == [1, 2]
+            assert history[0].direction is first_direction
+            assert [m.body for m in history][0] == "hello bob"
+        assert alice.history("bob")[0].status is MessageStatus.DELIVERED
+        assert [c.id for c in bob.conversations()] == [conversation]
+
+
+async def test_cursors_resume_where_the_consumer_left_off(tmp_path: Path) -> None:
+    async with running(tmp_path, "alice", "bob") as (alice, bob):
+        for i in range(5):
+            await alice.send("bob", f"m{i}", wait=True)
+        seen = []
+        async for message in bob.messages(consumer="agent"):
+            seen.append(message.body)
+            if len(seen) == 3:
+                break
+        # The third was being handled when the consumer stopped: it is handed out again.
+        again = await collect(bob, 3, after=bob.store.consumer_cursor("agent"))
+        assert [m.body for m in again] == ["m2", "m3", "m4"]
+        page = bob.history("alice", after=again[0].cursor, limit=1)
+        assert [m.body for m in page] == ["m3"]
+
+
+async def test_three_nodes(tmp_path: Path) -> None:
+    async with running(tmp_path, "a", "b", "c") as nodes:
+        names = ["a", "b", "c"]
+        for node, name in zip(nodes, names, strict=True):
+            for other in names:
+                if other != name:
+                    await node.send(other, f"{name}->{other}")
+        for node, name in zip(nodes, names, strict=True):
+            got = await collect(node, 2)
+            assert sorted(m.body for m in got) == sorted(f"{o}->{name}" for o in names if o != name)
+
+
+async def test_group_conversation(tmp_path: Path) -> None:
+    async with running(tmp_path, "a", "b", "c") as (a, b, c):
+        group = b"G" * 16
+        await a.send(["b", "c"], "hello group", conversation=group, wait=True)
+        for node in (b, c):
+            [message] = await collect(node, 1)
+            assert message.conversation == group
+            assert set(message.recipients) == {b.peer_id, c.peer_id}
+        await b.send(["a", "c"], "hi all", conversation=group, wait=True)
+        assert [m.body for m in c.history(group)] == ["hello group", "hi all"]
+
+
+async def test_receiver_offline_then_back(tmp_path: Path) -> None:
+    config = fast_config()
+    async with open_node(tmp_path / "alice", config) as alice:
+        async with open_node(tmp_path / "bob", config) as bob:
+            bob_id, bob_addrs, bob_port = bob.peer_id, bob.listen_addrs, port_of(bob)
+            bob.add_contact(alice.peer_id, "alice", alice.listen_addrs)
+        alice.add_contact(bob_id, "bob", bob_addrs)
+        ids = [await alice.send("bob", f"while offline {i}") for i in range(20)]
+        with pytest.raises(DeliveryTimeout, match="stays queued"):
+            await alice.send("bob", "last", wait=True, timeout=0.5)
+        await trio.sleep(0.3)  # let a few redelivery attempts fail
+        assert alice.statistics()["outbox"] == 21
+        back = fast_config(listen=[f"/ip4/127.0.0.1/tcp/{bob_port}"])
+        async with open_node(tmp_path / "bob", back) as bob:
+            got = await collect(bob, 21)
+            assert [m.body for m in got] == [f"while offline {i}" for i in range(20)] + ["last"]
+            with trio.fail_after(10):
+                while alice.statistics()["outbox"]:
+                    await trio.sleep(0.05)
+            await trio.sleep(0.2)
+            assert len(bob.store.incoming(0, 100)) == 21  # nothing doubled
+        assert all(
+            alice.store.message(alice.peer_id, i).status is MessageStatus.DELIVERED for i in ids
+        )  # type: ignore[union-attr]
+
+
+async def test_unknown_peer_is_refused_and_counted(tmp_path: Path) -> None:
+    async with running(tmp_path, "bob", "mallory", contacts=False) as (bob, mallory):
+        mallory.add_contact(bob.peer_id, "bob", bob.listen_addrs)
+        with pytest.raises(DeliveryTimeout):
+            await mallory.send("bob", "let me in", wait=True, timeout=1.0)
+        assert bob.store.incoming(0, 10) == []
+        assert bob.store.refusals()[mallory.peer_id] >= 1
+        link = mallory.statistics()["links"][str(bob.peer_id)]
+        assert "NotAuthorized" in (link["last_error"] or "")
+
+
+async def test_api_errors(tmp_path: Path) -> None:
+    async with running(tmp_path, "alice") as (alice,):
+        with pytest.raises(UnknownPeer, match="no contact is named"):
+            await alice.send("nobody", "hi")
+        stranger = NodeKey.generate().peer_id
+        with pytest.raises(UnknownPeer, match="add it first"):
+            await alice.send(stranger, "hi")
+        with pytest.raises(ConfigError, match="own contact"):
+            alice.add_contact(alice.peer_id)
+        with pytest.raises(ConfigError, match="multiaddr"):
+            alice.add_contact(stranger, "s", ["not an address"])
+        with pytest.raises(ProfileLocked, match="in use"):
+            async with open_node(tmp_path / "alice"):
+                pass
+
+
+async def test_errors_from_the_block_are_not_wrapped(tmp_path: Path) -> None:
+    with pytest.raises(UnknownPeer):
+        async with open_node(tmp_path / "alice") as alice:
+            await alice.send("nobody", "hi")
+    # The profile is free again afterwards.
+    async with open_node(tmp_path / "alice") as alice:
+        assert alice.listen_addrs

@@ -1,0 +1,157 @@
+"""The SQLite store on real files."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from meshtalk.peer.models import Direction, MessageStatus, Trust
+from meshtalk.peer.schema import SCHEMA_VERSION
+from meshtalk.peer.store import IncomingResult, Store
+from meshtalk.protocol import (
+    ConfigError,
+    Envelope,
+    NodeKey,
+    StoreError,
+    direct_conversation_id,
+    seal,
+)
+from tests.conftest import NOW_MS, fixed_key, make_envelope
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "store.db")
+
+
+def outgoing(store: Store, author: NodeKey, *to: NodeKey, body: str = "hi") -> tuple[Envelope, int]:
+    conversation = direct_conversation_id(author.peer_id, to[0].peer_id)
+    store.create_conversation(conversation, "direct", None, (author.peer_id, to[0].peer_id), NOW_MS)
+
+    def build(lamport: int) -> tuple[Envelope, dict]:
+        env = make_envelope(author, *to, body=body, lamport=lamport, id=bytes([lamport]) * 16)
+        return env, {r.peer_id: seal(env, author, r.peer_id) for r in to}
+
+    return store.queue_outgoing(conversation, build, NOW_MS)
+
+
+def test_schema_is_versioned_and_reopens(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    Store(path).close()
+    again = Store(path)
+    assert again.schema_version() == SCHEMA_VERSION
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    Store(path).close()
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(StoreError, match="upgrade meshtalk"):
+        Store(path)
+
+
+def test_garbage_file_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="cannot open"):
+        Store(path)
+
+
+def test_contacts(store: Store, alice: NodeKey, bob: NodeKey) -> None:
+    store.upsert_contact(bob.peer_id, "bob", ["/ip4/127.0.0.1/tcp/1"], Trust.TRUSTED, NOW_MS)
+    store.upsert_contact(bob.peer_id, None, ["/ip4/127.0.0.1/tcp/2"], Trust.TRUSTED, NOW_MS)
+    contact = store.find_contact("bob")
+    assert contact is not None
+    assert contact.peer_id == bob.peer_id
+    assert contact.addresses == ("/ip4/127.0.0.1/tcp/2", "/ip4/127.0.0.1/tcp/1")
+    with pytest.raises(ConfigError, match="already belongs"):
+        store.upsert_contact(alice.peer_id, "bob", [], Trust.TRUSTED, NOW_MS)
+    store.upsert_contact(bob.peer_id, "robert", [], Trust.BLOCKED, NOW_MS)
+    assert store.find_contact("bob") is None
+    assert store.get_contact(bob.peer_id).trust is Trust.BLOCKED  # type: ignore[union-attr]
+    assert store.remove_contact(bob.peer_id)
+    assert not store.remove_contact(bob.peer_id)
+    assert store.contacts() == []
+
+
+def test_outgoing_lifecycle(store: Store, alice: NodeKey, bob: NodeKey, carol: NodeKey) -> None:
+    env, cursor = outgoing(store, alice, bob, carol)
+    assert env.lamport == 1
+    [pending] = store.pending(bob.peer_id, 0, 10)
+    assert pending.message_id == env.id
+    assert store.outbox_size() == 2
+    store.mark_sent(bob.peer_id, [cursor])
+    assert store.history(env.conversation, 0, 10)[0].status is MessageStatus.SENT
+    assert store.acknowledge(bob.peer_id, [env.id]) == []  # carol has not acked yet
+    assert store.acknowledge(bob.peer_id, [env.id]) == []  # duplicate ack: harmless
+    assert store.acknowledge(carol.peer_id, [env.id]) == [env.id]
+    [message] = store.history(env.conversation, 0, 10)
+    assert message.status is MessageStatus.DELIVERED
+    assert message.direction is Direction.OUT
+    assert store.outbox_size() == 0
+    env2, _ = outgoing(store, alice, bob)
+    assert env2.lamport == 2
+
+
+def test_failure_stops_retries(store: Store, alice: NodeKey, bob: NodeKey) -> None:
+    env, _ = outgoing(store, alice, bob)
+    assert store.fail(bob.peer_id, env.id, "NotAuthorized: go away")
+    assert store.pending(bob.peer_id, 0, 10) == []
+    [message] = store.history(env.conversation, 0, 10)
+    assert message.status is MessageStatus.FAILED
+    assert "go away" in (message.error or "")
+
+
+def test_build_failure_rolls_back(store: Store, alice: NodeKey, bob: NodeKey) -> None:
+    conversation = direct_conversation_id(alice.peer_id, bob.peer_id)
+    store.create_conversation(conversation, "direct", None, (alice.peer_id, bob.peer_id), NOW_MS)
+
+    def build(lamport: int) -> None:
+        raise ValueError("sealing failed")
+
+    with pytest.raises(ValueError, match="sealing failed"):
+        store.queue_outgoing(conversation, build, NOW_MS)
+    assert store.conversations()[0].lamport == 0
+    assert store.outbox_size() == 0
+
+
+def test_incoming_dedup_and_conversations(store: Store, alice: NodeKey, bob: NodeKey) -> None:
+    env = make_envelope(alice, bob, lamport=5)
+    sealed = seal(env, alice, bob.peer_id)
+    [first] = store.store_incoming([(env, sealed)], bob.peer_id, direct_conversation_id, NOW_MS)
+    [again] = store.store_incoming([(env, sealed)], bob.peer_id, direct_conversation_id, NOW_MS)
+    assert isinstance(first, IncomingResult)
+    assert isinstance(again, IncomingResult)
+    assert not first.duplicate
+    assert again.duplicate
+    assert again.cursor == first.cursor
+    [conversation] = store.conversations()
+    assert conversation.kind == "direct"
+    assert conversation.lamport == 5
+    assert set(conversation.members) == {alice.peer_id, bob.peer_id}
+    [message] = store.incoming(0, 10)
+    assert message.body == "hello"
+    assert message.author == alice.peer_id
+
+
+def test_group_membership_is_enforced(store: Store, alice: NodeKey, bob: NodeKey) -> None:
+    mallory = fixed_key("mallory")
+    group = b"g" * 16
+    env = make_envelope(alice, bob, conversation=group)
+    store.store_incoming([(env, b"")], bob.peer_id, direct_conversation_id, NOW_MS)
+    intruder = make_envelope(mallory, bob, conversation=group, id=b"m" * 16)
+    [result] = store.store_incoming([(intruder, b"")], bob.peer_id, direct_conversation_id, NOW_MS)
+    assert isinstance(result, str)
+    assert "not a member" in result
+
+
+def test_consumer_cursors_only_move_forward(store: Store) -> None:
+    assert store.consumer_cursor("agent") == 0
+    store.set_consumer_cursor("agent", 7)
+    store.set_consumer_cursor("agent", 3)
+    assert store.consumer_cursor("agent") == 7
