@@ -166,7 +166,7 @@ async def close_host(host: IHost) -> None:
     with trio.CancelScope(shield=True), trio.move_on_after(3):
         try:
             await host.close()
-        except Exception:  # noqa: BLE001 - shutting down: report and go on
+        except Exception:
             logger.debug("closing the libp2p host failed", exc_info=True)
     for socket_stream in list(getattr(host, "_meshtalk_dialed_sockets", ())):
         if socket_stream.socket.fileno() != -1:
@@ -183,7 +183,7 @@ async def forget_stale_connection(host: IHost, peer: PeerId) -> None:
     with trio.move_on_after(2):
         try:
             await host.disconnect(peer_id)
-        except Exception:  # noqa: BLE001 - there may be nothing to disconnect
+        except Exception:
             logger.debug("disconnect before redial failed", exc_info=True)
     network: Any = host.get_network()
     network.unblock_peer(peer_id)
@@ -246,5 +246,5 @@ async def reset_quietly(stream: Any) -> None:
     with trio.move_on_after(1):
         try:
             await stream.reset()
-        except Exception:  # noqa: BLE001 - the stream may be in any state here
+        except Exception:
             logger.debug("reset of a finished stream failed", exc_info=True)

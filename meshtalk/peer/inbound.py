@@ -9,7 +9,7 @@ consumer that reads nothing for minutes cannot stall the stream.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from ..protocol.errors import MeshtalkError, NotAuthorized, ProtocolError
 from ..protocol.frames import AckFrame, ErrorFrame, Frame, MessageFrame, negotiate_version
@@ -99,6 +99,6 @@ def _receive_batch(node: Node, frames: list[Frame]) -> list[Frame]:
     return replies
 
 
-def raise_unexpected(frame: Frame) -> None:
+def raise_unexpected(frame: Frame) -> NoReturn:
     """Only MESSAGE frames may follow the handshake on a dialer's stream."""
     raise ProtocolError(f"unexpected {type(frame).__name__} on an inbound message stream")

@@ -1,4 +1,4 @@
-"""One node per profile: an exclusive lock on `<profile>/node.lock`, released when the process dies."""
+"""One node per profile: a flock on `<profile>/node.lock`, freed when the process dies."""
 
 from __future__ import annotations
 

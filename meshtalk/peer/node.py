@@ -74,6 +74,8 @@ class NodeConfig:
     dial_timeout: float = 10.0
     handshake_timeout: float = 10.0
     max_in_flight: int = 4096
+    max_in_flight_bytes: int = 64 * 1024
+    ack_timeout: float = 30.0
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     max_future_skew_ms: int = DEFAULT_MAX_FUTURE_SKEW_MS
     max_age_ms: int = DEFAULT_MAX_AGE_MS
@@ -138,7 +140,8 @@ class Node:
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Run the node until cancelled or `aclose()`; reports `started()` once it listens."""
         self._prepare()
-        assert self._store is not None and self._lock is not None
+        assert self._store is not None
+        assert self._lock is not None
         try:
             self._host = build_host(self.key)
             handler = safe_handler("inbound", functools.partial(serve_inbound_stream, self))

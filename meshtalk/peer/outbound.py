@@ -5,6 +5,13 @@ pipelines every pending sealed copy in batches while a second task reads ACK and
 Nothing leaves the outbox without an ack; when the stream breaks, the link backs off
 (exponentially, with jitter) and resends whatever is still unacked. An inbound connection from
 the peer cuts the back-off short.
+
+Unacked data is capped in bytes as well as in messages. py-libp2p 0.8.1's yamux read loop
+takes the connection's write lock to answer new streams and pings; if our writer fills the TCP
+buffers in both directions at once, both read loops wait on locks held by blocked writers and
+the connection deadlocks (seen with three nodes sending to each other). Keeping the unacked
+bytes well under the socket buffers means a write never blocks for long. If acks still stop
+coming, the link gives up on the connection after `ack_timeout` and redelivers.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from .host import (
 if TYPE_CHECKING:
     from ..protocol.keys import PeerId
     from .node import Node
+    from .store import OutboxItem
 
 __all__ = ["PeerLink"]
 
@@ -49,7 +57,8 @@ class PeerLink:
         self._wake = trio.Event()
         self._retry_now = trio.Event()
         self._acked = trio.Event()
-        self._in_flight: dict[bytes, int] = {}
+        self._in_flight: dict[bytes, int] = {}  # message id -> sealed size
+        self._in_flight_bytes = 0
         self._failure: BaseException | None = None
         self._redial = False
 
@@ -87,11 +96,13 @@ class PeerLink:
                 backoff = config.retry_initial
             except (*NETWORK_ERRORS, MeshtalkError, trio.TooSlowError) as exc:
                 self._redial = True
+                self.node.statistics_counter["delivery_interruptions"] += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 logger.info("delivery to %s interrupted: %s", self.peer, self.last_error)
             finally:
                 self.connected_since = None
                 self._in_flight.clear()
+                self._in_flight_bytes = 0
             self.state = "backoff"
             retry = self._retry_now = trio.Event()
             with trio.move_on_after(backoff * random.uniform(0.5, 1.0)):
@@ -149,37 +160,57 @@ class PeerLink:
         scope.cancel()
 
     async def _write_pending(self, framed: FramedStream) -> None:
-        node, store, limit = self.node, self.node.store, self.node.config.max_in_flight
+        node, store, config = self.node, self.node.store, self.node.config
         cursor = 0
         while True:
             wake, acked = self._wake, self._acked
-            room = limit - len(self._in_flight)
-            if room <= 0:
+            if len(self._in_flight) >= config.max_in_flight:
                 await acked.wait()
                 continue
+            room = config.max_in_flight - len(self._in_flight)
             items = store.pending(self.peer, cursor, min(_BATCH, room))
             if not items:
                 await wake.wait()
                 if self._wake is wake:
                     self._wake = trio.Event()
                 continue
-            await framed.write_frames([MessageFrame(item.sealed) for item in items])
+            # Keep at most max_in_flight_bytes unacked (one message may exceed it alone): see
+            # the module docstring for why a writer must never fill the TCP buffers.
+            budget = config.max_in_flight_bytes - self._in_flight_bytes
+            batch: list[OutboxItem] = []
             for item in items:
-                self._in_flight[item.message_id] = item.cursor
-            cursor = items[-1].cursor
-            store.mark_sent(self.peer, [item.cursor for item in items])
-            node.statistics_counter["frames_sent"] += len(items)
+                if batch and len(item.sealed) > budget:
+                    break
+                batch.append(item)
+                budget -= len(item.sealed)
+            if budget < 0 and self._in_flight:
+                await acked.wait()
+                continue
+            await framed.write_frames([MessageFrame(item.sealed) for item in batch])
+            for item in batch:
+                self._in_flight[item.message_id] = len(item.sealed)
+                self._in_flight_bytes += len(item.sealed)
+            cursor = batch[-1].cursor
+            store.mark_sent(self.peer, [item.cursor for item in batch])
+            node.statistics_counter["frames_sent"] += len(batch)
 
     async def _read_replies(self, framed: FramedStream) -> None:
-        node = self.node
+        node, timeout = self.node, self.node.config.ack_timeout
         while True:
-            frames = await framed.read_frames()
+            with trio.move_on_after(timeout) as waited:
+                frames = await framed.read_frames()
+            if waited.cancelled_caught:
+                if self._in_flight:
+                    raise PeerUnreachable(
+                        f"{self.peer} acknowledged nothing for {timeout:.0f} s; reconnecting"
+                    )
+                continue
             acked: list[bytes] = []
             for frame in frames:
                 if isinstance(frame, AckFrame):
                     acked.extend(frame.ids)
                 elif isinstance(frame, ErrorFrame) and frame.ref is not None:
-                    self._in_flight.pop(frame.ref, None)
+                    self._in_flight_bytes -= self._in_flight.pop(frame.ref, 0)
                     node.delivery_failed(self.peer, frame.ref, frame.to_exception())
                 elif isinstance(frame, ErrorFrame):
                     raise frame.to_exception()
@@ -187,7 +218,7 @@ class PeerLink:
                     raise ProtocolError(f"unexpected {type(frame).__name__} from the receiver")
             if acked:
                 for message_id in acked:
-                    self._in_flight.pop(message_id, None)
+                    self._in_flight_bytes -= self._in_flight.pop(message_id, 0)
                 node.delivery_acked(self.peer, acked)
             self._acked.set()
             self._acked = trio.Event()

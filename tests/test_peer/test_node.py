@@ -36,7 +36,7 @@ async def test_two_nodes_talk_both_ways(tmp_path: Path) -> None:
             history = node.history(conversation)
             assert [m.lamport for m in history] == [1, 2]
             assert history[0].direction is first_direction
-            assert [m.body for m in history][0] == "hello bob"
+            assert history[0].body == "hello bob"
         assert alice.history("bob")[0].status is MessageStatus.DELIVERED
         assert [c.id for c in bob.conversations()] == [conversation]
 
