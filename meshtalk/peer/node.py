@@ -74,12 +74,24 @@ class NodeConfig:
     dial_timeout: float = 10.0
     handshake_timeout: float = 10.0
     max_in_flight: int = 4096
-    max_in_flight_bytes: int = 64 * 1024
+    max_in_flight_bytes: int = 128 * 1024
     ack_timeout: float = 30.0
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     max_future_skew_ms: int = DEFAULT_MAX_FUTURE_SKEW_MS
     max_age_ms: int = DEFAULT_MAX_AGE_MS
     clock: Callable[[], int] = _wall_clock_ms
+
+
+@dataclass
+class _QueuedSend:
+    """A send waiting for the committer."""
+
+    conversation: bytes
+    kind: str
+    members: tuple[PeerId, ...]
+    build: Callable[[int], tuple[Envelope, dict[PeerId, bytes]]]
+    done: trio.Event = field(default_factory=trio.Event)
+    error: Exception | None = None
 
 
 class Node:
@@ -104,7 +116,10 @@ class Node:
         self._incoming = trio.Event()
         self._closed = trio.Event()
         self._cancel: trio.CancelScope | None = None
-        self._trust_cache: dict[PeerId, Trust | None] = {}
+        self._contacts: dict[PeerId, Contact] | None = None  # cache, dropped on every change
+        self._commit_queue: list[_QueuedSend] = []
+        self._outbox_changed = trio.Event()
+        self._commit_wakeup = trio.Event()
         self._lock: ProfileLock | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -152,6 +167,7 @@ class Node:
                         async with trio.open_nursery() as nursery:
                             self._nursery = nursery
                             self.listen_addrs = announce_addrs(self._host)
+                            nursery.start_soon(self._committer)
                             for peer in self._store.recipients_with_pending():
                                 self._link(peer).kick()
                             task_status.started(self)
@@ -167,8 +183,12 @@ class Node:
             self._lock = None
             self._closed.set()
             self._incoming.set()
+            self._outbox_changed.set()
             for event in self._waiters.values():
                 event.set()
+            for queued in self._commit_queue:
+                queued.error = NodeClosed("the node stopped before the message was stored")
+                queued.done.set()
 
     async def aclose(self) -> None:
         """Stop the node and wait until it has released its profile."""
@@ -178,13 +198,18 @@ class Node:
 
     # -- peers and trust ---------------------------------------------------------------------
 
+    def _contact_cache(self) -> dict[PeerId, Contact]:
+        if self._contacts is None:
+            self._contacts = {c.peer_id: c for c in self.store.contacts()}
+        return self._contacts
+
     def resolve(self, ref: str | PeerId) -> PeerId:
         """A contact name or peer ID (text or PeerId) as a PeerId."""
         if isinstance(ref, PeerId):
             return ref
-        contact = self.store.find_contact(ref)
-        if contact is not None:
-            return contact.peer_id
+        for contact in self._contact_cache().values():
+            if contact.name == ref:
+                return contact.peer_id
         try:
             return PeerId.from_string(ref)
         except InvalidPeerId:
@@ -203,7 +228,7 @@ class Node:
             raise ConfigError("a node cannot be its own contact")
         parse_multiaddrs(addresses)
         contact = self.store.upsert_contact(peer_id, name, addresses, trust, self.clock())
-        self._trust_cache.pop(peer_id, None)
+        self._contacts = None
         if peer_id in self._links:
             self._links[peer_id].retry_now()
         return contact
@@ -213,7 +238,7 @@ class Node:
         peer = self.resolve(ref)
         if not self.store.remove_contact(peer):
             raise UnknownPeer(f"{ref} is not a contact")
-        self._trust_cache.pop(peer, None)
+        self._contacts = None
 
     def set_trust(self, ref: str | PeerId, trust: Trust) -> Contact:
         """Trust or block a contact."""
@@ -222,7 +247,7 @@ class Node:
 
     def contact(self, ref: str | PeerId) -> Contact:
         """One contact by name or peer ID."""
-        contact = self.store.get_contact(self.resolve(ref))
+        contact = self._contact_cache().get(self.resolve(ref))
         if contact is None:
             raise UnknownPeer(f"{ref} is not a contact; add it first")
         return contact
@@ -233,10 +258,8 @@ class Node:
 
     def is_trusted(self, peer: PeerId) -> bool:
         """Whether `peer` may deliver messages to this node."""
-        if peer not in self._trust_cache:
-            contact = self.store.get_contact(peer)
-            self._trust_cache[peer] = None if contact is None else contact.trust
-        return self._trust_cache[peer] is Trust.TRUSTED
+        contact = self._contact_cache().get(peer)
+        return contact is not None and contact.trust is Trust.TRUSTED
 
     def addresses_of(self, peer: PeerId) -> list[str]:
         """Known addresses of a peer, best first."""
@@ -253,6 +276,7 @@ class Node:
     def note_connected(self, peer: PeerId) -> None:
         """A trusted peer is connected: update last-seen and flush its outbox now."""
         self.store.note_seen(peer, self.clock())
+        self._contacts = None
         link = self._links.get(peer)
         if link is not None and link.state != "connected":
             link.retry_now()
@@ -286,7 +310,6 @@ class Node:
         else:
             members = (self.peer_id, *recipients)
             kind_of_conversation = "group"
-        self.store.create_conversation(conversation, kind_of_conversation, None, members, now)
         message_id = new_message_id(now)
 
         def build(lamport: int) -> tuple[Envelope, dict[PeerId, bytes]]:
@@ -295,18 +318,53 @@ class Node:
                 recipients=recipients, timestamp_ms=now, lamport=lamport, body=body,
                 kind=kind, reply_to=reply_to, metadata=metadata,
             )  # fmt: skip
-            return envelope, {r: seal(envelope, self.key, r) for r in recipients}
+            copies = {r: seal(envelope, self.key, r) for r in recipients}
+            sizes.update((r, len(sealed)) for r, sealed in copies.items())
+            return envelope, copies
 
-        self.store.queue_outgoing(conversation, build, now)
+        sizes: dict[PeerId, int] = {}
+
+        await self._commit(_QueuedSend(conversation, kind_of_conversation, members, build))
         # No await since the commit: an ack cannot have arrived before the waiter exists.
         event = trio.Event()
         if wait:
             self._waiters[message_id] = event
         for recipient in recipients:
-            self._link(recipient).kick()
+            self._link(recipient).kick(sizes[recipient])
         if wait:
             await self._wait_delivered(message_id, event, timeout)
         return message_id
+
+    async def _commit(self, queued: _QueuedSend) -> None:
+        """Hand a message to the committer and wait until it is durable (or refused)."""
+        if self._nursery is None:
+            raise NodeClosed("the node is not running; start it with open_node() or serve()")
+        self._commit_queue.append(queued)
+        self._commit_wakeup.set()
+        # Shielded: once handed over, the outcome is decided by the commit, not by a
+        # cancellation of the caller (which is delivered right after).
+        with trio.CancelScope(shield=True):
+            await queued.done.wait()
+        if queued.error is not None:
+            raise queued.error
+
+    async def _committer(self) -> None:
+        """Commit queued sends in groups: concurrent senders share one transaction."""
+        while True:
+            await self._commit_wakeup.wait()
+            self._commit_wakeup = trio.Event()
+            batch, self._commit_queue = self._commit_queue, []
+            try:
+                results = self.store.queue_outgoing_many(
+                    [(q.conversation, q.kind, q.members, q.build) for q in batch], self.clock()
+                )
+            except MeshtalkError as exc:
+                results = [exc] * len(batch)
+            for queued, result in zip(batch, results, strict=True):
+                if isinstance(result, Exception):
+                    queued.error = result
+                queued.done.set()
+            self.statistics_counter["commits"] += 1
 
     async def _wait_delivered(
         self, message_id: bytes, event: trio.Event, timeout: float | None
@@ -337,8 +395,23 @@ class Node:
             self._nursery.start_soon(link.run, name=f"meshtalk link {peer}")
         return link
 
+    async def wait_flushed(self, timeout: float | None = None) -> bool:
+        """Wait until the outbox is empty (everything acked or failed); False on timeout."""
+        with trio.move_on_after(timeout if timeout is not None else float("inf")):
+            while True:
+                changed = self._outbox_changed
+                if not self.store.outbox_size():
+                    return True
+                await changed.wait()
+        return False
+
+    def _note_outbox_change(self) -> None:
+        self._outbox_changed.set()
+        self._outbox_changed = trio.Event()
+
     def delivery_acked(self, peer: PeerId, message_ids: list[bytes]) -> None:
         """Called by a link when `peer` acked these ids."""
+        self._note_outbox_change()
         for message_id in self.store.acknowledge(peer, message_ids):
             event = self._waiters.get(message_id)
             if event is not None:
@@ -347,6 +420,7 @@ class Node:
     def delivery_failed(self, peer: PeerId, message_id: bytes, error: MeshtalkError) -> None:
         """Called by a link when `peer` refused a message for good."""
         logger.warning("%s refused message %s: %s", peer, message_id.hex(), error)
+        self._note_outbox_change()
         if self.store.fail(peer, message_id, f"{type(error).__name__}: {error}"):
             event = self._waiters.get(message_id)
             if event is not None:

@@ -43,6 +43,7 @@ __all__ = ["PeerLink"]
 
 logger = logging.getLogger("meshtalk.outbound")
 _BATCH: Final = 256
+_COALESCE_BYTES: Final = 16 * 1024
 
 
 class PeerLink:
@@ -54,22 +55,28 @@ class PeerLink:
         self.state = "idle"
         self.last_error: str | None = None
         self.connected_since: float | None = None
-        self._wake = trio.Event()
+        self._changed = trio.Event()  # new messages queued, or acks arrived
         self._retry_now = trio.Event()
-        self._acked = trio.Event()
+        self._unsent_bytes = 0
         self._in_flight: dict[bytes, int] = {}  # message id -> sealed size
         self._in_flight_bytes = 0
         self._failure: BaseException | None = None
         self._redial = False
 
-    def kick(self) -> None:
-        """New messages are waiting for this peer."""
-        self._wake.set()
+    def kick(self, size: int = 0) -> None:
+        """`size` more bytes of messages are waiting for this peer."""
+        self._unsent_bytes += size
+        self._changed.set()
 
     def retry_now(self) -> None:
         """The peer is reachable again (it connected to us): skip the back-off."""
         self._retry_now.set()
-        self._wake.set()
+        self._changed.set()
+
+    async def _wait_change(self, changed: trio.Event) -> None:
+        await changed.wait()
+        if self._changed is changed:
+            self._changed = trio.Event()
 
     def statistics(self) -> dict[str, object]:
         """State, last error and messages written but not yet acked."""
@@ -84,12 +91,10 @@ class PeerLink:
         config = self.node.config
         backoff = config.retry_initial
         while True:
-            wake = self._wake
+            changed = self._changed
             if not self.node.store.pending(self.peer, 0, 1):
                 self.state = "idle"
-                await wake.wait()
-                if self._wake is wake:
-                    self._wake = trio.Event()
+                await self._wait_change(changed)
                 continue
             try:
                 await self._deliver()
@@ -162,17 +167,24 @@ class PeerLink:
     async def _write_pending(self, framed: FramedStream) -> None:
         node, store, config = self.node, self.node.store, self.node.config
         cursor = 0
+        self._unsent_bytes = config.max_in_flight_bytes  # unknown backlog: assume a full one
         while True:
-            wake, acked = self._wake, self._acked
-            if len(self._in_flight) >= config.max_in_flight:
-                await acked.wait()
+            changed = self._changed
+            if self._in_flight and (
+                len(self._in_flight) >= config.max_in_flight
+                # py-libp2p pays per write, not per byte: with data on the wire, write again
+                # only when half the window is free (no tiny top-ups after each partial ack)
+                # and enough new messages have gathered to be worth a write.
+                or self._in_flight_bytes > config.max_in_flight_bytes // 2
+                or self._unsent_bytes < _COALESCE_BYTES
+            ):
+                await self._wait_change(changed)
                 continue
             room = config.max_in_flight - len(self._in_flight)
             items = store.pending(self.peer, cursor, min(_BATCH, room))
             if not items:
-                await wake.wait()
-                if self._wake is wake:
-                    self._wake = trio.Event()
+                self._unsent_bytes = 0
+                await self._wait_change(changed)
                 continue
             # Keep at most max_in_flight_bytes unacked (one message may exceed it alone): see
             # the module docstring for why a writer must never fill the TCP buffers.
@@ -183,16 +195,19 @@ class PeerLink:
                     break
                 batch.append(item)
                 budget -= len(item.sealed)
-            if budget < 0 and self._in_flight:
-                await acked.wait()
-                continue
             await framed.write_frames([MessageFrame(item.sealed) for item in batch])
+            written = 0
             for item in batch:
                 self._in_flight[item.message_id] = len(item.sealed)
-                self._in_flight_bytes += len(item.sealed)
+                written += len(item.sealed)
+            self._in_flight_bytes += written
+            self._unsent_bytes = max(0, self._unsent_bytes - written)
+            if len(batch) == len(items) < min(_BATCH, room):
+                self._unsent_bytes = 0  # the outbox is empty past this batch
             cursor = batch[-1].cursor
             store.mark_sent(self.peer, [item.cursor for item in batch])
             node.statistics_counter["frames_sent"] += len(batch)
+            node.statistics_counter["writes"] += 1
 
     async def _read_replies(self, framed: FramedStream) -> None:
         node, timeout = self.node, self.node.config.ack_timeout
@@ -220,5 +235,4 @@ class PeerLink:
                 for message_id in acked:
                     self._in_flight_bytes -= self._in_flight.pop(message_id, 0)
                 node.delivery_acked(self.peer, acked)
-            self._acked.set()
-            self._acked = trio.Event()
+            self._changed.set()

@@ -70,6 +70,7 @@ MIGRATIONS: Final[list[str]] = [
         PRIMARY KEY (recipient, message_cursor),
         UNIQUE (recipient, message_id)
     );
+    CREATE INDEX outbox_by_message ON outbox (message_cursor);
     CREATE TABLE refusals (
         peer_id    BLOB PRIMARY KEY,
         count      INTEGER NOT NULL,

@@ -52,6 +52,11 @@ class IncomingResult:
     duplicate: bool
 
 
+def _chunks(values: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
 def _ids(peers: Iterable[PeerId]) -> bytes:
     return packb([p.to_bytes() for p in peers])
 
@@ -327,30 +332,76 @@ class Store:
 
     # -- messages ---------------------------------------------------------------------------
 
-    def queue_outgoing(self, conversation: bytes, build: Any, now_ms: int) -> tuple[Envelope, int]:
+    def queue_outgoing(
+        self,
+        conversation: bytes,
+        kind: str,
+        members: Iterable[PeerId],
+        build: Any,
+        now_ms: int,
+    ) -> tuple[Envelope, int]:
         """Store a new outgoing message and its sealed copies in one transaction.
 
-        `build(lamport) -> (envelope, {recipient: sealed})` runs inside the transaction, so the
-        conversation's Lamport counter and the outbox can never disagree.
+        Creates the conversation (`kind`, `members`) if needed. `build(lamport) -> (envelope,
+        {recipient: sealed})` runs inside the transaction, so the conversation's Lamport counter
+        and the outbox can never disagree.
         """
+        [result] = self.queue_outgoing_many([(conversation, kind, tuple(members), build)], now_ms)
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def queue_outgoing_many(
+        self, items: Sequence[tuple[bytes, str, Sequence[PeerId], Any]], now_ms: int
+    ) -> list[tuple[Envelope, int] | Exception]:
+        """`queue_outgoing` for several messages in one transaction (a group commit).
+
+        Each item runs in its own savepoint: one that fails (say, a body too large) is rolled
+        back alone and its exception returned in its place.
+        """
+        results: list[tuple[Envelope, int] | Exception] = []
+        if len(items) == 1:  # no savepoint needed: the transaction itself is all or nothing
+            with self._transaction() as db:
+                return [self._queue_one(db, *items[0], now_ms)]
         with self._transaction() as db:
-            row = db.execute(
-                "SELECT lamport FROM conversations WHERE id = ?", (conversation,)
-            ).fetchone()
-            if row is None:
-                raise StoreError("conversation does not exist; create it before sending")
-            lamport = row[0] + 1
-            envelope, copies = build(lamport)
-            db.execute("UPDATE conversations SET lamport = ? WHERE id = ?", (lamport, conversation))
-            cursor = self._insert_message(
-                db, envelope, Direction.OUT, None, MessageStatus.QUEUED, now_ms
-            )
-            db.executemany(
-                "INSERT INTO outbox (message_cursor, recipient, message_id, sealed, state) "
-                "VALUES (?, ?, ?, ?, 'pending')",
-                [(cursor, r.to_bytes(), envelope.id, s) for r, s in copies.items()],
-            )
-            return envelope, cursor
+            for conversation, kind, members, build in items:
+                db.execute("SAVEPOINT message")
+                try:
+                    results.append(self._queue_one(db, conversation, kind, members, build, now_ms))
+                except Exception as exc:
+                    db.execute("ROLLBACK TO message")
+                    results.append(exc)
+                db.execute("RELEASE message")
+        return results
+
+    def _queue_one(
+        self,
+        db: sqlite3.Connection,
+        conversation: bytes,
+        kind: str,
+        members: Sequence[PeerId],
+        build: Any,
+        now_ms: int,
+    ) -> tuple[Envelope, int]:
+        row = db.execute(
+            "SELECT lamport FROM conversations WHERE id = ?", (conversation,)
+        ).fetchone()
+        if row is None:
+            self._create_conversation(db, conversation, kind, None, members, now_ms)
+            row = (0,)
+        lamport = row[0] + 1
+        envelope, copies = build(lamport)
+        db.execute("UPDATE conversations SET lamport = ? WHERE id = ?", (lamport, conversation))
+        cursor = self._insert_message(
+            db, envelope, Direction.OUT, None, MessageStatus.QUEUED, now_ms
+        )
+        assert cursor is not None  # a fresh random id: a duplicate would be a bug
+        db.executemany(
+            "INSERT INTO outbox (message_cursor, recipient, message_id, sealed, state) "
+            "VALUES (?, ?, ?, ?, 'pending')",
+            [(cursor, r.to_bytes(), envelope.id, s) for r, s in copies.items()],
+        )
+        return envelope, cursor
 
     def _insert_message(
         self,
@@ -360,9 +411,10 @@ class Store:
         sealed: bytes | None,
         status: MessageStatus,
         now_ms: int,
-    ) -> int:
+    ) -> int | None:
+        verb = "INSERT OR IGNORE" if direction is Direction.IN else "INSERT"
         cursor = db.execute(
-            f"INSERT INTO messages ({_MESSAGE_COLUMNS.replace('cursor, ', '', 1)}, sealed) "
+            f"{verb} INTO messages ({_MESSAGE_COLUMNS.replace('cursor, ', '', 1)}, sealed) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
             (
                 envelope.id,
@@ -381,8 +433,7 @@ class Store:
                 sealed,
             ),
         )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+        return cursor.lastrowid if cursor.rowcount == 1 else None
 
     def store_incoming(
         self, items: Sequence[tuple[Envelope, bytes]], me: PeerId, direct_id: Any, now_ms: int
@@ -393,24 +444,34 @@ class Store:
         member of the conversation it writes to). `direct_id(a, b)` names direct conversations.
         """
         results: list[IncomingResult | str] = []
+        admitted: dict[tuple[bytes, bytes], str | None] = {}
+        lamports: dict[bytes, int] = {}
         with self._transaction() as db:
             for envelope, sealed in items:
-                author = envelope.author
-                existing = db.execute(
-                    "SELECT cursor FROM messages WHERE author = ? AND id = ?",
-                    (author.to_bytes(), envelope.id),
-                ).fetchone()
-                if existing is not None:
-                    results.append(IncomingResult(envelope.id, existing[0], duplicate=True))
-                    continue
-                refusal = self._admit_to_conversation(db, envelope, me, direct_id, now_ms)
+                key = (envelope.conversation, envelope.author.to_bytes())
+                if key not in admitted:
+                    admitted[key] = self._admit_to_conversation(db, envelope, me, direct_id, now_ms)
+                refusal = admitted[key]
                 if refusal is not None:
                     results.append(refusal)
                     continue
                 cursor = self._insert_message(
                     db, envelope, Direction.IN, sealed, MessageStatus.RECEIVED, now_ms
                 )
+                if cursor is None:  # (author, id) already stored: a duplicate
+                    row = db.execute(
+                        "SELECT cursor FROM messages WHERE author = ? AND id = ?",
+                        (envelope.author.to_bytes(), envelope.id),
+                    ).fetchone()
+                    results.append(IncomingResult(envelope.id, row[0], duplicate=True))
+                    continue
+                previous = lamports.get(envelope.conversation, 0)
+                lamports[envelope.conversation] = max(previous, envelope.lamport)
                 results.append(IncomingResult(envelope.id, cursor, duplicate=False))
+            db.executemany(
+                "UPDATE conversations SET lamport = MAX(lamport, ?) WHERE id = ?",
+                [(lamport, conversation) for conversation, lamport in lamports.items()],
+            )
         return results
 
     def _admit_to_conversation(
@@ -438,10 +499,6 @@ class Store:
             ).fetchone()
             if member is None:
                 return f"{author} is not a member of conversation {conversation.hex()}"
-        db.execute(
-            "UPDATE conversations SET lamport = MAX(lamport, ?) WHERE id = ?",
-            (envelope.lamport, conversation),
-        )
         return None
 
     def pending(self, recipient: PeerId, after_cursor: int, limit: int) -> list[OutboxItem]:
@@ -470,36 +527,41 @@ class Store:
     def mark_sent(self, recipient: PeerId, cursors: Sequence[int]) -> None:
         """Record that these copies were written to the recipient's stream."""
         with self._transaction() as db:
-            db.executemany(
-                "UPDATE outbox SET attempts = attempts + 1 WHERE recipient = ? "
-                "AND message_cursor = ?",
-                [(recipient.to_bytes(), c) for c in cursors],
-            )
-            db.executemany(
-                "UPDATE messages SET status = 'sent' WHERE cursor = ? AND status = 'queued'",
-                [(c,) for c in cursors],
-            )
+            for chunk in _chunks(cursors):
+                marks = ",".join("?" * len(chunk))
+                db.execute(
+                    f"UPDATE outbox SET attempts = attempts + 1 WHERE recipient = ? "
+                    f"AND message_cursor IN ({marks})",
+                    (recipient.to_bytes(), *chunk),
+                )
+                db.execute(
+                    f"UPDATE messages SET status = 'sent' WHERE status = 'queued' "
+                    f"AND cursor IN ({marks})",
+                    chunk,
+                )
 
     def acknowledge(self, recipient: PeerId, message_ids: Sequence[bytes]) -> list[bytes]:
         """Drop acked copies; returns the ids of messages now delivered to every recipient."""
         delivered: list[bytes] = []
         with self._transaction() as db:
-            for message_id in message_ids:
-                row = db.execute(
-                    "DELETE FROM outbox WHERE recipient = ? AND message_id = ? "
-                    "RETURNING message_cursor",
-                    (recipient.to_bytes(), message_id),
-                ).fetchone()
-                if row is None:
-                    continue  # a duplicate ack
-                left = db.execute(
-                    "SELECT COUNT(*) FROM outbox WHERE message_cursor = ?", (row[0],)
-                ).fetchone()[0]
-                if left == 0:
-                    db.execute(
-                        "UPDATE messages SET status = 'delivered' WHERE cursor = ?", (row[0],)
-                    )
-                    delivered.append(message_id)
+            for chunk in _chunks(message_ids):
+                marks = ",".join("?" * len(chunk))
+                rows = db.execute(
+                    f"DELETE FROM outbox WHERE recipient = ? AND message_id IN ({marks}) "
+                    "RETURNING message_cursor, message_id",
+                    (recipient.to_bytes(), *chunk),
+                ).fetchall()
+                if not rows:
+                    continue  # duplicate acks
+                cursors = [row[0] for row in rows]
+                marks = ",".join("?" * len(cursors))
+                done = db.execute(
+                    f"UPDATE messages SET status = 'delivered' WHERE cursor IN ({marks}) AND "
+                    "NOT EXISTS (SELECT 1 FROM outbox WHERE message_cursor = messages.cursor) "
+                    "RETURNING id",
+                    cursors,
+                ).fetchall()
+                delivered.extend(row[0] for row in done)
         return delivered
 
     def fail(self, recipient: PeerId, message_id: bytes, error: str) -> bool:

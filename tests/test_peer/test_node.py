@@ -97,9 +97,7 @@ async def test_receiver_offline_then_back(tmp_path: Path) -> None:
         async with open_node(tmp_path / "bob", back) as bob:
             got = await collect(bob, 21)
             assert [m.body for m in got] == [f"while offline {i}" for i in range(20)] + ["last"]
-            with trio.fail_after(10):
-                while alice.statistics()["outbox"]:
-                    await trio.sleep(0.05)
+            assert await alice.wait_flushed(timeout=10)
             await trio.sleep(0.2)
             assert len(bob.store.incoming(0, 100)) == 21  # nothing doubled
         assert all(

@@ -28,13 +28,13 @@ def store(tmp_path: Path) -> Store:
 
 def outgoing(store: Store, author: NodeKey, *to: NodeKey, body: str = "hi") -> tuple[Envelope, int]:
     conversation = direct_conversation_id(author.peer_id, to[0].peer_id)
-    store.create_conversation(conversation, "direct", None, (author.peer_id, to[0].peer_id), NOW_MS)
+    members = (author.peer_id, to[0].peer_id)
 
     def build(lamport: int) -> tuple[Envelope, dict]:
         env = make_envelope(author, *to, body=body, lamport=lamport, id=bytes([lamport]) * 16)
         return env, {r.peer_id: seal(env, author, r.peer_id) for r in to}
 
-    return store.queue_outgoing(conversation, build, NOW_MS)
+    return store.queue_outgoing(conversation, "direct", members, build, NOW_MS)
 
 
 def test_schema_is_versioned_and_reopens(tmp_path: Path) -> None:
@@ -109,14 +109,13 @@ def test_failure_stops_retries(store: Store, alice: NodeKey, bob: NodeKey) -> No
 
 def test_build_failure_rolls_back(store: Store, alice: NodeKey, bob: NodeKey) -> None:
     conversation = direct_conversation_id(alice.peer_id, bob.peer_id)
-    store.create_conversation(conversation, "direct", None, (alice.peer_id, bob.peer_id), NOW_MS)
 
     def build(lamport: int) -> None:
         raise ValueError("sealing failed")
 
     with pytest.raises(ValueError, match="sealing failed"):
-        store.queue_outgoing(conversation, build, NOW_MS)
-    assert store.conversations()[0].lamport == 0
+        store.queue_outgoing(conversation, "direct", (alice.peer_id,), build, NOW_MS)
+    assert store.conversations() == []
     assert store.outbox_size() == 0
 
 
