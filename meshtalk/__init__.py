@@ -1,8 +1,10 @@
 """meshtalk: a peer-to-peer mesh for AI agents, with no central server.
 
 Users import from here, not from the private modules. Importing `meshtalk` does not import
-py-libp2p or trio; the node (a later part) loads them when it starts.
+py-libp2p or trio: the node's names (`open_node`, `Node`, ...) load them on first use.
 """
+
+from typing import Any
 
 from ._version import __version__
 from .identity import (
@@ -20,8 +22,31 @@ from .identity import (
 from .protocol import *  # noqa: F403
 from .protocol import __all__ as _protocol_all
 
+_NODE_NAMES = (
+    "Contact",
+    "Conversation",
+    "Direction",
+    "Message",
+    "MessageStatus",
+    "MessageStream",
+    "Node",
+    "NodeConfig",
+    "Trust",
+    "open_node",
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _NODE_NAMES:
+        from . import peer
+
+        return getattr(peer, name)
+    raise AttributeError(f"module 'meshtalk' has no attribute {name!r}")
+
+
 __all__ = [
     "__version__",
+    *_NODE_NAMES,
     "DEFAULT_PROFILE",
     "HOME_ENV",
     "KEY_FILE_NAME",

@@ -48,6 +48,8 @@ def test_exported_names_exist(package: object) -> None:
     "module",
     [
         "meshtalk.identity",
+        "meshtalk.peer.models",
+        "meshtalk.peer.node",
         "meshtalk.protocol.codec",
         "meshtalk.protocol.envelope",
         "meshtalk.protocol.errors",
