@@ -76,6 +76,7 @@ class NodeConfig:
     max_in_flight: int = 4096
     max_in_flight_bytes: int = 128 * 1024
     ack_timeout: float = 30.0
+    checkpoint_interval: float = 1.0
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     max_future_skew_ms: int = DEFAULT_MAX_FUTURE_SKEW_MS
     max_age_ms: int = DEFAULT_MAX_AGE_MS
@@ -168,6 +169,7 @@ class Node:
                             self._nursery = nursery
                             self.listen_addrs = announce_addrs(self._host)
                             nursery.start_soon(self._committer)
+                            nursery.start_soon(self._checkpointer)
                             for peer in self._store.recipients_with_pending():
                                 self._link(peer).kick()
                             task_status.started(self)
@@ -347,6 +349,15 @@ class Node:
             await queued.done.wait()
         if queued.error is not None:
             raise queued.error
+
+    async def _checkpointer(self) -> None:
+        """Keep the WAL short from a worker thread, off the commit path."""
+        while True:
+            await trio.sleep(self.config.checkpoint_interval)
+            try:
+                await trio.to_thread.run_sync(self.store.checkpoint)
+            except MeshtalkError as exc:
+                logger.warning("%s", exc)
 
     async def _committer(self) -> None:
         """Commit queued sends in groups: concurrent senders share one transaction."""
