@@ -375,52 +375,47 @@ class Store:
     ) -> list[tuple[Envelope, int] | Exception]:
         """`queue_outgoing` for several messages in one transaction (a group commit).
 
-        Each item runs in its own savepoint: one that fails (say, a body too large) is rolled
-        back alone and its exception returned in its place.
+        Each item's `build` runs before any of its rows is written, so one that fails (say, a
+        body too large) is left out alone and its exception returned in its place.
         """
         results: list[tuple[Envelope, int] | Exception] = []
-        if len(items) == 1:  # no savepoint needed: the transaction itself is all or nothing
-            with self._transaction() as db:
-                return [self._queue_one(db, *items[0], now_ms)]
+        lamports: dict[bytes, int] = {}
+        outbox: list[tuple[int, bytes, bytes, bytes]] = []
+        missing: set[bytes] = set()
         with self._transaction() as db:
             for conversation, kind, members, build in items:
-                db.execute("SAVEPOINT message")
+                if conversation not in lamports:
+                    row = db.execute(
+                        "SELECT lamport FROM conversations WHERE id = ?", (conversation,)
+                    ).fetchone()
+                    lamports[conversation] = 0 if row is None else row[0]
+                    if row is None:
+                        missing.add(conversation)
                 try:
-                    results.append(self._queue_one(db, conversation, kind, members, build, now_ms))
+                    envelope, copies = build(lamports[conversation] + 1)
                 except Exception as exc:
-                    db.execute("ROLLBACK TO message")
                     results.append(exc)
-                db.execute("RELEASE message")
+                    continue
+                if conversation in missing:  # created only once a message in it succeeds
+                    self._create_conversation(db, conversation, kind, None, members, now_ms)
+                    missing.discard(conversation)
+                lamports[conversation] = envelope.lamport
+                cursor = self._insert_message(
+                    db, envelope, Direction.OUT, None, MessageStatus.QUEUED, now_ms
+                )
+                assert cursor is not None  # a fresh random id: a duplicate would be a bug
+                outbox.extend((cursor, r.to_bytes(), envelope.id, s) for r, s in copies.items())
+                results.append((envelope, cursor))
+            db.executemany(
+                "INSERT INTO outbox (message_cursor, recipient, message_id, sealed, state) "
+                "VALUES (?, ?, ?, ?, 'pending')",
+                outbox,
+            )
+            db.executemany(
+                "UPDATE conversations SET lamport = ? WHERE id = ?",
+                [(lamport, conversation) for conversation, lamport in lamports.items()],
+            )
         return results
-
-    def _queue_one(
-        self,
-        db: sqlite3.Connection,
-        conversation: bytes,
-        kind: str,
-        members: Sequence[PeerId],
-        build: Any,
-        now_ms: int,
-    ) -> tuple[Envelope, int]:
-        row = db.execute(
-            "SELECT lamport FROM conversations WHERE id = ?", (conversation,)
-        ).fetchone()
-        if row is None:
-            self._create_conversation(db, conversation, kind, None, members, now_ms)
-            row = (0,)
-        lamport = row[0] + 1
-        envelope, copies = build(lamport)
-        db.execute("UPDATE conversations SET lamport = ? WHERE id = ?", (lamport, conversation))
-        cursor = self._insert_message(
-            db, envelope, Direction.OUT, None, MessageStatus.QUEUED, now_ms
-        )
-        assert cursor is not None  # a fresh random id: a duplicate would be a bug
-        db.executemany(
-            "INSERT INTO outbox (message_cursor, recipient, message_id, sealed, state) "
-            "VALUES (?, ?, ?, ?, 'pending')",
-            [(cursor, r.to_bytes(), envelope.id, s) for r, s in copies.items()],
-        )
-        return envelope, cursor
 
     def _insert_message(
         self,

@@ -154,3 +154,30 @@ def test_consumer_cursors_only_move_forward(store: Store) -> None:
     store.set_consumer_cursor("agent", 7)
     store.set_consumer_cursor("agent", 3)
     assert store.consumer_cursor("agent") == 7
+
+
+def test_group_commit_isolates_a_failing_message(
+    store: Store, alice: NodeKey, bob: NodeKey
+) -> None:
+    conversation = direct_conversation_id(alice.peer_id, bob.peer_id)
+    members = (alice.peer_id, bob.peer_id)
+
+    def good(n: int) -> object:
+        def build(lamport: int) -> tuple[Envelope, dict]:
+            env = make_envelope(alice, bob, body=f"m{n}", lamport=lamport, id=bytes([n]) * 16)
+            return env, {bob.peer_id: seal(env, alice, bob.peer_id)}
+
+        return build
+
+    def bad(lamport: int) -> None:
+        raise ValueError("too large")
+
+    items = [(conversation, "direct", members, b) for b in (good(1), bad, good(2))]
+    first, failed, second = store.queue_outgoing_many(items, NOW_MS)
+    assert isinstance(failed, ValueError)
+    assert isinstance(first, tuple)
+    assert isinstance(second, tuple)
+    assert [m.lamport for m in store.history(conversation, 0, 10)] == [1, 2]
+    assert [m.body for m in store.history(conversation, 0, 10)] == ["m1", "m2"]
+    assert len(store.pending(bob.peer_id, 0, 10)) == 2
+    assert store.conversations()[0].lamport == 2
