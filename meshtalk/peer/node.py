@@ -74,7 +74,7 @@ class NodeConfig:
     dial_timeout: float = 10.0
     handshake_timeout: float = 10.0
     max_in_flight: int = 4096
-    max_in_flight_bytes: int = 128 * 1024
+    max_in_flight_bytes: int = 256 * 1024
     ack_timeout: float = 30.0
     checkpoint_interval: float = 1.0
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
