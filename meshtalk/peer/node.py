@@ -48,6 +48,7 @@ from .host import (
     safe_handler,
 )
 from .inbound import serve_inbound_stream
+from .listen import ensure_listening, preferred_listen_addrs
 from .lock import ProfileLock
 from .models import Contact, Conversation, Message, Trust
 from .outbound import PeerLink
@@ -163,8 +164,12 @@ class Node:
             handler = safe_handler("inbound", functools.partial(serve_inbound_stream, self))
             self._host.set_stream_handler(MSG_PROTOCOL, handler)
             with trio.CancelScope() as self._cancel:
-                async with self._host.run(parse_multiaddrs(self.config.listen)):
+                preferred = preferred_listen_addrs(self.config.listen, self._store)
+                async with self._host.run(parse_multiaddrs(preferred)):
                     try:
+                        await ensure_listening(
+                            self._host, self.config.listen, preferred, self._store
+                        )
                         async with trio.open_nursery() as nursery:
                             self._nursery = nursery
                             self.listen_addrs = announce_addrs(self._host)
@@ -546,7 +551,16 @@ async def open_node(profile: str | Path, config: NodeConfig | None = None) -> As
             finally:
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        errors = group.exceptions
-        if len(errors) == 1 and isinstance(errors[0], Exception):
-            raise errors[0] from None
+        leaf = _single_leaf(group)
+        if isinstance(leaf, Exception):
+            raise leaf from None
         raise
+
+
+def _single_leaf(error: BaseException) -> BaseException | None:
+    """The one exception at the bottom of nested groups, or None if there are several."""
+    while isinstance(error, BaseExceptionGroup):
+        if len(error.exceptions) != 1:
+            return None
+        error = error.exceptions[0]
+    return error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,38 @@ async def test_errors_from_the_block_are_not_wrapped(tmp_path: Path) -> None:
     # The profile is free again afterwards.
     async with open_node(tmp_path / "alice") as alice:
         assert alice.listen_addrs
+
+
+async def test_a_restarted_node_keeps_its_port_so_contacts_reach_it(tmp_path: Path) -> None:
+    async with open_node(tmp_path / "alice", fast_config()) as alice:
+        async with open_node(tmp_path / "bob", fast_config()) as bob:
+            port = port_of(bob)
+            bob.add_contact(alice.peer_id, "alice", alice.listen_addrs)
+            alice.add_contact(bob.peer_id, "bob", bob.listen_addrs)
+        await alice.send("bob", "while bob restarts")
+        async with open_node(tmp_path / "bob", fast_config()) as bob:
+            assert port_of(bob) == port  # same config (port 0), same port as last time
+            [message] = await collect(bob, 1)
+            assert message.body == "while bob restarts"
+
+
+async def test_a_taken_port_is_a_clear_error_or_a_fresh_port(tmp_path: Path) -> None:
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    try:
+        taken = blocker.getsockname()[1]
+        fixed = fast_config(listen=[f"/ip4/127.0.0.1/tcp/{taken}"])
+        with pytest.raises(ConfigError, match="cannot listen"):
+            async with open_node(tmp_path / "alice", fixed):
+                pass
+        async with open_node(tmp_path / "bob", fast_config()) as bob:
+            remembered = port_of(bob)
+        blocker.close()
+        blocker = socket.socket()
+        blocker.bind(("127.0.0.1", remembered))
+        blocker.listen()
+        async with open_node(tmp_path / "bob", fast_config()) as bob:
+            assert port_of(bob) != remembered  # its old port is taken: it listens elsewhere
+    finally:
+        blocker.close()
