@@ -12,92 +12,28 @@ import contextlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from ..protocol.codec import packb, unpackb_strict
+from ..protocol.codec import packb
 from ..protocol.envelope import Envelope, peer_id_from_bytes
-from ..protocol.errors import ConfigError, MalformedEnvelope, StoreError
+from ..protocol.errors import ConfigError, StoreError
 from ..protocol.keys import PeerId
 from .models import Contact, Conversation, Direction, Message, MessageStatus, Trust
+from .rows import (
+    MESSAGE_COLUMNS,
+    IncomingResult,
+    OutboxItem,
+    chunks,
+    contact_from_row,
+    message_from_row,
+    pack_ids,
+)
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["Store", "OutboxItem", "IncomingResult", "STORE_FILE_NAME"]
 
 STORE_FILE_NAME: Final = "store.db"
-_MESSAGE_COLUMNS: Final = (
-    "cursor, id, conversation, author, recipients, direction, kind, body, timestamp_ms, "
-    "lamport, reply_to, metadata, status, error, stored_ms"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxItem:
-    """One sealed copy waiting for its recipient's ack."""
-
-    cursor: int
-    message_id: bytes
-    recipient: PeerId
-    sealed: bytes
-    attempts: int
-
-
-@dataclass(frozen=True, slots=True)
-class IncomingResult:
-    """What storing one received envelope did: stored anew, or a duplicate of a stored one."""
-
-    message_id: bytes
-    cursor: int | None
-    duplicate: bool
-
-
-def _chunks(values: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
-
-
-def _ids(peers: Iterable[PeerId]) -> bytes:
-    return packb([p.to_bytes() for p in peers])
-
-
-def _peers(blob: bytes) -> tuple[PeerId, ...]:
-    return tuple(peer_id_from_bytes(raw) for raw in unpackb_strict(blob, MalformedEnvelope, "ids"))
-
-
-def _load(blob: bytes | None) -> Any:
-    return None if blob is None else unpackb_strict(blob, MalformedEnvelope, "stored value")
-
-
-def _message(row: sqlite3.Row) -> Message:
-    return Message(
-        cursor=row[0],
-        id=row[1],
-        conversation=row[2],
-        author=peer_id_from_bytes(row[3]),
-        recipients=_peers(row[4]),
-        direction=Direction(row[5]),
-        kind=row[6],
-        body=_load(row[7]),
-        timestamp_ms=row[8],
-        lamport=row[9],
-        reply_to=row[10],
-        metadata=_load(row[11]),
-        status=MessageStatus(row[12]),
-        error=row[13],
-        stored_ms=row[14],
-    )
-
-
-def _contact(row: sqlite3.Row) -> Contact:
-    return Contact(
-        peer_id=peer_id_from_bytes(row[0]),
-        name=row[1],
-        trust=Trust(row[2]),
-        addresses=tuple(json.loads(row[3])),
-        added_ms=row[4],
-        last_seen_ms=row[5],
-    )
 
 
 class Store:
@@ -241,7 +177,7 @@ class Store:
             "WHERE peer_id = ?",
             (peer.to_bytes(),),
         ).fetchone()
-        return None if row is None else _contact(row)
+        return None if row is None else contact_from_row(row)
 
     def find_contact(self, name: str) -> Contact | None:
         """The contact with this name, or None."""
@@ -250,7 +186,7 @@ class Store:
             "WHERE name = ?",
             (name,),
         ).fetchone()
-        return None if row is None else _contact(row)
+        return None if row is None else contact_from_row(row)
 
     def contacts(self) -> list[Contact]:
         """All contacts, by name."""
@@ -258,7 +194,7 @@ class Store:
             "SELECT peer_id, name, trust, addresses, added_ms, last_seen_ms FROM contacts "
             "ORDER BY name IS NULL, name, added_ms"
         ).fetchall()
-        return [_contact(row) for row in rows]
+        return [contact_from_row(row) for row in rows]
 
     def note_seen(self, peer: PeerId, now_ms: int) -> None:
         """Record that a contact was just connected."""
@@ -428,13 +364,13 @@ class Store:
     ) -> int | None:
         verb = "INSERT OR IGNORE" if direction is Direction.IN else "INSERT"
         cursor = db.execute(
-            f"{verb} INTO messages ({_MESSAGE_COLUMNS.replace('cursor, ', '', 1)}, sealed) "
+            f"{verb} INTO messages ({MESSAGE_COLUMNS.replace('cursor, ', '', 1)}, sealed) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
             (
                 envelope.id,
                 envelope.conversation,
                 envelope.author.to_bytes(),
-                _ids(envelope.recipients),
+                pack_ids(envelope.recipients),
                 direction.value,
                 envelope.kind,
                 packb(envelope.body),
@@ -541,7 +477,7 @@ class Store:
     def mark_sent(self, recipient: PeerId, cursors: Sequence[int]) -> None:
         """Record that these copies were written to the recipient's stream."""
         with self._transaction() as db:
-            for chunk in _chunks(cursors):
+            for chunk in chunks(cursors):
                 marks = ",".join("?" * len(chunk))
                 db.execute(
                     f"UPDATE outbox SET attempts = attempts + 1 WHERE recipient = ? "
@@ -558,7 +494,7 @@ class Store:
         """Drop acked copies; returns the ids of messages now delivered to every recipient."""
         delivered: list[bytes] = []
         with self._transaction() as db:
-            for chunk in _chunks(message_ids):
+            for chunk in chunks(message_ids):
                 marks = ",".join("?" * len(chunk))
                 rows = db.execute(
                     f"DELETE FROM outbox WHERE recipient = ? AND message_id IN ({marks}) "
@@ -596,10 +532,10 @@ class Store:
 
     def _select(self, where: str, args: Sequence[Any], limit: int) -> list[Message]:
         rows = self._db.execute(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {where} ORDER BY cursor LIMIT ?",
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {where} ORDER BY cursor LIMIT ?",
             (*args, limit),
         ).fetchall()
-        return [_message(row) for row in rows]
+        return [message_from_row(row) for row in rows]
 
     def history(self, conversation: bytes, after: int, limit: int) -> list[Message]:
         """Messages of one conversation, both directions, after a cursor, oldest first."""

@@ -1,0 +1,102 @@
+"""Rows of the store and their conversion to the API's models."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ..protocol.codec import packb, unpackb_strict
+from ..protocol.envelope import peer_id_from_bytes
+from ..protocol.errors import MalformedEnvelope
+from ..protocol.keys import PeerId
+from .models import Contact, Direction, Message, MessageStatus, Trust
+
+__all__ = [
+    "MESSAGE_COLUMNS",
+    "OutboxItem",
+    "IncomingResult",
+    "chunks",
+    "pack_ids",
+    "message_from_row",
+    "contact_from_row",
+]
+
+MESSAGE_COLUMNS: Final = (
+    "cursor, id, conversation, author, recipients, direction, kind, body, timestamp_ms, "
+    "lamport, reply_to, metadata, status, error, stored_ms"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One sealed copy waiting for its recipient's ack."""
+
+    cursor: int
+    message_id: bytes
+    recipient: PeerId
+    sealed: bytes
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingResult:
+    """What storing one received envelope did: stored anew, or a duplicate of a stored one."""
+
+    message_id: bytes
+    cursor: int | None
+    duplicate: bool
+
+
+def chunks(values: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
+    """Slices of at most `size` values (SQLite limits the parameters of one statement)."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def pack_ids(peers: Iterable[PeerId]) -> bytes:
+    """A list of peer IDs as stored (msgpack of their bytes)."""
+    return packb([p.to_bytes() for p in peers])
+
+
+def _peers(blob: bytes) -> tuple[PeerId, ...]:
+    return tuple(peer_id_from_bytes(raw) for raw in unpackb_strict(blob, MalformedEnvelope, "ids"))
+
+
+def _load(blob: bytes | None) -> Any:
+    return None if blob is None else unpackb_strict(blob, MalformedEnvelope, "stored value")
+
+
+def message_from_row(row: sqlite3.Row) -> Message:
+    """A Message from a row selected with MESSAGE_COLUMNS."""
+    return Message(
+        cursor=row[0],
+        id=row[1],
+        conversation=row[2],
+        author=peer_id_from_bytes(row[3]),
+        recipients=_peers(row[4]),
+        direction=Direction(row[5]),
+        kind=row[6],
+        body=_load(row[7]),
+        timestamp_ms=row[8],
+        lamport=row[9],
+        reply_to=row[10],
+        metadata=_load(row[11]),
+        status=MessageStatus(row[12]),
+        error=row[13],
+        stored_ms=row[14],
+    )
+
+
+def contact_from_row(row: sqlite3.Row) -> Contact:
+    """A Contact from a contacts row."""
+    return Contact(
+        peer_id=peer_id_from_bytes(row[0]),
+        name=row[1],
+        trust=Trust(row[2]),
+        addresses=tuple(json.loads(row[3])),
+        added_ms=row[4],
+        last_seen_ms=row[5],
+    )
