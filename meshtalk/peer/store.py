@@ -90,7 +90,10 @@ class Store:
             with contextlib.suppress(sqlite3.DatabaseError):
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
-            raise StoreError(f"the store {self.path} failed: {exc} (nothing was changed)") from exc
+            hint = "; is the disk full?" if "full" in str(exc) or "I/O" in str(exc) else ""
+            raise StoreError(
+                f"the store {self.path} failed: {exc} (nothing was changed{hint})"
+            ) from exc
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
