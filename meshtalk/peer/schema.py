@@ -38,7 +38,10 @@ MIGRATIONS: Final[list[str]] = [
         PRIMARY KEY (conversation, peer_id)
     );
     CREATE TABLE messages (
-        cursor       INTEGER PRIMARY KEY AUTOINCREMENT,
+        -- Messages are never deleted, so rowids only grow: cursors stay monotonic without the
+        -- cost of AUTOINCREMENT (one more b-tree write per insert). A future "forget old
+        -- messages" feature must keep the newest row or switch to AUTOINCREMENT.
+        cursor       INTEGER PRIMARY KEY,
         id           BLOB NOT NULL,
         author       BLOB NOT NULL,
         conversation BLOB NOT NULL REFERENCES conversations(id),
@@ -58,7 +61,7 @@ MIGRATIONS: Final[list[str]] = [
         UNIQUE (author, id)
     );
     CREATE INDEX messages_by_conversation ON messages (conversation, cursor);
-    CREATE INDEX messages_incoming ON messages (direction, cursor);
+    CREATE INDEX messages_incoming ON messages (cursor) WHERE direction = 'in';
     CREATE TABLE outbox (
         message_cursor  INTEGER NOT NULL REFERENCES messages(cursor),
         recipient       BLOB NOT NULL,
