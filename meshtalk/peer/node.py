@@ -302,7 +302,11 @@ class Node:
         wait: bool = False,
         timeout: float | None = None,
     ) -> bytes:
-        """Queue a message durably and return its id; with wait=True, return once delivered."""
+        """Queue a message durably and return its id; with wait=True, return once delivered.
+
+        A send that returned is never lost. A send cancelled before it returned may or may not
+        have queued its message (as with any network write).
+        """
         targets = [to] if isinstance(to, str | PeerId) else list(to)
         recipients = tuple(dict.fromkeys(self.contact(t).peer_id for t in targets))
         if not recipients:
@@ -348,10 +352,9 @@ class Node:
             raise NodeClosed("the node is not running; start it with open_node() or serve()")
         self._commit_queue.append(queued)
         self._commit_wakeup.set()
-        # Shielded: once handed over, the outcome is decided by the commit, not by a
-        # cancellation of the caller (which is delivered right after).
-        with trio.CancelScope(shield=True):
-            await queued.done.wait()
+        # Once handed over, the commit decides: a caller cancelled while waiting here gets
+        # Cancelled, and its message may still be queued and delivered.
+        await queued.done.wait()
         if queued.error is not None:
             raise queued.error
 
