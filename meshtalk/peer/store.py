@@ -36,6 +36,14 @@ __all__ = ["Store", "OutboxItem", "IncomingResult", "STORE_FILE_NAME"]
 STORE_FILE_NAME: Final = "store.db"
 
 
+def _raise_lamports(db: sqlite3.Connection, lamports: dict[bytes, int]) -> None:
+    """Move each conversation's Lamport counter up to at least the given value."""
+    db.executemany(
+        "UPDATE conversations SET lamport = MAX(lamport, ?) WHERE id = ?",
+        [(lamport, conversation) for conversation, lamport in lamports.items()],
+    )
+
+
 class Store:
     """The SQLite store of one profile. Not thread-safe: use it from the node's thread."""
 
@@ -350,10 +358,7 @@ class Store:
                 "VALUES (?, ?, ?, ?, 'pending')",
                 outbox,
             )
-            db.executemany(
-                "UPDATE conversations SET lamport = ? WHERE id = ?",
-                [(lamport, conversation) for conversation, lamport in lamports.items()],
-            )
+            _raise_lamports(db, lamports)
         return results
 
     def _insert_message(
@@ -421,10 +426,7 @@ class Store:
                 previous = lamports.get(envelope.conversation, 0)
                 lamports[envelope.conversation] = max(previous, envelope.lamport)
                 results.append(IncomingResult(envelope.id, cursor, duplicate=False))
-            db.executemany(
-                "UPDATE conversations SET lamport = MAX(lamport, ?) WHERE id = ?",
-                [(lamport, conversation) for conversation, lamport in lamports.items()],
-            )
+            _raise_lamports(db, lamports)
         return results
 
     def _admit_to_conversation(
