@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -132,20 +133,30 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1000, ordered[int(len(ordered) * 0.99)] * 1000
 
 
+async def echo_round_trips(
+    send: Callable[[bytes], Awaitable[Any]],
+    receive: Callable[[int], Awaitable[bytes]],
+    round_trips: int,
+) -> tuple[float, float]:
+    """p50 and p99 (ms) of PAYLOAD echoed back, after 50 warm-up round trips."""
+    samples = []
+    for _ in range(round_trips + 50):
+        start = time.perf_counter()
+        await send(PAYLOAD)
+        got = 0
+        while got < len(PAYLOAD):
+            got += len(await receive(65536))
+        samples.append(time.perf_counter() - start)
+    return percentiles(samples[50:])
+
+
 async def measure_trio(round_trips: int) -> tuple[float, float]:
     child = Child("--role", "trio-echo")
     try:
         stream = await trio.open_tcp_stream("127.0.0.1", child.read()["port"])
-        samples = []
-        for _ in range(round_trips + 50):
-            start = time.perf_counter()
-            await stream.send_all(PAYLOAD)
-            got = 0
-            while got < len(PAYLOAD):
-                got += len(await stream.receive_some(65536))
-            samples.append(time.perf_counter() - start)
+        result = await echo_round_trips(stream.send_all, stream.receive_some, round_trips)
         await stream.aclose()
-        return percentiles(samples[50:])
+        return result
     finally:
         child.stop()
 
@@ -165,15 +176,7 @@ async def measure_libp2p(round_trips: int, messages: int) -> tuple[float, float,
         async with host.run([multiaddr.Multiaddr(LOCAL)]):
             await host.connect(info)
             stream = await host.new_stream(info.peer_id, ["/bench/echo/1.0.0"])
-            samples = []
-            for _ in range(round_trips + 50):
-                start = time.perf_counter()
-                await stream.write(PAYLOAD)
-                got = 0
-                while got < len(PAYLOAD):
-                    got += len(await stream.read(65536))
-                samples.append(time.perf_counter() - start)
-            p50, p99 = percentiles(samples[50:])
+            p50, p99 = await echo_round_trips(stream.write, stream.read, round_trips)
             # Pipelined: one write per message (as a naive app would), echoes drained alongside.
             start = time.perf_counter()
             async with trio.open_nursery() as nursery:

@@ -12,7 +12,14 @@ import logging
 from typing import TYPE_CHECKING, NoReturn
 
 from ..protocol.errors import MeshtalkError, NotAuthorized, ProtocolError
-from ..protocol.frames import AckFrame, ErrorFrame, Frame, MessageFrame, negotiate_version
+from ..protocol.frames import (
+    MAX_ACK_IDS,
+    AckFrame,
+    ErrorFrame,
+    Frame,
+    MessageFrame,
+    negotiate_version,
+)
 from ..protocol.sealing import open_sealed
 from .framed import FramedStream
 from .host import remote_peer
@@ -66,7 +73,7 @@ def _receive_batch(node: Node, frames: list[Frame]) -> list[Frame]:
     accepted: list[tuple[Envelope, bytes]] = []
     for frame in frames:
         if not isinstance(frame, MessageFrame):
-            raise_unexpected(frame)
+            _raise_unexpected(frame)
         try:
             envelope = open_sealed(
                 frame.sealed,
@@ -94,11 +101,11 @@ def _receive_batch(node: Node, frames: list[Frame]) -> list[Frame]:
                 refusal = NotAuthorized(result)
                 node.count_refusal(envelope.author, refusal)
                 replies.append(ErrorFrame.from_exception(refusal, envelope.id))
-        for start in range(0, len(acked), 4096):
-            replies.append(AckFrame(tuple(acked[start : start + 4096])))
+        for start in range(0, len(acked), MAX_ACK_IDS):
+            replies.append(AckFrame(tuple(acked[start : start + MAX_ACK_IDS])))
     return replies
 
 
-def raise_unexpected(frame: Frame) -> NoReturn:
+def _raise_unexpected(frame: Frame) -> NoReturn:
     """Only MESSAGE frames may follow the handshake on a dialer's stream."""
     raise ProtocolError(f"unexpected {type(frame).__name__} on an inbound message stream")

@@ -270,7 +270,7 @@ class Node:
 
     def addresses_of(self, peer: PeerId) -> list[str]:
         """Known addresses of a peer, best first."""
-        contact = self.store.get_contact(peer)
+        contact = self._contact_cache().get(peer)
         return list(contact.addresses) if contact is not None else []
 
     def count_refusal(self, peer: PeerId | None, error: MeshtalkError) -> None:
@@ -304,8 +304,7 @@ class Node:
     ) -> bytes:
         """Queue a message durably and return its id; with wait=True, return once delivered.
 
-        A send that returned is never lost. A send cancelled before it returned may or may not
-        have queued its message (as with any network write).
+        A send that returned is never lost; a send that raised queued nothing.
         """
         targets = [to] if isinstance(to, str | PeerId) else list(to)
         recipients = tuple(dict.fromkeys(self.contact(t).peer_id for t in targets))
@@ -352,9 +351,11 @@ class Node:
             raise NodeClosed("the node is not running; start it with open_node() or serve()")
         self._commit_queue.append(queued)
         self._commit_wakeup.set()
-        # Once handed over, the commit decides: a caller cancelled while waiting here gets
-        # Cancelled, and its message may still be queued and delivered.
-        await queued.done.wait()
+        # Shielded: once handed over, the commit decides. A cancelled caller still gets its id
+        # back when the message was stored (the cancellation arrives at its next checkpoint),
+        # so "send raised" always means "nothing was queued".
+        with trio.CancelScope(shield=True):
+            await queued.done.wait()
         if queued.error is not None:
             raise queued.error
 
@@ -419,7 +420,7 @@ class Node:
         with trio.move_on_after(timeout if timeout is not None else float("inf")):
             while True:
                 changed = self._outbox_changed
-                if not self.store.outbox_size():
+                if not self.store.has_pending():
                     return True
                 await changed.wait()
         return False
@@ -472,17 +473,6 @@ class Node:
         if after is None:
             after = self.store.consumer_cursor(consumer) if consumer is not None else 0
         return MessageStream(self, after, consumer)
-
-    async def wait_message(self, after: int = 0, timeout: float | None = None) -> Message | None:
-        """The first incoming message after `after`, waiting up to `timeout` s (None if none)."""
-        with trio.move_on_after(timeout if timeout is not None else float("inf")):
-            while True:
-                event = self._incoming
-                batch = self.store.incoming(after, 1)
-                if batch:
-                    return batch[0]
-                await event.wait()
-        return None
 
     def history(
         self, conversation: bytes | str | PeerId, after: int = 0, limit: int = 100

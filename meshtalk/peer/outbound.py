@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
 
 import trio
@@ -56,7 +57,6 @@ class PeerLink:
         self.peer = peer
         self.state = "idle"
         self.last_error: str | None = None
-        self.connected_since: float | None = None
         self._changed = trio.Event()  # new messages queued, or acks arrived
         self._retry_now = trio.Event()
         self._unsent_bytes = 0
@@ -107,7 +107,6 @@ class PeerLink:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 logger.info("delivery to %s interrupted: %s", self.peer, self.last_error)
             finally:
-                self.connected_since = None
                 self._in_flight.clear()
                 self._in_flight_bytes = 0
             self.state = "backoff"
@@ -144,7 +143,6 @@ class PeerLink:
     async def _deliver(self) -> None:
         framed = await self._open()
         self.state = "connected"
-        self.connected_since = trio.current_time()
         self.last_error = None
         self.node.note_connected(self.peer)
         self._failure = None
@@ -157,10 +155,15 @@ class PeerLink:
         if self._failure is not None:
             raise self._failure
 
-    async def _guard(self, task: object, framed: FramedStream, scope: trio.CancelScope) -> None:
+    async def _guard(
+        self,
+        task: Callable[[FramedStream], Awaitable[None]],
+        framed: FramedStream,
+        scope: trio.CancelScope,
+    ) -> None:
         # Either task ending ends both; the first error is re-raised by _deliver (no groups).
         try:
-            await task(framed)  # type: ignore[operator]
+            await task(framed)
         except (*NETWORK_ERRORS, MeshtalkError) as exc:
             if self._failure is None:
                 self._failure = exc

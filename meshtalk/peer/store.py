@@ -249,22 +249,6 @@ class Store:
             [(conversation, m.to_bytes()) for m in members],
         )
 
-    def create_conversation(
-        self,
-        conversation: bytes,
-        kind: str,
-        name: str | None,
-        members: Iterable[PeerId],
-        now_ms: int,
-    ) -> None:
-        """Create a conversation unless it exists."""
-        with self._transaction() as db:
-            exists = db.execute(
-                "SELECT 1 FROM conversations WHERE id = ?", (conversation,)
-            ).fetchone()
-            if exists is None:
-                self._create_conversation(db, conversation, kind, name, members, now_ms)
-
     def members(self, conversation: bytes) -> tuple[PeerId, ...]:
         """The members of a conversation (empty if it does not exist)."""
         rows = self._db.execute(
@@ -472,6 +456,11 @@ class Store:
             "SELECT DISTINCT recipient FROM outbox WHERE state = 'pending'"
         ).fetchall()
         return [peer_id_from_bytes(row[0]) for row in rows]
+
+    def has_pending(self) -> bool:
+        """Whether any sealed copy still waits for an ack (cheap, unlike outbox_size)."""
+        row = self._db.execute("SELECT 1 FROM outbox WHERE state = 'pending' LIMIT 1").fetchone()
+        return row is not None
 
     def outbox_size(self) -> int:
         """How many sealed copies wait for an ack."""
