@@ -54,7 +54,7 @@ async def trio_echo_server() -> None:
 async def libp2p_echo_server() -> None:
     import multiaddr
 
-    from meshtalk.peer.host import build_host, close_host, quiet_libp2p_logging
+    from meshtalk.host import build_host, close_host, quiet_libp2p_logging
     from meshtalk.protocol import NodeKey
 
     quiet_libp2p_logging()
@@ -165,7 +165,7 @@ async def measure_libp2p(round_trips: int, messages: int) -> tuple[float, float,
     import multiaddr
     from libp2p.peer.peerinfo import info_from_p2p_addr
 
-    from meshtalk.peer.host import build_host, close_host, quiet_libp2p_logging
+    from meshtalk.host import build_host, close_host, quiet_libp2p_logging
     from meshtalk.protocol import NodeKey
 
     quiet_libp2p_logging()

@@ -1,6 +1,23 @@
-"""Finding peers: rendezvous, mDNS, bootstrap lists and the address cache (issue: Discovery).
+"""Finding peers: rendezvous points (client and point), LAN mDNS and signed peer records.
 
-Nothing lives here yet.
+The node (`meshtalk.peer`) wires these into its address book; a standalone rendezvous point
+runs with `open_rendezvous_point`.
 """
 
-__all__: list[str] = []
+from .point import RendezvousPoint, open_rendezvous_point
+from .records import PeerRecord, open_peer_record, sign_peer_record
+from .registry import Registry, RegistryLimits
+from .rendezvous import RendezvousClient, RendezvousSession, namespace_for
+
+__all__ = [
+    "PeerRecord",
+    "Registry",
+    "RegistryLimits",
+    "RendezvousClient",
+    "RendezvousPoint",
+    "RendezvousSession",
+    "namespace_for",
+    "open_peer_record",
+    "open_rendezvous_point",
+    "sign_peer_record",
+]

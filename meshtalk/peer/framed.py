@@ -28,7 +28,7 @@ class FramedStream:
 
     def __init__(self, stream: Any, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
         self.stream = stream
-        self._decoder = FrameDecoder(max_frame_size)
+        self._decoder: FrameDecoder[Frame] = FrameDecoder(max_frame_size)
         self._pending: list[Frame] = []
         self._write_lock = trio.Lock()
 

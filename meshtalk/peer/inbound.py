@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, NoReturn
 
+from ..host import remote_peer
 from ..protocol.errors import MeshtalkError, NotAuthorized, ProtocolError
 from ..protocol.frames import (
     MAX_ACK_IDS,
@@ -22,7 +23,6 @@ from ..protocol.frames import (
 )
 from ..protocol.sealing import open_sealed
 from .framed import FramedStream
-from .host import remote_peer
 from .store import IncomingResult
 
 if TYPE_CHECKING:

@@ -8,7 +8,15 @@ from typing import Any
 
 from ..protocol.keys import PeerId
 
-__all__ = ["Trust", "Contact", "Conversation", "Message", "MessageStatus", "Direction"]
+__all__ = [
+    "Trust",
+    "Contact",
+    "KnownPeer",
+    "Conversation",
+    "Message",
+    "MessageStatus",
+    "Direction",
+]
 
 
 class Trust(enum.StrEnum):
@@ -45,6 +53,19 @@ class Contact:
     addresses: tuple[str, ...]
     added_ms: int
     last_seen_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class KnownPeer:
+    """A contact or discovered peer: its addresses, where they came from, and whether it is on."""
+
+    peer_id: PeerId
+    name: str | None
+    trust: Trust | None  # None: not a contact
+    addresses: tuple[str, ...]
+    sources: tuple[str, ...]  # rendezvous, mdns, bootstrap, identify, connection, contact
+    last_seen_ms: int | None
+    online: bool
 
 
 @dataclass(frozen=True, slots=True)

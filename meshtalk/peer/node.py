@@ -24,6 +24,16 @@ from typing import Any, Final
 import trio
 
 from .._version import __version__
+from ..host import (
+    MSG_PROTOCOL,
+    announce_addrs,
+    build_host,
+    close_host,
+    parse_multiaddrs,
+    quiet_libp2p_logging,
+    safe_handler,
+    to_libp2p_id,
+)
 from ..identity import load_or_create_identity
 from ..protocol.envelope import Envelope, direct_conversation_id, new_message_id
 from ..protocol.errors import (
@@ -38,19 +48,13 @@ from ..protocol.errors import (
 from ..protocol.frames import DEFAULT_MAX_FRAME_SIZE
 from ..protocol.keys import PeerId
 from ..protocol.sealing import DEFAULT_MAX_AGE_MS, DEFAULT_MAX_FUTURE_SKEW_MS, seal
-from .host import (
-    MSG_PROTOCOL,
-    announce_addrs,
-    build_host,
-    close_host,
-    parse_multiaddrs,
-    quiet_libp2p_logging,
-    safe_handler,
-)
+from ..discovery.registry import RegistryLimits
+from .addressbook import KnownAddress
+from .discovering import NodeDiscovery
 from .inbound import serve_inbound_stream
 from .listen import ensure_listening, preferred_listen_addrs
 from .lock import ProfileLock
-from .models import Contact, Conversation, Message, Trust
+from .models import Contact, Conversation, KnownPeer, Message, Trust
 from .outbound import PeerLink
 from .store import STORE_FILE_NAME, IncomingResult, Store
 
@@ -82,6 +86,15 @@ class NodeConfig:
     max_future_skew_ms: int = DEFAULT_MAX_FUTURE_SKEW_MS
     max_age_ms: int = DEFAULT_MAX_AGE_MS
     clock: Callable[[], int] = _wall_clock_ms
+    # discovery
+    mesh: str = "default"
+    rendezvous: list[str] = field(default_factory=list)  # points, as /ip4/../tcp/../p2p/<id>
+    rendezvous_ttl: int | None = None  # None: the point's default (2 h)
+    discover_interval: tuple[float, float] = (0.25, 30.0)  # fastest, slowest
+    rendezvous_point: bool = False  # serve /rendezvous/1.0.0 for others too
+    rendezvous_limits: RegistryLimits | None = None
+    bootstrap: list[str] = field(default_factory=list)  # peers to dial at start, with /p2p/
+    mdns: bool = True
 
 
 @dataclass
@@ -123,6 +136,7 @@ class Node:
         self._outbox_changed = trio.Event()
         self._commit_wakeup = trio.Event()
         self._lock: ProfileLock | None = None
+        self.discovery = NodeDiscovery(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -163,6 +177,7 @@ class Node:
             self._host = build_host(self.key)
             handler = safe_handler("inbound", functools.partial(serve_inbound_stream, self))
             self._host.set_stream_handler(MSG_PROTOCOL, handler)
+            self.discovery.attach(self._host)
             with trio.CancelScope() as self._cancel:
                 preferred = preferred_listen_addrs(self.config.listen, self._store)
                 async with self._host.run(parse_multiaddrs(preferred)):
@@ -177,6 +192,7 @@ class Node:
                             nursery.start_soon(self._checkpointer)
                             for peer in self._store.recipients_with_pending():
                                 self._link(peer).kick()
+                            await self.discovery.run(nursery)
                             task_status.started(self)
                             await trio.sleep_forever()
                     finally:
@@ -269,9 +285,44 @@ class Node:
         return contact is not None and contact.trust is Trust.TRUSTED
 
     def addresses_of(self, peer: PeerId) -> list[str]:
-        """Known addresses of a peer, best first."""
+        """Known addresses of a peer: most recently seen first, then the contact's own."""
+        learned = [known.address for known in self.store.book.addresses(peer)]
         contact = self._contact_cache().get(peer)
-        return list(contact.addresses) if contact is not None else []
+        given = list(contact.addresses) if contact is not None else []
+        return list(dict.fromkeys([*learned, *given]))
+
+    def addresses_changed(self, peer: PeerId) -> None:
+        """New addresses for `peer` were learned: a waiting delivery tries them now."""
+        link = self._links.get(peer)
+        if link is not None and link.state != "connected":
+            link.retry_now()
+
+    def peers(self) -> list[KnownPeer]:
+        """Every peer this node knows: contacts and discovered peers, most recently seen first."""
+        contacts = self._contact_cache()
+        network = self._host.get_network() if self._host is not None else None
+        found: dict[PeerId, list[KnownAddress]] = {}
+        for known in self.store.book.everything():
+            found.setdefault(known.peer_id, []).append(known)
+        peers = []
+        for peer in dict.fromkeys([*contacts, *found]):
+            contact, known = contacts.get(peer), found.get(peer, [])
+            seen = [k.last_seen_ms for k in known]
+            if contact is not None and contact.last_seen_ms is not None:
+                seen.append(contact.last_seen_ms)
+            peers.append(
+                KnownPeer(
+                    peer_id=peer,
+                    name=contact.name if contact is not None else None,
+                    trust=contact.trust if contact is not None else None,
+                    addresses=tuple(dict.fromkeys(k.address for k in known)),
+                    sources=tuple(sorted({k.source.value for k in known})),
+                    last_seen_ms=max(seen) if seen else None,
+                    online=bool(network and network.connections.get(to_libp2p_id(peer))),
+                )
+            )
+        peers.sort(key=lambda p: -(p.last_seen_ms or 0))
+        return peers
 
     def count_refusal(self, peer: PeerId | None, error: MeshtalkError) -> None:
         """Record a refused delivery attempt."""
@@ -284,6 +335,7 @@ class Node:
         """A trusted peer is connected: update last-seen and flush its outbox now."""
         self.store.note_seen(peer, self.clock())
         self._contacts = None
+        self.discovery.harvest_identify(peer)
         link = self._links.get(peer)
         if link is not None and link.state != "connected":
             link.retry_now()
@@ -492,6 +544,7 @@ class Node:
             **self.statistics_counter,
             "outbox": self.store.outbox_size(),
             "links": {str(p): link.statistics() for p, link in self._links.items()},
+            "discovery": self.discovery.statistics(),
         }
 
 

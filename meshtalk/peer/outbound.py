@@ -25,10 +25,7 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from ..protocol.errors import MeshtalkError, PeerUnreachable, ProtocolError
-from ..protocol.frames import AckFrame, ErrorFrame, MessageFrame, negotiate_version
-from .framed import FramedStream
-from .host import (
+from ..host import (
     MSG_PROTOCOL,
     NETWORK_ERRORS,
     forget_stale_connection,
@@ -36,6 +33,10 @@ from .host import (
     reset_quietly,
     to_libp2p_id,
 )
+from ..protocol.errors import MeshtalkError, PeerUnreachable, ProtocolError
+from ..protocol.frames import AckFrame, ErrorFrame, MessageFrame, negotiate_version
+from .addressbook import AddressSource
+from .framed import FramedStream
 
 if TYPE_CHECKING:
     from ..protocol.keys import PeerId
@@ -121,13 +122,7 @@ class PeerLink:
         self.state = "connecting"
         network = node.host.get_network()
         if self._redial or not network.connections.get(to_libp2p_id(self.peer)):
-            addresses = node.addresses_of(self.peer)
-            if not addresses:
-                raise PeerUnreachable(f"no known address for {self.peer}")
-            if self._redial:
-                await forget_stale_connection(node.host, self.peer)
-            with trio.fail_after(config.dial_timeout):
-                await node.host.connect(peer_info(self.peer, addresses))
+            await self._dial()
         self._redial = False
         with trio.fail_after(config.dial_timeout):
             stream = await node.host.new_stream(to_libp2p_id(self.peer), [MSG_PROTOCOL])
@@ -139,6 +134,28 @@ class PeerLink:
             await reset_quietly(stream)
             raise
         return framed
+
+    async def _dial(self) -> None:
+        """Try each known address in turn (most recently seen first), then ask discovery."""
+        node = self.node
+        addresses = node.addresses_of(self.peer)
+        errors = []
+        for address in addresses:
+            # py-libp2p dials only the first address it holds for a peer and refuses to redial
+            # for 60 s after a failure: start each attempt from a clean slate.
+            await forget_stale_connection(node.host, self.peer)
+            try:
+                with trio.fail_after(node.config.dial_timeout):
+                    await node.host.connect(peer_info(self.peer, [address]))
+            except (*NETWORK_ERRORS, trio.TooSlowError) as exc:
+                errors.append(f"{address}: {type(exc).__name__} {exc}".rstrip())
+                continue
+            node.store.book.learn(self.peer, [address], AddressSource.CONNECTION, node.clock())
+            return
+        node.discovery.lookup(self.peer)
+        if not addresses:
+            raise PeerUnreachable(f"no known address for {self.peer} yet; asking discovery")
+        raise PeerUnreachable(f"{self.peer} is unreachable: " + "; ".join(errors))
 
     async def _deliver(self) -> None:
         framed = await self._open()

@@ -85,6 +85,18 @@ MIGRATIONS: Final[list[str]] = [
         cursor INTEGER NOT NULL
     );
     """,
+    # 2: the address book: every address learned for a peer, with where and when
+    """
+    CREATE TABLE addresses (
+        peer_id       BLOB NOT NULL,
+        address       TEXT NOT NULL,
+        source        TEXT NOT NULL,
+        first_seen_ms INTEGER NOT NULL,
+        last_seen_ms  INTEGER NOT NULL,
+        PRIMARY KEY (peer_id, address)
+    ) WITHOUT ROWID;
+    CREATE INDEX addresses_by_last_seen ON addresses (last_seen_ms);
+    """,
 ]
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

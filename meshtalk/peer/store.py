@@ -19,6 +19,7 @@ from ..protocol.codec import packb
 from ..protocol.envelope import Envelope, peer_id_from_bytes
 from ..protocol.errors import ConfigError, StoreError
 from ..protocol.keys import PeerId
+from .addressbook import AddressBook
 from .models import Contact, Conversation, Direction, Message, MessageStatus, Trust
 from .rows import (
     MESSAGE_COLUMNS,
@@ -63,6 +64,7 @@ class Store:
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open the store {path}: {exc}") from exc
+        self.book = AddressBook(self)
 
     def close(self) -> None:
         """Close the database file (checkpointing what the WAL holds)."""

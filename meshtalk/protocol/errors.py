@@ -39,6 +39,9 @@ __all__ = [
     "DeliveryTimeout",
     "NodeClosed",
     "PeerUnreachable",
+    "DiscoveryError",
+    "RendezvousError",
+    "InvalidSignedRecord",
     "error_from_code",
 ]
 
@@ -228,6 +231,30 @@ class PeerUnreachable(NodeError):
     """The peer could not be reached at any known address right now."""
 
     code = 507
+
+
+class DiscoveryError(MeshtalkError):
+    """Finding peers failed: a rendezvous point, a peer record or LAN discovery."""
+
+    code = 600
+
+
+class RendezvousError(DiscoveryError):
+    """A rendezvous point refused a request; `status` is the spec's response status."""
+
+    code = 601
+    status: int = 300  # E_INTERNAL_ERROR unless the point said otherwise
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+
+class InvalidSignedRecord(DiscoveryError):
+    """A signed peer record did not verify: bad signature, wrong domain or type, or damage."""
+
+    code = 602
 
 
 def _all_subclasses(cls: type[MeshtalkError]) -> list[type[MeshtalkError]]:

@@ -9,8 +9,9 @@ broken, because the byte stream can no longer be trusted to be in sync.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Generic, TypeVar
 
 from .codec import packb, unpackb_strict
 from .errors import (
@@ -46,6 +47,7 @@ _MAX_VERSIONS: Final = 16
 _MAX_AGENT: Final = 256
 _MAX_ERROR_TEXT: Final = 1024
 _MAX_VARINT_BYTES: Final = 9  # the multiformats unsigned-varint limit (63 bits)
+T = TypeVar("T")
 
 
 class FrameType(enum.IntEnum):
@@ -196,11 +198,20 @@ def decode_frame_body(body: bytes) -> Frame:
     raise MalformedFrame(f"unknown frame type {kind}")
 
 
-class FrameDecoder:
-    """Incremental frame decoder: `receive_data(bytes)`, then `next_frame()` until NEED_DATA."""
+class FrameDecoder(Generic[T]):
+    """Incremental frame decoder: `receive_data(bytes)`, then `next_frame()` until NEED_DATA.
 
-    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+    Bodies are meshtalk frames by default; `decode` reads another length-prefixed protocol
+    (the rendezvous messages use the same framing with protobuf bodies).
+    """
+
+    def __init__(
+        self,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        decode: Callable[[bytes], T] = decode_frame_body,  # type: ignore[assignment]
+    ) -> None:
         self.max_frame_size = max_frame_size
+        self._decode = decode
         self._buffer = bytearray()
         self._start = 0
         self._error: MeshtalkError | None = None
@@ -211,7 +222,7 @@ class FrameDecoder:
         self._raise_if_broken()
         self._buffer += data
 
-    def next_frame(self) -> Frame | NeedData:
+    def next_frame(self) -> T | NeedData:
         """The next complete frame, or NEED_DATA; raises ProtocolError on invalid input."""
         self._raise_if_broken()
         try:
@@ -239,7 +250,7 @@ class FrameDecoder:
         if self._error is not None:
             raise type(self._error)(f"stream already failed: {self._error}")
 
-    def _next_frame(self) -> Frame | NeedData:
+    def _next_frame(self) -> T | NeedData:
         buffer, start = self._buffer, self._start
         available = len(buffer) - start
         length = 0
@@ -268,7 +279,7 @@ class FrameDecoder:
             return NEED_DATA
         body = bytes(buffer[start + header : end])
         self._start = end
-        frame = decode_frame_body(body)
+        frame = self._decode(body)
         self._frames_decoded += 1
         return frame
 

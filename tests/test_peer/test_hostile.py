@@ -20,7 +20,7 @@ from libp2p.transport.tcp.tcp import TCP
 
 from meshtalk.identity import libp2p_key_pair
 from meshtalk.peer.framed import FramedStream
-from meshtalk.peer.host import MSG_PROTOCOL, build_host, close_host, peer_info, to_libp2p_id
+from meshtalk.host import MSG_PROTOCOL, build_host, close_host, peer_info, to_libp2p_id
 from meshtalk.peer.node import Node
 from meshtalk.protocol import (
     AckFrame,

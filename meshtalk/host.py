@@ -31,9 +31,9 @@ from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.transport.tcp.tcp import TCP
 
-from ..identity import libp2p_key_pair
-from ..protocol.errors import ConfigError
-from ..protocol.keys import NodeKey, PeerId
+from .identity import libp2p_key_pair
+from .protocol.errors import ConfigError, MeshtalkError
+from .protocol.keys import NodeKey, PeerId
 
 __all__ = [
     "NETWORK_ERRORS",
@@ -45,6 +45,7 @@ __all__ = [
     "from_libp2p_id",
     "parse_multiaddrs",
     "peer_info",
+    "split_peer_address",
     "remote_peer",
     "announce_addrs",
     "close_host",
@@ -219,6 +220,22 @@ def peer_info(peer: PeerId, addresses: Sequence[str]) -> PeerInfo:
             addr = addr.decapsulate_code(multiaddr.protocols.P_P2P)
         addrs.append(addr)
     return PeerInfo(to_libp2p_id(peer), addrs)
+
+
+def split_peer_address(address: str) -> tuple[PeerId, str]:
+    """`/ip4/../tcp/../p2p/<id>` as (peer, address without /p2p/); ConfigError if it has none."""
+    (addr,) = parse_multiaddrs([address])
+    try:
+        peer_text = addr.value_for_protocol(multiaddr.protocols.P_P2P)
+    except Exception:
+        peer_text = None
+    if not peer_text:
+        raise ConfigError(f"{address!r} must end with /p2p/<peer ID> so the peer can be checked")
+    try:
+        peer = PeerId.from_string(str(peer_text))
+    except MeshtalkError as exc:
+        raise ConfigError(f"{address!r} names an invalid peer: {exc}") from None
+    return peer, str(addr.decapsulate_code(multiaddr.protocols.P_P2P))
 
 
 def safe_handler(

@@ -1,0 +1,170 @@
+"""A rendezvous point: serves `/rendezvous/1.0.0` on a libp2p host. It never sees messages.
+
+Any node can serve one (`NodeConfig(rendezvous_point=True)`), or `open_rendezvous_point` runs
+one on a host of its own. For each request on a stream (several may follow each other, as go
+clients send them) the point answers with the spec's status:
+
+- REGISTER: namespace and TTL are checked first (E_INVALID_NAMESPACE, E_INVALID_TTL), then the
+  signed record (E_INVALID_SIGNED_PEER_RECORD), then that the record is the connection's own
+  peer (E_NOT_AUTHORIZED), then the limits (E_NOT_AUTHORIZED per peer, E_UNAVAILABLE when a
+  namespace or the point is full).
+- DISCOVER: E_INVALID_NAMESPACE, E_INVALID_COOKIE; the limit is capped, not refused.
+- UNREGISTER removes the connection's peer's registration and gets no answer (as in the spec).
+
+A stream that sends something undecodable, a response type, or nothing for `idle_timeout`
+seconds is reset; the point goes on serving everyone else. Requests are capped at 64 KiB.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+import trio
+
+from ..host import (
+    NETWORK_ERRORS,
+    announce_addrs,
+    build_host,
+    close_host,
+    parse_multiaddrs,
+    quiet_libp2p_logging,
+    remote_peer,
+    safe_handler,
+)
+from ..protocol.errors import InvalidSignedRecord, MeshtalkError, RendezvousError
+from ..protocol.keys import NodeKey
+from ..protocol.rendezvous import (
+    PROTOCOL_ID,
+    Discover,
+    DiscoverResponse,
+    Register,
+    RegisterResponse,
+    RendezvousMessage,
+    Status,
+    Unregister,
+)
+from .records import open_peer_record
+from .registry import Registry, RegistryLimits
+from .rendezvous import RendezvousStream
+
+__all__ = ["RendezvousPoint", "open_rendezvous_point", "MAX_REQUEST_SIZE"]
+
+logger = logging.getLogger("meshtalk.rendezvous.point")
+MAX_REQUEST_SIZE: Final = 64 * 1024
+
+
+class RendezvousPoint:
+    """The request handling of a rendezvous point; attach it to a host with `attach`."""
+
+    def __init__(
+        self,
+        limits: RegistryLimits | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        idle_timeout: float = 60.0,
+    ) -> None:
+        self.registry = Registry(limits)
+        self.clock = clock
+        self.idle_timeout = idle_timeout
+        self.counters: dict[str, int] = {}
+
+    def attach(self, host: Any) -> None:
+        """Serve `/rendezvous/1.0.0` on `host`."""
+        host.set_stream_handler(PROTOCOL_ID, safe_handler("rendezvous", self.serve_stream))
+
+    def statistics(self) -> dict[str, int]:
+        """Registry sizes and request counters."""
+        return {**self.registry.statistics(), **self.counters}
+
+    def _count(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+    async def serve_stream(self, stream: Any) -> None:
+        """Answer requests on one stream until it ends, misbehaves or idles."""
+        peer = remote_peer(stream).to_bytes()
+        wire = RendezvousStream(stream, MAX_REQUEST_SIZE)
+        while True:
+            try:
+                with trio.fail_after(self.idle_timeout):
+                    request = await wire.read()
+            except MeshtalkError as exc:
+                self._count("malformed")
+                logger.info("reset a rendezvous stream that sent garbage: %s", exc)
+                return
+            except trio.TooSlowError:
+                return
+            if request is None:
+                return
+            response = self.handle(peer, request)
+            if isinstance(response, bool):
+                self._count("malformed")
+                logger.info("reset a rendezvous stream that sent a %s", type(request).__name__)
+                return
+            if response is not None:
+                await wire.write(response)
+
+    def handle(
+        self, peer: bytes, request: RendezvousMessage
+    ) -> RegisterResponse | DiscoverResponse | bool | None:
+        """The answer to one request from `peer` (None: no answer; False: a protocol error)."""
+        if isinstance(request, Register):
+            self._count("register")
+            return self._register(peer, request)
+        if isinstance(request, Discover):
+            self._count("discover")
+            try:
+                found, cookie = self.registry.discover(
+                    request.ns, request.limit, request.cookie, self.clock()
+                )
+            except RendezvousError as exc:
+                self._count(f"refused_{Status(exc.status).name}")
+                return DiscoverResponse(exc.status, status_text=str(exc))
+            return DiscoverResponse(Status.OK, tuple(found), cookie)
+        if isinstance(request, Unregister):
+            self._count("unregister")
+            self.registry.unregister(peer, request.ns)
+            return None
+        return False
+
+    def _register(self, peer: bytes, request: Register) -> RegisterResponse:
+        try:
+            ttl = self.registry.check(request.ns, request.ttl)
+            try:
+                record = open_peer_record(request.signed_peer_record)
+            except InvalidSignedRecord as exc:
+                raise RendezvousError(str(exc), Status.E_INVALID_SIGNED_PEER_RECORD) from None
+            if record.peer_id.to_bytes() != peer:
+                raise RendezvousError(
+                    f"the record is for {record.peer_id}, not for the peer that sent it",
+                    Status.E_NOT_AUTHORIZED,
+                )
+            self.registry.register(peer, request.ns, request.signed_peer_record, ttl, self.clock())
+        except RendezvousError as exc:
+            self._count(f"refused_{Status(exc.status).name}")
+            return RegisterResponse(exc.status, str(exc))
+        return RegisterResponse(Status.OK, ttl=ttl)
+
+
+@asynccontextmanager
+async def open_rendezvous_point(
+    key: NodeKey,
+    listen: Sequence[str] = ("/ip4/127.0.0.1/tcp/0",),
+    limits: RegistryLimits | None = None,
+) -> AsyncIterator[tuple[RendezvousPoint, list[str]]]:
+    """Run a standalone rendezvous point on its own host; yields it and its addresses."""
+    quiet_libp2p_logging()
+    point = RendezvousPoint(limits)
+    host = build_host(key)
+    point.attach(host)
+    try:
+        async with host.run(parse_multiaddrs(list(listen))):
+            yield point, announce_addrs(host)
+    except NETWORK_ERRORS as exc:
+        raise RendezvousError(
+            f"the rendezvous point could not listen on {list(listen)}: {exc}"
+        ) from exc
+    finally:
+        await close_host(host)

@@ -1,0 +1,145 @@
+"""How a node finds peers: rendezvous sessions, an optional point, bootstrap peers, mDNS.
+
+Everything learned goes into the node's address book (with its source), and a peer whose
+messages wait in the outbox is retried at once when new addresses for it turn up. Links ask
+for a `lookup` when no known address works; that wakes every rendezvous session.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..discovery.mdns import MdnsService
+from ..discovery.point import RendezvousPoint
+from ..discovery.records import PeerRecord, open_peer_record
+from ..discovery.rendezvous import RendezvousClient, RendezvousSession, namespace_for
+from ..host import NETWORK_ERRORS, peer_info, split_peer_address, to_libp2p_id
+from ..protocol.errors import InvalidSignedRecord
+from ..protocol.keys import PeerId
+from .addressbook import AddressSource
+
+if TYPE_CHECKING:
+    from .node import Node
+
+__all__ = ["NodeDiscovery", "usable_address"]
+
+logger = logging.getLogger("meshtalk.discovery")
+_UNSPECIFIED = ("/ip4/0.0.0.0/", "/ip6/::/")
+
+
+def usable_address(address: str) -> bool:
+    """Whether an address is worth dialing (not 0.0.0.0 or ::)."""
+    return not address.startswith(_UNSPECIFIED)
+
+
+class NodeDiscovery:
+    """The discovery side of one running node."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        config = node.config
+        self.point: RendezvousPoint | None = None
+        if config.rendezvous_point:
+            self.point = RendezvousPoint(config.rendezvous_limits)
+        self.sessions: list[RendezvousSession] = []
+        self.mdns: MdnsService | None = None
+        self._points = [split_peer_address(a) for a in config.rendezvous]
+        self._bootstrap = [split_peer_address(a) for a in config.bootstrap]
+
+    def attach(self, host: Any) -> None:
+        """Install stream handlers (before the host listens)."""
+        if self.point is not None:
+            self.point.attach(host)
+
+    async def run(self, nursery: trio.Nursery) -> None:
+        """Start the sessions, the mDNS service and the bootstrap dials."""
+        node, config = self.node, self.node.config
+        namespace = namespace_for(config.mesh)
+        for point, address in self._points:
+            if point == node.peer_id:
+                continue  # this node is the point
+            self.node.store.book.learn(point, [address], AddressSource.BOOTSTRAP, node.clock())
+            client = RendezvousClient(node.host, node.key, point, [address], config.dial_timeout)
+            session = RendezvousSession(
+                client,
+                namespace,
+                self.own_addresses,
+                self.found_record,
+                ttl=config.rendezvous_ttl,
+                discover_interval=config.discover_interval,
+                retry_max=config.retry_max,
+            )
+            self.sessions.append(session)
+            nursery.start_soon(session.run, name=f"meshtalk rendezvous {point}")
+        for peer, address in self._bootstrap:
+            if peer != node.peer_id:
+                nursery.start_soon(self._dial_bootstrap, peer, address)
+        if config.mdns:
+            self.mdns = MdnsService(node.peer_id, self.own_addresses, self.found_on_lan)
+            await nursery.start(self.mdns.run)
+
+    def own_addresses(self) -> list[str]:
+        """The addresses this node tells others about."""
+        return [a.split("/p2p/")[0] for a in self.node.listen_addrs if usable_address(a)]
+
+    def learn(self, peer: PeerId, addresses: list[str] | tuple[str, ...], source: str) -> None:
+        """Record addresses of `peer` and retry its deliveries if they are news."""
+        node = self.node
+        addresses = [a for a in addresses if usable_address(a)]
+        if peer == node.peer_id or not addresses:
+            return
+        node.statistics_counter[f"addresses_from_{source}"] += 1
+        if node.store.book.learn(peer, addresses, AddressSource(source), node.clock()):
+            node.addresses_changed(peer)
+
+    def found_record(self, record: PeerRecord) -> None:
+        """A rendezvous point returned a verified record."""
+        self.learn(record.peer_id, record.addresses, AddressSource.RENDEZVOUS)
+
+    def found_on_lan(self, peer: PeerId, addresses: list[str]) -> None:
+        """mDNS saw a peer announce itself on the LAN."""
+        self.learn(peer, addresses, AddressSource.MDNS)
+
+    def harvest_identify(self, peer: PeerId) -> None:
+        """Keep the signed record that libp2p identify brought in for a connected peer."""
+        host = self.node._host
+        if host is None:
+            return
+        envelope = host.get_peerstore().get_peer_record(to_libp2p_id(peer))
+        if envelope is None:
+            return
+        try:
+            record = open_peer_record(envelope.marshal_envelope())
+        except InvalidSignedRecord as exc:
+            logger.info("identify record of %s does not verify: %s", peer, exc)
+            return
+        if record.peer_id == peer:
+            self.learn(peer, record.addresses, AddressSource.IDENTIFY)
+
+    def lookup(self, peer: PeerId) -> None:
+        """No known address of `peer` works: ask every rendezvous point again now."""
+        for session in self.sessions:
+            session.discover_now()
+
+    async def _dial_bootstrap(self, peer: PeerId, address: str) -> None:
+        node = self.node
+        self.learn(peer, [address], AddressSource.BOOTSTRAP)
+        try:
+            with trio.fail_after(node.config.dial_timeout):
+                await node.host.connect(peer_info(peer, [address]))
+        except (*NETWORK_ERRORS, trio.TooSlowError) as exc:
+            logger.info("bootstrap peer %s at %s: %s", peer, address, exc)
+            return
+        await trio.sleep(0.5)  # identify runs right after the connection opens
+        self.harvest_identify(peer)
+
+    def statistics(self) -> dict[str, Any]:
+        """The state of each rendezvous session, the point and mDNS."""
+        return {
+            "rendezvous": [s.statistics() for s in self.sessions],
+            "point": self.point.statistics() if self.point is not None else None,
+            "mdns": self.mdns.statistics() if self.mdns is not None else None,
+        }

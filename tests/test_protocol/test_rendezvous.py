@@ -1,0 +1,111 @@
+"""The rendezvous message codec: the spec's schema, byte for byte, and a strict decoder."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from meshtalk.protocol import MalformedFrame
+from meshtalk.protocol.frames import NEED_DATA, FrameDecoder, encode_uvarint
+from meshtalk.protocol.rendezvous import (
+    Discover,
+    DiscoverResponse,
+    Register,
+    RegisterResponse,
+    RendezvousMessage,
+    Status,
+    Unregister,
+    decode_message,
+    encode_message,
+)
+
+MESSAGES: list[RendezvousMessage] = [
+    Register("meshtalk/default", b"\x0a\x01record", 7200),
+    Register("ns", b"r", None),
+    RegisterResponse(Status.OK, ttl=7200),
+    RegisterResponse(Status.E_INVALID_TTL, "TTL 0 s is outside 120..259200 s"),
+    Unregister("meshtalk/default"),
+    Discover("meshtalk/default", 100, b"cookie"),
+    Discover(),
+    DiscoverResponse(Status.OK, (Register("a", b"1", 60), Register("b", b"2", 61)), b"next"),
+    DiscoverResponse(Status.E_INVALID_COOKIE, status_text="bad cookie"),
+]
+
+
+@pytest.mark.parametrize("message", MESSAGES, ids=lambda m: type(m).__name__)
+def test_every_message_survives_a_round_trip(message: RendezvousMessage) -> None:
+    assert decode_message(encode_message(message)) == message
+
+
+def test_bytes_match_the_proto2_encoding_other_implementations_expect() -> None:
+    # type, status and ttl are written even when 0 (rust-libp2p refuses messages without them)
+    assert encode_message(Register("x", b"\x01", 7200)).hex() == "080012090a017812010118a038"
+    assert encode_message(RegisterResponse(Status.OK, ttl=7200)).hex() == "08011a05080018a038"
+    assert encode_message(Discover("x", 0)).hex() == "08032a050a01781000"
+
+
+def test_absent_and_zero_ttl_are_different() -> None:
+    assert decode_message(encode_message(Register("x", b"r", 0))).ttl == 0  # type: ignore[union-attr]
+    assert decode_message(encode_message(Register("x", b"r", None))).ttl is None  # type: ignore[union-attr]
+
+
+def test_unknown_fields_are_skipped() -> None:
+    body = encode_message(Unregister("ns"))
+    # field 9 as varint, field 10 as fixed64, field 11 as fixed32, field 12 as bytes
+    extra = bytes([9 << 3 | 0, 5, 10 << 3 | 1]) + b"\0" * 8 + bytes([11 << 3 | 5]) + b"\0" * 4
+    extra += bytes([12 << 3 | 2, 1, 0xFF])
+    assert decode_message(body + extra) == Unregister("ns")
+
+
+@pytest.mark.parametrize(
+    ("body", "complaint"),
+    [
+        (b"", "no type"),
+        (bytes([0x08, 0x09]), "unknown rendezvous message type 9"),
+        (bytes([0x08, 0x00]), "no register body"),
+        (bytes([0x08, 0x02]), "no UNREGISTER body"),
+        (bytes([0x08]), "ends inside a varint"),
+        (bytes([0x08]) + b"\xff" * 11, "longer than 10 bytes"),
+        (bytes([0x08, 0x03, 0x2A, 0x05, 0x0A]), "runs past the end"),
+        (bytes([0x0B]), "unsupported wire type 3"),
+        (bytes([0x00, 0x00]), "numbered 0"),
+        (bytes([0x0A, 0x00]), "wrong wire type"),
+        (bytes([0x08, 0x02, 0x22, 0x03, 0x0A, 0x01, 0xFF]), "not UTF-8"),
+        (bytes([0x09]) + b"\0" * 3, "runs past the end"),
+    ],
+)
+def test_the_decoder_refuses_malformed_messages(body: bytes, complaint: str) -> None:
+    with pytest.raises(MalformedFrame, match=complaint):
+        decode_message(body)
+
+
+def test_the_frame_decoder_reads_length_prefixed_messages() -> None:
+    decoder: FrameDecoder[RendezvousMessage] = FrameDecoder(1000, decode_message)
+    data = b"".join(encode_uvarint(len(b)) + b for b in map(encode_message, MESSAGES))
+    for index in range(0, len(data), 7):
+        decoder.receive_data(data[index : index + 7])
+    got = []
+    while (message := decoder.next_frame()) is not NEED_DATA:
+        got.append(message)
+    assert got == MESSAGES
+
+
+@given(st.binary(max_size=200))
+def test_random_bytes_decode_or_raise_malformed_frame(data: bytes) -> None:
+    try:
+        decode_message(data)
+    except MalformedFrame:
+        pass
+
+
+@given(st.sampled_from(MESSAGES), st.integers(min_value=0), st.integers(0, 255))
+def test_any_corruption_decodes_or_raises_malformed_frame(
+    message: RendezvousMessage, position: int, value: int
+) -> None:
+    body = bytearray(encode_message(message))
+    body[position % len(body)] = value
+    try:
+        decode_message(bytes(body))
+    except MalformedFrame:
+        pass
