@@ -77,7 +77,7 @@ async def libp2p_echo_server() -> None:
 async def meshtalk_node(profile: str) -> None:
     from meshtalk.peer.node import NodeConfig, open_node
 
-    async with open_node(profile, NodeConfig(listen=[LOCAL])) as node:
+    async with open_node(profile, NodeConfig(listen=[LOCAL], mdns=False)) as node:
         emit({"peer_id": str(node.peer_id), "addrs": node.listen_addrs})
         line = await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
         if line.strip():
@@ -203,7 +203,7 @@ async def measure_meshtalk(round_trips: int, messages: int) -> dict[str, float]:
         child = Child("--role", "node", "--profile", f"{home}/bob")
         try:
             bob = child.read()
-            async with open_node(f"{home}/alice", NodeConfig(listen=[LOCAL])) as alice:
+            async with open_node(f"{home}/alice", NodeConfig(listen=[LOCAL], mdns=False)) as alice:
                 alice.add_contact(bob["peer_id"], "bob", bob["addrs"])
                 child.write({"peer_id": str(alice.peer_id), "addrs": alice.listen_addrs})
                 assert child.read()["ready"]

@@ -264,7 +264,9 @@ class RendezvousSession:
         """Register if needed, then read every new registration; True if peers were found."""
         client = self.client
         if not client.connected():
-            self._must_register = True  # a new connection may mean a new point process
+            # A new connection may mean a new point process: it knows nobody, and the cookie
+            # from the old one means nothing to it.
+            self._must_register, self._cookie = True, b""
         if self._must_register or trio.current_time() >= self._refresh_at:
             self.state = "registering"
             ttl = await client.register(self.namespace, self.own_addresses(), self.ttl)

@@ -4,9 +4,9 @@ Addresses come from rendezvous points (signed peer records), mDNS, the bootstrap
 peer's own HELLO-time identify data and connections that worked. They outlive every source: when
 the rendezvous point is gone, a peer met earlier is still dialed at the addresses it had.
 
-The book is bounded: at most `max_per_peer` addresses per peer (the most recently seen win) and
-`max_peers` peers that are not contacts (the least recently seen go first), so a hostile
-rendezvous point or LAN cannot grow it without end.
+The book is bounded: at most `max_per_peer` rows (address, source) per peer, the most recently
+seen win, and `max_peers` peers that are not contacts, the least recently seen go first; so a
+hostile rendezvous point or LAN cannot grow it without end.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AddressBook", "AddressSource", "KnownAddress"]
 
-DEFAULT_MAX_PER_PEER: Final = 16
+DEFAULT_MAX_PER_PEER: Final = 32  # rows: one per address and source
 DEFAULT_MAX_PEERS: Final = 10_000
 
 
@@ -72,24 +72,22 @@ class AddressBook:
             return False
         key = peer.to_bytes()
         with self._store._transaction() as db:
-            known = {
-                row[0]
-                for row in db.execute("SELECT address FROM addresses WHERE peer_id = ?", (key,))
-            }
+            rows = db.execute("SELECT address FROM addresses WHERE peer_id = ?", (key,)).fetchall()
+            known = {row[0] for row in rows}
             db.executemany(
                 "INSERT INTO addresses (peer_id, address, source, first_seen_ms, last_seen_ms) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (peer_id, address) DO UPDATE SET "
-                "source = excluded.source, last_seen_ms = excluded.last_seen_ms",
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (peer_id, address, source) DO UPDATE SET "
+                "last_seen_ms = excluded.last_seen_ms",
                 [(key, a, source.value, now_ms, now_ms) for a in dict.fromkeys(addresses)],
             )
             new = bool(set(addresses) - known)
-            if new and len(known) + len(addresses) > self.max_per_peer:
+            if len(rows) + len(addresses) > self.max_per_peer:
                 db.execute(
-                    "DELETE FROM addresses WHERE peer_id = ? AND address NOT IN (SELECT address "
+                    "DELETE FROM addresses WHERE peer_id = ? AND rowid NOT IN (SELECT rowid "
                     "FROM addresses WHERE peer_id = ? ORDER BY last_seen_ms DESC LIMIT ?)",
                     (key, key, self.max_per_peer),
                 )
-            if new and not known:
+            if not rows:
                 self._evict_strangers(db)
         return new
 

@@ -24,6 +24,7 @@ from typing import Any, Final
 import trio
 
 from .._version import __version__
+from ..discovery.registry import RegistryLimits
 from ..host import (
     MSG_PROTOCOL,
     announce_addrs,
@@ -48,7 +49,6 @@ from ..protocol.errors import (
 from ..protocol.frames import DEFAULT_MAX_FRAME_SIZE
 from ..protocol.keys import PeerId
 from ..protocol.sealing import DEFAULT_MAX_AGE_MS, DEFAULT_MAX_FUTURE_SKEW_MS, seal
-from ..discovery.registry import RegistryLimits
 from .addressbook import KnownAddress
 from .discovering import NodeDiscovery
 from .inbound import serve_inbound_stream
@@ -302,8 +302,8 @@ class Node:
         contacts = self._contact_cache()
         network = self._host.get_network() if self._host is not None else None
         found: dict[PeerId, list[KnownAddress]] = {}
-        for known in self.store.book.everything():
-            found.setdefault(known.peer_id, []).append(known)
+        for address in self.store.book.everything():
+            found.setdefault(address.peer_id, []).append(address)
         peers = []
         for peer in dict.fromkeys([*contacts, *found]):
             contact, known = contacts.get(peer), found.get(peer, [])

@@ -85,7 +85,7 @@ MIGRATIONS: Final[list[str]] = [
         cursor INTEGER NOT NULL
     );
     """,
-    # 2: the address book: every address learned for a peer, with where and when
+    # 2: the address book: every address learned for a peer, once per source, with when
     """
     CREATE TABLE addresses (
         peer_id       BLOB NOT NULL,
@@ -93,8 +93,8 @@ MIGRATIONS: Final[list[str]] = [
         source        TEXT NOT NULL,
         first_seen_ms INTEGER NOT NULL,
         last_seen_ms  INTEGER NOT NULL,
-        PRIMARY KEY (peer_id, address)
-    ) WITHOUT ROWID;
+        PRIMARY KEY (peer_id, address, source)
+    );
     CREATE INDEX addresses_by_last_seen ON addresses (last_seen_ms);
     """,
 ]

@@ -15,7 +15,12 @@ from meshtalk.peer.node import Node, NodeConfig, open_node
 
 def fast_config(**overrides: Any) -> NodeConfig:
     """Short retry intervals so tests that take a peer offline finish quickly."""
-    settings: dict[str, Any] = {"retry_initial": 0.05, "retry_max": 0.5, "dial_timeout": 5.0}
+    settings: dict[str, Any] = {
+        "retry_initial": 0.05,
+        "retry_max": 0.5,
+        "dial_timeout": 5.0,
+        "mdns": False,  # tests that want LAN discovery turn it on
+    }
     settings.update(overrides)
     return NodeConfig(**settings)
 

@@ -1,0 +1,170 @@
+"""LAN discovery with mDNS, as the libp2p mDNS specification describes it, via python-zeroconf.
+
+Each node announces a service of type `_p2p._udp.local.` under a random instance name, with
+one TXT string `dnsaddr=<address>/p2p/<peer ID>` per listening address, and browses for the
+same type. py-libp2p's own mDNS wraps the same zeroconf library but offers no way to hear
+about a peer without also adopting its peerstore handling, so meshtalk drives zeroconf itself.
+
+zeroconf runs its own threads; callbacks cross into trio with `trio.from_thread.run_sync`.
+Questions are sent as QM (multicast answers): with several nodes on one machine sharing port
+5353, unicast answers would reach only one of them. Registration skips the probing phase
+(`cooperating_responders=True`, about a second saved): instance names are random, so they do
+not collide. An mDNS address proves nothing by itself; the Noise handshake checks the peer ID
+when the address is dialed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import socket
+from collections.abc import Callable
+from typing import Any, Final
+
+import multiaddr
+import trio
+
+from ..protocol.errors import DiscoveryError, MeshtalkError
+from ..protocol.keys import PeerId
+
+__all__ = ["MdnsService", "SERVICE_TYPE", "encode_txt", "decode_txt"]
+
+logger = logging.getLogger("meshtalk.mdns")
+SERVICE_TYPE: Final = "_p2p._udp.local."
+_MAX_TXT_STRING: Final = 255
+
+
+def encode_txt(peer: PeerId, addresses: list[str]) -> bytes:
+    """The raw TXT record: one `dnsaddr=<address>/p2p/<peer>` string per address that fits."""
+    out = bytearray()
+    for address in addresses:
+        entry = f"dnsaddr={address}/p2p/{peer}".encode()
+        if len(entry) <= _MAX_TXT_STRING:
+            out += bytes([len(entry)]) + entry
+    return bytes(out)
+
+
+def decode_txt(raw: bytes) -> tuple[PeerId, list[str]] | None:
+    """The peer and addresses in a TXT record, or None if it holds no usable dnsaddr."""
+    peer: PeerId | None = None
+    addresses: list[str] = []
+    index = 0
+    while index < len(raw):
+        length = raw[index]
+        entry = raw[index + 1 : index + 1 + length]
+        index += 1 + length
+        if not entry.startswith(b"dnsaddr="):
+            continue
+        try:
+            text = entry[len(b"dnsaddr=") :].decode()
+            address, _, peer_text = text.rpartition("/p2p/")
+            multiaddr.Multiaddr(address)
+            this_peer = PeerId.from_string(peer_text)
+        except (UnicodeDecodeError, ValueError, MeshtalkError):
+            continue
+        if peer is not None and this_peer != peer:
+            return None  # one service, one peer: a record naming two is not to be trusted
+        peer = this_peer
+        addresses.append(address)
+    return (peer, addresses) if peer is not None else None
+
+
+def _ipv4_and_port(addresses: list[str]) -> tuple[list[bytes], int]:
+    ips, port = [], 0
+    for address in addresses:
+        parts = address.split("/")
+        if len(parts) >= 5 and parts[1] == "ip4" and parts[3] == "tcp":
+            ips.append(socket.inet_aton(parts[2]))
+            port = port or int(parts[4])
+    return ips, port
+
+
+class MdnsService:
+    """Announce this node on the LAN and report peers that announce themselves."""
+
+    def __init__(
+        self,
+        peer: PeerId,
+        own_addresses: Callable[[], list[str]],
+        on_found: Callable[[PeerId, list[str]], None],
+        interfaces: Any = None,
+    ) -> None:
+        self.peer = peer
+        self.own_addresses = own_addresses
+        self.on_found = on_found
+        self.interfaces = interfaces
+        self.name = f"{secrets.token_hex(16)}.{SERVICE_TYPE}"
+        self.found = 0
+        self.state = "starting"
+        self._token: Any = None
+
+    def statistics(self) -> dict[str, object]:
+        """State and how many announcements were heard."""
+        return {"state": self.state, "found": self.found}
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Announce and browse until cancelled; reports started once both run."""
+        from zeroconf import (  # imported here: it starts threads and costs ~40 ms to import
+            DNSQuestionType,
+            InterfaceChoice,
+            IPVersion,
+            ServiceBrowser,
+            ServiceInfo,
+            Zeroconf,
+        )
+
+        self._token = trio.lowlevel.current_trio_token()
+        addresses = self.own_addresses()
+        ips, port = _ipv4_and_port(addresses)
+        interfaces = self.interfaces if self.interfaces is not None else InterfaceChoice.All
+        try:
+            zc = await trio.to_thread.run_sync(
+                lambda: Zeroconf(interfaces=interfaces, ip_version=IPVersion.V4Only)
+            )
+        except OSError as exc:
+            raise DiscoveryError(f"mDNS cannot start: {exc}; turn it off with mdns=False") from exc
+        browser = None
+        try:
+            info = ServiceInfo(
+                SERVICE_TYPE,
+                self.name,
+                port=port,
+                addresses=ips,
+                properties=encode_txt(self.peer, addresses),
+                server=self.name.replace(SERVICE_TYPE, "local."),
+            )
+            browser = ServiceBrowser(
+                zc, SERVICE_TYPE, handlers=[self._on_change], question_type=DNSQuestionType.QM
+            )
+            await trio.to_thread.run_sync(
+                lambda: zc.register_service(info, cooperating_responders=True)
+            )
+            self.state = "running"
+            task_status.started()
+            await trio.sleep_forever()
+        finally:
+            self.state = "stopped"
+            with trio.CancelScope(shield=True):
+                if browser is not None:
+                    browser.cancel()
+                await trio.to_thread.run_sync(zc.close)  # says goodbye on the LAN
+
+    def _on_change(self, zeroconf: Any, service_type: str, name: str, state_change: Any) -> None:
+        # Runs in zeroconf's browser thread: it may block here, but must not touch trio state.
+        if name == self.name or state_change.name == "Removed":
+            return
+        try:
+            info = zeroconf.get_service_info(service_type, name, timeout=1500)
+            decoded = decode_txt(info.text) if info is not None and info.text else None
+        except Exception:
+            logger.debug("unreadable mDNS announcement %s", name, exc_info=True)
+            return
+        if decoded is None or decoded[0] == self.peer:
+            return
+        with contextlib.suppress(trio.RunFinishedError):
+            trio.from_thread.run_sync(self._found, *decoded, trio_token=self._token)
+
+    def _found(self, peer: PeerId, addresses: list[str]) -> None:
+        self.found += 1
+        self.on_found(peer, addresses)
