@@ -48,6 +48,7 @@ __all__ = [
     "split_peer_address",
     "remote_peer",
     "announce_addrs",
+    "local_ipv4_addresses",
     "close_host",
     "forget_stale_connection",
 ]
@@ -192,9 +193,28 @@ async def forget_stale_connection(host: IHost, peer: PeerId) -> None:
 
 
 def announce_addrs(host: IHost) -> list[str]:
-    """The host's listening addresses with /p2p/<id>, without unspecified (0.0.0.0) ones."""
-    unspecified = ("/ip4/0.0.0.0/", "/ip6/::/")
-    return [str(a) for a in host.get_addrs() if not str(a).startswith(unspecified)]
+    """The host's listening addresses with /p2p/<id>; 0.0.0.0 becomes each local IPv4 address."""
+    out: list[str] = []
+    for addr in map(str, host.get_addrs()):
+        if addr.startswith("/ip4/0.0.0.0/"):
+            rest = addr[len("/ip4/0.0.0.0/") :]
+            out.extend(f"/ip4/{ip}/{rest}" for ip in local_ipv4_addresses())
+        elif not addr.startswith("/ip6/::/"):
+            out.append(addr)
+    return list(dict.fromkeys(out))
+
+
+def local_ipv4_addresses() -> list[str]:
+    """The IPv4 addresses of this machine's interfaces, loopback last."""
+    import ifaddr  # small, and a dependency of zeroconf; imported only when needed
+
+    ips = [
+        str(ip.ip)
+        for adapter in ifaddr.get_adapters()
+        for ip in adapter.ips
+        if isinstance(ip.ip, str) and not ip.ip.startswith("169.254.")
+    ]
+    return sorted(dict.fromkeys(ips), key=lambda ip: ip.startswith("127."))
 
 
 def to_libp2p_id(peer: PeerId) -> ID:

@@ -78,7 +78,9 @@ class NodeDiscovery:
             if peer != node.peer_id:
                 nursery.start_soon(self._dial_bootstrap, peer, address)
         if config.mdns:
-            self.mdns = MdnsService(node.peer_id, self.own_addresses, self.found_on_lan)
+            self.mdns = MdnsService(
+                node.peer_id, self.own_addresses, self.found_on_lan, config.mdns_interfaces
+            )
             await nursery.start(self.mdns.run)
 
     def own_addresses(self) -> list[str]:

@@ -95,6 +95,7 @@ class NodeConfig:
     rendezvous_limits: RegistryLimits | None = None
     bootstrap: list[str] = field(default_factory=list)  # peers to dial at start, with /p2p/
     mdns: bool = True
+    mdns_interfaces: list[str] | None = None  # IPv4 addresses to use; None: every interface
 
 
 @dataclass
