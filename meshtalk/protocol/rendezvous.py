@@ -114,7 +114,12 @@ RendezvousMessage = Register | RegisterResponse | Unregister | Discover | Discov
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
 
 
+_SMALL: Final = [bytes((n,)) for n in range(0x80)]  # one-byte varints, the usual case
+
+
 def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return _SMALL[value]
     out = bytearray()
     while True:
         byte = value & 0x7F
@@ -181,6 +186,8 @@ Fields = dict[int, list[int | bytes]]
 
 
 def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    if pos < len(data) and data[pos] < 0x80:
+        return data[pos], pos + 1
     value = 0
     for shift in range(0, 70, 7):
         if pos >= len(data):
