@@ -1,7 +1,8 @@
 """meshtalk: a peer-to-peer mesh for AI agents, with no central server.
 
 Users import from here, not from the private modules. Importing `meshtalk` does not import
-py-libp2p or trio: the node's names (`open_node`, `Node`, ...) load them on first use.
+py-libp2p or trio: the node's and discovery's names (`open_node`, `Node`, ...) load them on
+first use.
 """
 
 from typing import Any
@@ -23,9 +24,13 @@ from .protocol import *  # noqa: F403
 from .protocol import __all__ as _protocol_all
 
 _NODE_NAMES = (
+    "AddressBook",
+    "AddressSource",
     "Contact",
     "Conversation",
     "Direction",
+    "KnownAddress",
+    "KnownPeer",
     "Message",
     "MessageStatus",
     "MessageStream",
@@ -34,6 +39,19 @@ _NODE_NAMES = (
     "Trust",
     "open_node",
 )
+_DISCOVERY_NAMES = (
+    "PeerRecord",
+    "Registry",
+    "RegistryLimits",
+    "RendezvousClient",
+    "RendezvousPoint",
+    "RendezvousSession",
+    "RendezvousStream",
+    "namespace_for",
+    "open_peer_record",
+    "open_rendezvous_point",
+    "sign_peer_record",
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -41,12 +59,17 @@ def __getattr__(name: str) -> Any:
         from . import peer
 
         return getattr(peer, name)
+    if name in _DISCOVERY_NAMES:
+        from . import discovery
+
+        return getattr(discovery, name)
     raise AttributeError(f"module 'meshtalk' has no attribute {name!r}")
 
 
 __all__ = [
     "__version__",
     *_NODE_NAMES,
+    *_DISCOVERY_NAMES,
     "DEFAULT_PROFILE",
     "HOME_ENV",
     "KEY_FILE_NAME",

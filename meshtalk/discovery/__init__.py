@@ -7,7 +7,7 @@ runs with `open_rendezvous_point`.
 from .point import RendezvousPoint, open_rendezvous_point
 from .records import PeerRecord, open_peer_record, sign_peer_record
 from .registry import Registry, RegistryLimits
-from .rendezvous import RendezvousClient, RendezvousSession, namespace_for
+from .rendezvous import RendezvousClient, RendezvousSession, RendezvousStream, namespace_for
 
 __all__ = [
     "PeerRecord",
@@ -16,6 +16,7 @@ __all__ = [
     "RendezvousClient",
     "RendezvousPoint",
     "RendezvousSession",
+    "RendezvousStream",
     "namespace_for",
     "open_peer_record",
     "open_rendezvous_point",

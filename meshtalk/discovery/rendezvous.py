@@ -41,7 +41,12 @@ from ..protocol.rendezvous import (
 )
 from .records import PeerRecord, open_peer_record, sign_peer_record
 
-__all__ = ["RendezvousStream", "RendezvousClient", "RendezvousSession", "namespace_for"]
+__all__ = [
+    "RendezvousStream",
+    "RendezvousClient",
+    "RendezvousSession",
+    "namespace_for",
+]
 
 logger = logging.getLogger("meshtalk.rendezvous")
 _READ_SIZE: Final = 64 * 1024
@@ -53,7 +58,7 @@ def namespace_for(mesh: str) -> str:
     return f"meshtalk/{mesh}"
 
 
-def raise_for_status(status: int, text: str, what: str) -> None:
+def _raise_for_status(status: int, text: str, what: str) -> None:
     """RendezvousError naming the spec's status, unless it is OK."""
     if status == Status.OK:
         return
@@ -156,7 +161,7 @@ class RendezvousClient:
         response = await self._exchange(Register(ns, record, ttl))
         if not isinstance(response, RegisterResponse):
             raise ProtocolError(f"expected REGISTER_RESPONSE, got {type(response).__name__}")
-        raise_for_status(response.status, response.status_text, f"registering under {ns!r}")
+        _raise_for_status(response.status, response.status_text, f"registering under {ns!r}")
         return response.ttl if response.ttl else (ttl or 0)
 
     async def unregister(self, ns: str) -> None:
@@ -174,7 +179,7 @@ class RendezvousClient:
         response = await self._exchange(Discover(ns, limit, cookie))
         if not isinstance(response, DiscoverResponse):
             raise ProtocolError(f"expected DISCOVER_RESPONSE, got {type(response).__name__}")
-        raise_for_status(response.status, response.status_text, f"discovering {ns!r}")
+        _raise_for_status(response.status, response.status_text, f"discovering {ns!r}")
         records = []
         for registration in response.registrations:
             try:

@@ -1,12 +1,17 @@
 """The running node: libp2p host, stream handlers, store, outbox, contacts and the trio API."""
 
-from .models import Contact, Conversation, Direction, Message, MessageStatus, Trust
+from .addressbook import AddressBook, AddressSource, KnownAddress
+from .models import Contact, Conversation, Direction, KnownPeer, Message, MessageStatus, Trust
 from .node import PROTOCOL_VERSIONS, MessageStream, Node, NodeConfig, open_node
 
 __all__ = [
+    "AddressBook",
+    "AddressSource",
     "Contact",
     "Conversation",
     "Direction",
+    "KnownAddress",
+    "KnownPeer",
     "Message",
     "MessageStatus",
     "MessageStream",

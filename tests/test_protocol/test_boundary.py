@@ -48,6 +48,11 @@ def test_exported_names_exist(package: object) -> None:
     "module",
     [
         "meshtalk.identity",
+        "meshtalk.discovery.point",
+        "meshtalk.discovery.records",
+        "meshtalk.discovery.registry",
+        "meshtalk.discovery.rendezvous",
+        "meshtalk.peer.addressbook",
         "meshtalk.peer.models",
         "meshtalk.peer.node",
         "meshtalk.protocol.codec",
