@@ -68,6 +68,7 @@ class AddressBook:
         self, peer: PeerId, addresses: Sequence[str], source: AddressSource, now_ms: int
     ) -> bool:
         """Record addresses seen now; True if any of them was new for this peer."""
+        addresses = [_without_peer(a) for a in addresses]
         if not addresses:
             return False
         key = peer.to_bytes()
@@ -134,6 +135,12 @@ class AddressBook:
                     (peer.to_bytes(), address),
                 )
             return cursor.rowcount
+
+
+def _without_peer(address: str) -> str:
+    """The address without its trailing /p2p/<id> (the book is keyed by peer already)."""
+    head, separator, tail = address.rpartition("/p2p/")
+    return head if separator and "/" not in tail else address
 
 
 def _known(row: tuple[bytes, str, str, int, int]) -> KnownAddress:

@@ -49,7 +49,7 @@ from ..protocol.errors import (
 from ..protocol.frames import DEFAULT_MAX_FRAME_SIZE
 from ..protocol.keys import PeerId
 from ..protocol.sealing import DEFAULT_MAX_AGE_MS, DEFAULT_MAX_FUTURE_SKEW_MS, seal
-from .addressbook import KnownAddress
+from .addressbook import KnownAddress, _without_peer
 from .discovering import NodeDiscovery
 from .inbound import serve_inbound_stream
 from .listen import ensure_listening, preferred_listen_addrs
@@ -289,7 +289,7 @@ class Node:
         """Known addresses of a peer: most recently seen first, then the contact's own."""
         learned = [known.address for known in self.store.book.addresses(peer)]
         contact = self._contact_cache().get(peer)
-        given = list(contact.addresses) if contact is not None else []
+        given = [_without_peer(a) for a in contact.addresses] if contact is not None else []
         return list(dict.fromkeys([*learned, *given]))
 
     def addresses_changed(self, peer: PeerId) -> None:

@@ -131,3 +131,17 @@ async def test_bootstrap_peers_are_dialed_and_remembered(tmp_path: Path) -> None
                 ):
                     await trio.sleep(0.05)
             assert f"/ip4/127.0.0.1/tcp/{port_of(a)}" in b.addresses_of(a.peer_id)
+
+
+async def test_a_dead_address_is_skipped_for_a_live_one(tmp_path: Path) -> None:
+    async with (
+        open_node(tmp_path / "a", fast_config()) as a,
+        open_node(tmp_path / "b", fast_config()) as b,
+    ):
+        dead = "/ip4/127.0.0.1/tcp/1"
+        a.add_contact(b.peer_id, "b", [dead, *b.listen_addrs])
+        b.add_contact(a.peer_id, "a")
+        await a.send("b", "through the live address", wait=True, timeout=10)
+        live = f"/ip4/127.0.0.1/tcp/{port_of(b)}"
+        assert a.addresses_of(b.peer_id)[0] == live  # it worked, so it is tried first next time
+        assert "connection" in next(p for p in a.peers() if p.peer_id == b.peer_id).sources
