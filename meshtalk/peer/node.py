@@ -44,6 +44,7 @@ from ..protocol.errors import (
     InvalidPeerId,
     MeshtalkError,
     NodeClosed,
+    PeerUnreachable,
     UnknownPeer,
 )
 from ..protocol.frames import DEFAULT_MAX_FRAME_SIZE
@@ -138,6 +139,7 @@ class Node:
         self._commit_wakeup = trio.Event()
         self._lock: ProfileLock | None = None
         self.discovery = NodeDiscovery(self)
+        self._addresses_learned = trio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -292,8 +294,25 @@ class Node:
         given = [_without_peer(a) for a in contact.addresses] if contact is not None else []
         return list(dict.fromkeys([*learned, *given]))
 
+    async def wait_known(self, peer: str | PeerId, timeout: float | None = None) -> list[str]:
+        """Wait until an address of `peer` is known (learned or given); returns them all.
+
+        Raises PeerUnreachable if discovery finds none within `timeout` seconds.
+        """
+        peer_id = self.resolve(peer)
+        with trio.move_on_after(timeout if timeout is not None else float("inf")):
+            while True:
+                learned = self._addresses_learned
+                addresses = self.addresses_of(peer_id)
+                if addresses:
+                    return addresses
+                await learned.wait()
+        raise PeerUnreachable(f"no address of {peer_id} was found within {timeout} s")
+
     def addresses_changed(self, peer: PeerId) -> None:
         """New addresses for `peer` were learned: a waiting delivery tries them now."""
+        self._addresses_learned.set()
+        self._addresses_learned = trio.Event()
         link = self._links.get(peer)
         if link is not None and link.state != "connected":
             link.retry_now()

@@ -16,10 +16,9 @@ from tests.test_peer.helpers import collect, fast_config, port_of
 
 async def wait_until_known(node: Node, others: list[Node], timeout: float = 10) -> None:
     """Wait until `node` holds an address for each of `others`."""
-    wanted = {o.peer_id for o in others}
     with trio.fail_after(timeout):
-        while not wanted <= {p.peer_id for p in node.peers() if p.addresses}:
-            await trio.sleep(0.05)
+        for other in others:
+            await node.wait_known(other.peer_id)
 
 
 def befriend(nodes: list[Node]) -> None:
