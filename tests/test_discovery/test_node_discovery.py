@@ -8,7 +8,7 @@ from pathlib import Path
 
 import trio
 
-from meshtalk.discovery import open_rendezvous_point
+from meshtalk.discovery import RegistryLimits, open_rendezvous_point
 from meshtalk.peer.node import Node, open_node
 from meshtalk.protocol import NodeKey
 from tests.test_peer.helpers import collect, fast_config, port_of
@@ -144,3 +144,21 @@ async def test_a_dead_address_is_skipped_for_a_live_one(tmp_path: Path) -> None:
         live = f"/ip4/127.0.0.1/tcp/{port_of(b)}"
         assert a.addresses_of(b.peer_id)[0] == live  # it worked, so it is tried first next time
         assert "connection" in next(p for p in a.peers() if p.peer_id == b.peer_id).sources
+
+
+async def test_registrations_are_refreshed_before_their_ttl_and_at_every_point(
+    tmp_path: Path,
+) -> None:
+    limits = RegistryLimits(min_ttl=1)
+    first = open_rendezvous_point(NodeKey.generate(), limits=limits)
+    second = open_rendezvous_point(NodeKey.generate(), limits=limits)
+    async with first as (one, one_addresses), second as (two, two_addresses):
+        config = fast_config(rendezvous=one_addresses + two_addresses, rendezvous_ttl=2)
+        async with open_node(tmp_path / "a", config) as a:
+            await trio.sleep(3.5)  # past the 2 s TTL: only refreshes keep it registered
+            for point in (one, two):
+                assert point.statistics()["registrations"] == 1
+            sessions = a.statistics()["discovery"]["rendezvous"]
+            assert [s["state"] for s in sessions] == ["registered", "registered"]
+            assert all(s["registrations"] >= 3 for s in sessions)
+            assert all(s["ttl"] == 2 for s in sessions)
