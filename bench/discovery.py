@@ -18,32 +18,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 import tracemalloc
 from pathlib import Path
-from typing import Any
 
 import trio
+from children import Child, emit, percentiles, rss_mb, stop_all
 
 LOCAL = "/ip4/127.0.0.1/tcp/0"
 NS = "meshtalk/bench"
-
-
-def emit(value: dict[str, Any]) -> None:
-    print(json.dumps(value), flush=True)
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 # -- child roles ------------------------------------------------------------------------------
@@ -150,57 +136,26 @@ async def discover_child(point: str, requests: int) -> None:
 # -- parent -----------------------------------------------------------------------------------
 
 
-def spawn(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, __file__, "--child", *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).resolve().parents[1],
-    )
-
-
-def read(child: subprocess.Popen[str]) -> dict[str, Any]:
-    assert child.stdout is not None
-    line = child.stdout.readline()
-    if not line:
-        raise RuntimeError(f"child {child.args} ended without output")
-    value: dict[str, Any] = json.loads(line)
-    return value
-
-
-def stop(*children: subprocess.Popen[str]) -> None:
-    for child in children:
-        assert child.stdin is not None
-        child.stdin.write("\n")
-        child.stdin.flush()
-    for child in children:
-        child.wait(timeout=30)
+def spawn(*args: str) -> Child:
+    return Child(__file__, "--child", *args)
 
 
 def time_to_all_known(size: int) -> float:
     point = spawn("point", "")
-    info = read(point)
+    info = point.read()
     with tempfile.TemporaryDirectory() as home:
         nodes = [
             spawn("node", f"{home}/n{i}", info["addresses"][0], str(size)) for i in range(size)
         ]
         for node in nodes:
-            read(node)  # loaded
+            node.read()  # loaded
         for node in nodes:
-            assert node.stdin is not None
-            node.stdin.write("go\n")
-            node.stdin.flush()
-        reports = [read(node) for node in nodes]
-        stop(*nodes)
-    stop(point)
+            node.write({"go": True})
+        reports = [node.read() for node in nodes]
+        stop_all(nodes)
+    point.stop()
     first_go = min(r["go"] for r in reports)
     return max(r["known_at"] for r in reports) - first_go
-
-
-def p(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def mdns_loopback() -> float:
@@ -240,17 +195,16 @@ def main() -> None:
     with tempfile.NamedTemporaryFile(suffix=".msgpack") as records:
         make_records(args.registrations, records.name)
         point = spawn("point", records.name)
-        info = read(point)
+        info = point.read()
     client = spawn("discover", info["addresses"][0], str(args.requests))
-    figures = read(client)
-    client.wait(timeout=30)
-    stop(point)
-    raw = [t * 1000 for t in figures["raw"]]
-    verified = [t * 1000 for t in figures["verified"]]
+    figures = client.read()
+    client.proc.wait(timeout=30)
+    point.stop()
+    raw, verified = percentiles(figures["raw"]), percentiles(figures["verified"])
     print(
-        f"(b) DISCOVER, 100 of {info['registrations']:,} registrations: p50 {p(raw, 0.5):.2f} ms"
-        f"  p99 {p(raw, 0.99):.2f} ms  (with the client verifying all 100 records: p50 "
-        f"{p(verified, 0.5):.2f} ms, p99 {p(verified, 0.99):.2f} ms)"
+        f"(b) DISCOVER, 100 of {info['registrations']:,} registrations: p50 {raw[0]:.2f} ms"
+        f"  p99 {raw[1]:.2f} ms  (with the client verifying all 100 records: p50 "
+        f"{verified[0]:.2f} ms, p99 {verified[1]:.2f} ms)"
     )
     print(
         f"    walk over all {figures['walked']:,} with cookies, pages of 1000: "

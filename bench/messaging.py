@@ -13,26 +13,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import trio
+from children import Child, emit, percentiles
 
 PAYLOAD = b"x" * 300
 TEXT = "x" * 300
 LOCAL = "/ip4/127.0.0.1/tcp/0"
-PROFILE = bool(os.environ.get("BENCH_PROFILE_CHILDREN"))
-
-
-def emit(value: dict[str, Any]) -> None:
-    print(json.dumps(value), flush=True)
 
 
 # -- child roles ------------------------------------------------------------------------------
@@ -90,49 +82,6 @@ async def meshtalk_node(profile: str) -> None:
 # -- measuring side ---------------------------------------------------------------------------
 
 
-class Child:
-    """This script in a child process, in one of the roles above."""
-
-    def __init__(self, *args: str) -> None:
-        profile = (
-            ["-m", "cProfile", "-o", f"/tmp/child-{Path(args[-1]).name}.prof"] if PROFILE else []
-        )
-        self.proc = subprocess.Popen(
-            [sys.executable, *profile, __file__, *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-
-    def read(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        return dict(json.loads(self.proc.stdout.readline()))
-
-    def write(self, value: dict[str, Any] | None = None) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write((json.dumps(value) if value else "") + "\n")
-        self.proc.stdin.flush()
-
-    def rss_mb(self) -> float:
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
-        return kb / 1024
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.write()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def percentiles(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return statistics.median(ordered) * 1000, ordered[int(len(ordered) * 0.99)] * 1000
-
-
 async def echo_round_trips(
     send: Callable[[bytes], Awaitable[Any]],
     receive: Callable[[int], Awaitable[bytes]],
@@ -151,7 +100,7 @@ async def echo_round_trips(
 
 
 async def measure_trio(round_trips: int) -> tuple[float, float]:
-    child = Child("--role", "trio-echo")
+    child = Child(__file__, "--role", "trio-echo")
     try:
         stream = await trio.open_tcp_stream("127.0.0.1", child.read()["port"])
         result = await echo_round_trips(stream.send_all, stream.receive_some, round_trips)
@@ -169,7 +118,7 @@ async def measure_libp2p(round_trips: int, messages: int) -> tuple[float, float,
     from meshtalk.protocol import NodeKey
 
     quiet_libp2p_logging()
-    child = Child("--role", "libp2p-echo")
+    child = Child(__file__, "--role", "libp2p-echo")
     host = build_host(NodeKey.generate())
     try:
         info = info_from_p2p_addr(multiaddr.Multiaddr(child.read()["addr"]))
@@ -200,7 +149,7 @@ async def measure_meshtalk(round_trips: int, messages: int) -> dict[str, float]:
     from meshtalk.peer.node import NodeConfig, open_node
 
     with tempfile.TemporaryDirectory() as home:
-        child = Child("--role", "node", "--profile", f"{home}/bob")
+        child = Child(__file__, "--role", "node", "--profile", f"{home}/bob")
         try:
             bob = child.read()
             async with open_node(f"{home}/alice", NodeConfig(listen=[LOCAL], mdns=False)) as alice:
@@ -217,7 +166,7 @@ async def measure_meshtalk(round_trips: int, messages: int) -> dict[str, float]:
                 concurrent = await pipelined(alice, messages, senders=16)
         finally:
             child.stop()
-        idle = Child("--role", "node", "--profile", f"{home}/idle")
+        idle = Child(__file__, "--role", "node", "--profile", f"{home}/idle")
         try:
             idle.read()
             await trio.sleep(2)

@@ -46,6 +46,7 @@ __all__ = [
     "parse_multiaddrs",
     "peer_info",
     "split_peer_address",
+    "without_peer_id",
     "remote_peer",
     "announce_addrs",
     "local_ipv4_addresses",
@@ -240,6 +241,12 @@ def peer_info(peer: PeerId, addresses: Sequence[str]) -> PeerInfo:
             addr = addr.decapsulate_code(multiaddr.protocols.P_P2P)
         addrs.append(addr)
     return PeerInfo(to_libp2p_id(peer), addrs)
+
+
+def without_peer_id(address: str) -> str:
+    """The address without a trailing /p2p/<id> (a relayed address keeps its relay's)."""
+    head, separator, tail = address.rpartition("/p2p/")
+    return head if separator and "/" not in tail else address
 
 
 def split_peer_address(address: str) -> tuple[PeerId, str]:

@@ -25,7 +25,7 @@ from typing import Any, Final
 import multiaddr
 import trio
 
-from ..protocol.errors import DiscoveryError, MeshtalkError
+from ..protocol.errors import MeshtalkError
 from ..protocol.keys import PeerId
 
 __all__ = ["MdnsService", "SERVICE_TYPE", "encode_txt", "decode_txt"]
@@ -123,7 +123,11 @@ class MdnsService:
                 lambda: Zeroconf(interfaces=interfaces, ip_version=IPVersion.V4Only)
             )
         except OSError as exc:
-            raise DiscoveryError(f"mDNS cannot start: {exc}; turn it off with mdns=False") from exc
+            # No LAN discovery is no reason to stop a node: rendezvous and contacts still work.
+            self.state = f"failed: {exc}"
+            logger.warning("mDNS cannot start (%s); the node runs without LAN discovery", exc)
+            task_status.started()
+            return
         browser = None
         try:
             info = ServiceInfo(

@@ -21,6 +21,7 @@ from libp2p.peer.id import ID
 from libp2p.peer.peer_record import PEER_RECORD_ENVELOPE_DOMAIN
 from libp2p.peer.peer_record import PeerRecord as Libp2pPeerRecord
 
+from ..host import without_peer_id
 from ..identity import libp2p_key_pair
 from ..protocol.errors import InvalidPeerId, InvalidSignedRecord
 from ..protocol.keys import NodeKey, PeerId
@@ -40,16 +41,10 @@ class PeerRecord:
     seq: int
 
 
-def _without_p2p(address: multiaddr.Multiaddr) -> multiaddr.Multiaddr:
-    if "p2p" in [p.name for p in address.protocols()]:
-        return address.decapsulate_code(multiaddr.protocols.P_P2P)
-    return address
-
-
 def sign_peer_record(key: NodeKey, addresses: Sequence[str], seq: int | None = None) -> bytes:
     """A signed envelope holding this node's peer record (seq defaults to the time in ns)."""
     key_pair = libp2p_key_pair(key)
-    addrs = [_without_p2p(multiaddr.Multiaddr(a)) for a in addresses]
+    addrs = [multiaddr.Multiaddr(without_peer_id(a)) for a in addresses]
     record = Libp2pPeerRecord(ID(key.peer_id.to_bytes()), addrs, seq or time.time_ns())
     data: bytes = seal_record(record, key_pair.private_key).marshal_envelope()
     return data
@@ -77,7 +72,7 @@ def open_peer_record(data: bytes) -> PeerRecord:
             f"peer record lists {len(record.addrs)} addresses; the limit is {MAX_RECORD_ADDRESSES}"
         )
     try:
-        addresses = tuple(str(_without_p2p(a)) for a in record.addrs)
+        addresses = tuple(without_peer_id(str(a)) for a in record.addrs)
     except Exception as exc:
         raise InvalidSignedRecord(f"peer record holds an unreadable address: {exc}") from None
     return PeerRecord(peer, addresses, int(record.seq))

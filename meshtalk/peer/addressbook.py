@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from ..host import without_peer_id
 from ..protocol.envelope import peer_id_from_bytes
 from ..protocol.keys import PeerId
 
@@ -68,7 +69,7 @@ class AddressBook:
         self, peer: PeerId, addresses: Sequence[str], source: AddressSource, now_ms: int
     ) -> bool:
         """Record addresses seen now; True if any of them was new for this peer."""
-        addresses = [_without_peer(a) for a in addresses]
+        addresses = [without_peer_id(a) for a in addresses]
         if not addresses:
             return False
         key = peer.to_bytes()
@@ -135,12 +136,6 @@ class AddressBook:
                     (peer.to_bytes(), address),
                 )
             return cursor.rowcount
-
-
-def _without_peer(address: str) -> str:
-    """The address without its trailing /p2p/<id> (the book is keyed by peer already)."""
-    head, separator, tail = address.rpartition("/p2p/")
-    return head if separator and "/" not in tail else address
 
 
 def _known(row: tuple[bytes, str, str, int, int]) -> KnownAddress:

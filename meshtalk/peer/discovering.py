@@ -16,7 +16,7 @@ from ..discovery.mdns import MdnsService
 from ..discovery.point import RendezvousPoint
 from ..discovery.records import PeerRecord, open_peer_record
 from ..discovery.rendezvous import RendezvousClient, RendezvousSession, namespace_for
-from ..host import NETWORK_ERRORS, peer_info, split_peer_address, to_libp2p_id
+from ..host import NETWORK_ERRORS, peer_info, split_peer_address, to_libp2p_id, without_peer_id
 from ..protocol.errors import InvalidSignedRecord
 from ..protocol.keys import PeerId
 from .addressbook import AddressSource
@@ -54,7 +54,7 @@ class NodeDiscovery:
         if self.point is not None:
             self.point.attach(host)
 
-    async def run(self, nursery: trio.Nursery) -> None:
+    def run(self, nursery: trio.Nursery) -> None:
         """Start the sessions, the mDNS service and the bootstrap dials."""
         node, config = self.node, self.node.config
         namespace = namespace_for(config.mesh)
@@ -81,20 +81,23 @@ class NodeDiscovery:
             self.mdns = MdnsService(
                 node.peer_id, self.own_addresses, self.found_on_lan, config.mdns_interfaces
             )
-            await nursery.start(self.mdns.run)
+            # Not awaited: zeroconf's registration takes ~0.5 s and the node is usable before.
+            nursery.start_soon(self.mdns.run, name="meshtalk mdns")
 
     def own_addresses(self) -> list[str]:
         """The addresses this node tells others about."""
-        return [a.split("/p2p/")[0] for a in self.node.listen_addrs if usable_address(a)]
+        return [without_peer_id(a) for a in self.node.listen_addrs if usable_address(a)]
 
-    def learn(self, peer: PeerId, addresses: list[str] | tuple[str, ...], source: str) -> None:
+    def learn(
+        self, peer: PeerId, addresses: list[str] | tuple[str, ...], source: AddressSource
+    ) -> None:
         """Record addresses of `peer` and retry its deliveries if they are news."""
         node = self.node
         addresses = [a for a in addresses if usable_address(a)]
         if peer == node.peer_id or not addresses:
             return
-        node.statistics_counter[f"addresses_from_{source}"] += 1
-        if node.store.book.learn(peer, addresses, AddressSource(source), node.clock()):
+        node.statistics_counter[f"addresses_from_{source.value}"] += 1
+        if node.store.book.learn(peer, addresses, source, node.clock()):
             node.addresses_changed(peer)
 
     def found_record(self, record: PeerRecord) -> None:

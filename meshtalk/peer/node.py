@@ -34,6 +34,7 @@ from ..host import (
     quiet_libp2p_logging,
     safe_handler,
     to_libp2p_id,
+    without_peer_id,
 )
 from ..identity import load_or_create_identity
 from ..protocol.envelope import Envelope, direct_conversation_id, new_message_id
@@ -50,7 +51,7 @@ from ..protocol.errors import (
 from ..protocol.frames import DEFAULT_MAX_FRAME_SIZE
 from ..protocol.keys import PeerId
 from ..protocol.sealing import DEFAULT_MAX_AGE_MS, DEFAULT_MAX_FUTURE_SKEW_MS, seal
-from .addressbook import KnownAddress, _without_peer
+from .addressbook import KnownAddress
 from .discovering import NodeDiscovery
 from .inbound import serve_inbound_stream
 from .listen import ensure_listening, preferred_listen_addrs
@@ -195,7 +196,7 @@ class Node:
                             nursery.start_soon(self._checkpointer)
                             for peer in self._store.recipients_with_pending():
                                 self._link(peer).kick()
-                            await self.discovery.run(nursery)
+                            self.discovery.run(nursery)
                             task_status.started(self)
                             await trio.sleep_forever()
                     finally:
@@ -291,7 +292,7 @@ class Node:
         """Known addresses of a peer: most recently seen first, then the contact's own."""
         learned = [known.address for known in self.store.book.addresses(peer)]
         contact = self._contact_cache().get(peer)
-        given = [_without_peer(a) for a in contact.addresses] if contact is not None else []
+        given = [without_peer_id(a) for a in contact.addresses] if contact is not None else []
         return list(dict.fromkeys([*learned, *given]))
 
     async def wait_known(self, peer: str | PeerId, timeout: float | None = None) -> list[str]:

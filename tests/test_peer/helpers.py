@@ -25,12 +25,16 @@ def fast_config(**overrides: Any) -> NodeConfig:
     return NodeConfig(**settings)
 
 
-def introduce(nodes: Sequence[Node], names: Sequence[str]) -> None:
-    """Make every node a trusted contact of every other, by name, with its addresses."""
+def introduce(
+    nodes: Sequence[Node], names: Sequence[str] | None = None, *, with_addresses: bool = True
+) -> None:
+    """Make every node a trusted contact of every other, by name (n0, n1... by default), with
+    its addresses, or by peer ID alone so that discovery has to find them."""
+    names = names or [f"n{i}" for i in range(len(nodes))]
     for node in nodes:
         for other, name in zip(nodes, names, strict=True):
             if other is not node:
-                node.add_contact(other.peer_id, name, other.listen_addrs)
+                node.add_contact(other.peer_id, name, other.listen_addrs if with_addresses else ())
 
 
 @asynccontextmanager
