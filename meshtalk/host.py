@@ -13,7 +13,7 @@ import logging
 import os
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 import multiaddr
 import trio
@@ -33,6 +33,7 @@ from libp2p.transport.tcp.tcp import TCP
 
 from .identity import libp2p_key_pair
 from .protocol.errors import ConfigError, MeshtalkError
+from .protocol.frames import NEED_DATA, FrameDecoder, encode_uvarint
 from .protocol.keys import NodeKey, PeerId
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "local_ipv4_addresses",
     "close_host",
     "forget_stale_connection",
+    "PrefixedStream",
 ]
 
 MSG_PROTOCOL: Final = TProtocol("/meshtalk/msg/1.0.0")
@@ -292,3 +294,41 @@ async def reset_quietly(stream: Any) -> None:
             await stream.reset()
         except Exception:
             logger.debug("reset of a finished stream failed", exc_info=True)
+
+
+T = TypeVar("T")
+
+
+class PrefixedStream(Generic[T]):
+    """Length-prefixed messages over one libp2p stream, with the body codec given."""
+
+    def __init__(
+        self,
+        stream: Any,
+        max_message_size: int,
+        encode: Callable[[T], bytes],
+        decode: Callable[[bytes], T],
+    ) -> None:
+        self.stream = stream
+        self._encode = encode
+        self._decoder: FrameDecoder[T] = FrameDecoder(max_message_size, decode)
+
+    async def write(self, message: T) -> None:
+        """Send one message."""
+        body = self._encode(message)
+        await self.stream.write(encode_uvarint(len(body)) + body)
+
+    async def read(self) -> T | None:
+        """The next message, or None when the other side closed the stream cleanly."""
+        while True:
+            message = self._decoder.next_frame()
+            if message is not NEED_DATA:
+                return message
+            try:
+                data = await self.stream.read(64 * 1024)
+            except EOFError:
+                data = b""
+            if not data:
+                self._decoder.end_of_stream()
+                return None
+            self._decoder.receive_data(data)

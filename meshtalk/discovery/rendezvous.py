@@ -17,14 +17,13 @@ from typing import Any, Final
 
 import trio
 
-from ..host import NETWORK_ERRORS, peer_info, reset_quietly, to_libp2p_id
+from ..host import NETWORK_ERRORS, PrefixedStream, peer_info, reset_quietly, to_libp2p_id
 from ..protocol.errors import (
     InvalidSignedRecord,
     MeshtalkError,
     ProtocolError,
     RendezvousError,
 )
-from ..protocol.frames import NEED_DATA, FrameDecoder, encode_uvarint
 from ..protocol.keys import NodeKey, PeerId
 from ..protocol.rendezvous import (
     MAX_MESSAGE_SIZE,
@@ -49,7 +48,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("meshtalk.rendezvous")
-_READ_SIZE: Final = 64 * 1024
 _PAGE: Final = 100
 
 
@@ -69,34 +67,11 @@ def _raise_for_status(status: int, text: str, what: str) -> None:
     raise RendezvousError(f"the rendezvous point refused {what}: {name} {text}".rstrip(), status)
 
 
-class RendezvousStream:
+class RendezvousStream(PrefixedStream[RendezvousMessage]):
     """Length-prefixed rendezvous messages over one libp2p stream."""
 
     def __init__(self, stream: Any, max_message_size: int = MAX_MESSAGE_SIZE) -> None:
-        self.stream = stream
-        self._decoder: FrameDecoder[RendezvousMessage] = FrameDecoder(
-            max_message_size, decode_message
-        )
-
-    async def write(self, message: RendezvousMessage) -> None:
-        """Send one message."""
-        body = encode_message(message)
-        await self.stream.write(encode_uvarint(len(body)) + body)
-
-    async def read(self) -> RendezvousMessage | None:
-        """The next message, or None when the other side closed the stream cleanly."""
-        while True:
-            message = self._decoder.next_frame()
-            if message is not NEED_DATA:
-                return message
-            try:
-                data = await self.stream.read(_READ_SIZE)
-            except EOFError:
-                data = b""
-            if not data:
-                self._decoder.end_of_stream()
-                return None
-            self._decoder.receive_data(data)
+        super().__init__(stream, max_message_size, encode_message, decode_message)
 
 
 class RendezvousClient:

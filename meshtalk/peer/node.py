@@ -58,6 +58,7 @@ from .listen import ensure_listening, preferred_listen_addrs
 from .lock import ProfileLock
 from .models import Contact, Conversation, KnownPeer, Message, Trust
 from .outbound import PeerLink
+from .pairing import Pairing
 from .store import STORE_FILE_NAME, IncomingResult, Store
 
 __all__ = ["Node", "NodeConfig", "MessageStream", "open_node", "PROTOCOL_VERSIONS"]
@@ -98,6 +99,10 @@ class NodeConfig:
     bootstrap: list[str] = field(default_factory=list)  # peers to dial at start, with /p2p/
     mdns: bool = True
     mdns_interfaces: list[str] | None = None  # IPv4 addresses to use; None: every interface
+    # trust: "contacts" accepts messages from trusted contacts only, "anyone" from every peer
+    # that is not blocked
+    accept: str = "contacts"
+    name: str | None = None  # how this node introduces itself when pairing
 
 
 @dataclass
@@ -140,6 +145,7 @@ class Node:
         self._commit_wakeup = trio.Event()
         self._lock: ProfileLock | None = None
         self.discovery = NodeDiscovery(self)
+        self.pairing = Pairing(self)
         self._addresses_learned = trio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -164,6 +170,8 @@ class Node:
             return
         quiet_libp2p_logging()
         parse_multiaddrs(self.config.listen)
+        if self.config.accept not in ("contacts", "anyone"):
+            raise ConfigError(f"accept must be 'contacts' or 'anyone', not {self.config.accept!r}")
         lock = ProfileLock(self.profile)
         try:
             self._store = Store(self.profile / STORE_FILE_NAME, self.config.durability)  # type: ignore[arg-type]
@@ -182,6 +190,7 @@ class Node:
             handler = safe_handler("inbound", functools.partial(serve_inbound_stream, self))
             self._host.set_stream_handler(MSG_PROTOCOL, handler)
             self.discovery.attach(self._host)
+            self.pairing.attach(self._host)
             with trio.CancelScope() as self._cancel:
                 preferred = preferred_listen_addrs(self.config.listen, self._store)
                 async with self._host.run(parse_multiaddrs(preferred)):
@@ -286,7 +295,9 @@ class Node:
     def is_trusted(self, peer: PeerId) -> bool:
         """Whether `peer` may deliver messages to this node."""
         contact = self._contact_cache().get(peer)
-        return contact is not None and contact.trust is Trust.TRUSTED
+        if contact is None:
+            return self.config.accept == "anyone"
+        return contact.trust is Trust.TRUSTED
 
     def addresses_of(self, peer: PeerId) -> list[str]:
         """Known addresses of a peer: most recently seen first, then the contact's own."""

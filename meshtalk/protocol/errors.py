@@ -42,6 +42,13 @@ __all__ = [
     "DiscoveryError",
     "RendezvousError",
     "InvalidSignedRecord",
+    "PairingError",
+    "InvalidCode",
+    "WrongCode",
+    "CodeExpired",
+    "NoPairingOffer",
+    "ControlError",
+    "NodeNotRunning",
     "error_from_code",
 ]
 
@@ -255,6 +262,48 @@ class InvalidSignedRecord(DiscoveryError):
     """A signed peer record did not verify: bad signature, wrong domain or type, or damage."""
 
     code = 602
+
+
+class PairingError(MeshtalkError):
+    """Pairing two nodes with a code or an invite failed."""
+
+    code = 700
+
+
+class InvalidCode(PairingError):
+    """A pairing code or invite token is not in the expected form."""
+
+    code = 701
+
+
+class WrongCode(PairingError):
+    """The two sides did not use the same code: nothing was added, and the code is used up."""
+
+    code = 702
+
+
+class CodeExpired(PairingError):
+    """The pairing code or invite expired or was already used; make a new one."""
+
+    code = 703
+
+
+class NoPairingOffer(PairingError):
+    """No node was found waiting with this code (not started, expired, or unreachable)."""
+
+    code = 704
+
+
+class ControlError(MeshtalkError):
+    """Talking to the local node over its control socket failed."""
+
+    code = 800
+
+
+class NodeNotRunning(ControlError):
+    """No node is running for this profile; start one with `meshtalk up`."""
+
+    code = 801
 
 
 def _all_subclasses(cls: type[MeshtalkError]) -> list[type[MeshtalkError]]:

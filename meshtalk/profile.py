@@ -1,0 +1,182 @@
+"""The profile's settings file, `config.toml`: read, checked, changed one key at a time.
+
+Every key has a type and a check, so a bad value is reported with its key name whether it
+comes from the file or from `meshtalk config set`. Unknown keys are refused (a typo should not
+be silently ignored). Writing goes through a temporary file and a rename, so a crash never
+leaves half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import tomli_w
+
+from .protocol.errors import ConfigError
+
+__all__ = ["CONFIG_FILE_NAME", "SETTINGS", "Setting", "load_settings", "save_setting",
+           "parse_value", "config_path"]  # fmt: skip
+
+CONFIG_FILE_NAME: Final = "config.toml"
+
+
+def _multiaddrs(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("expected a list of multiaddresses")
+    for address in value:
+        if not address.startswith("/"):
+            raise ValueError(
+                f"{address!r} is not a multiaddress (they look like /ip4/1.2.3.4/tcp/4001)"
+            )
+    return value
+
+
+def _text(limit: int) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not 0 < len(value) <= limit:
+            raise ValueError(f"expected text of 1 to {limit} characters")
+        return value
+
+    return check
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return str(value)
+
+    return check
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("expected true or false")
+    return value
+
+
+def _seconds(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 10 <= value <= 7 * 86400:
+        raise ValueError("expected a whole number of seconds from 10 to 604800")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One key of config.toml."""
+
+    key: str
+    default: Any
+    check: Callable[[Any], Any]
+    help: str
+
+
+SETTINGS: Final = {
+    s.key: s
+    for s in (
+        Setting("name", None, _text(64), "how this node introduces itself when pairing"),
+        Setting("mesh", "default", _text(64), "mesh name: nodes meet only nodes of the same mesh"),
+        Setting(
+            "listen",
+            ["/ip4/0.0.0.0/tcp/0"],
+            _multiaddrs,
+            "addresses to listen on (/ip4/0.0.0.0/tcp/0: every interface, any free port)",
+        ),
+        Setting(
+            "rendezvous",
+            [],
+            _multiaddrs,
+            "rendezvous points to register and discover at (/ip4/../tcp/../p2p/<id>)",
+        ),
+        Setting("bootstrap", [], _multiaddrs, "peers to dial at start (/ip4/../tcp/../p2p/<id>)"),
+        Setting("mdns", True, _boolean, "find and announce peers on the LAN with mDNS"),
+        Setting(
+            "accept",
+            "contacts",
+            _choice("contacts", "anyone"),
+            "who may deliver messages: trusted contacts only, or anyone not blocked",
+        ),
+        Setting("serve_rendezvous", False, _boolean, "also act as a rendezvous point for others"),
+        Setting(
+            "durability",
+            "normal",
+            _choice("normal", "full"),
+            "normal: survives a crash of meshtalk; full: also a power cut (slower)",
+        ),
+        Setting("pair_timeout", 600, _seconds, "how long a pairing code stays valid, in seconds"),
+        Setting("invite_timeout", 86400, _seconds, "how long an invite stays valid, in seconds"),
+    )
+}
+
+
+def config_path(profile: Path) -> Path:
+    """Where a profile's settings live."""
+    return profile / CONFIG_FILE_NAME
+
+
+def _read(profile: Path) -> dict[str, Any]:
+    path = config_path(profile)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc}); fix or delete the file") from None
+
+
+def _checked(key: str, value: Any, where: str) -> Any:
+    setting = SETTINGS.get(key)
+    if setting is None:
+        known = ", ".join(SETTINGS)
+        raise ConfigError(f"unknown setting {key!r} {where}; the settings are: {known}")
+    try:
+        return setting.check(value)
+    except ValueError as exc:
+        raise ConfigError(f"bad value for {key!r} {where}: {exc}") from None
+
+
+def load_settings(profile: Path) -> dict[str, Any]:
+    """Every setting of a profile: the file's values over the defaults, all checked."""
+    path = config_path(profile)
+    values = {key: setting.default for key, setting in SETTINGS.items()}
+    for key, value in _read(profile).items():
+        values[key] = _checked(key, value, f"in {path}")
+    return values
+
+
+def parse_value(key: str, text: str) -> Any:
+    """A value typed on the command line: TOML syntax, or plain text for text settings."""
+    if key not in SETTINGS:
+        _checked(key, None, "")
+    default = SETTINGS[key].default
+    if isinstance(default, list) and not text.lstrip().startswith("["):
+        value: Any = [part.strip() for part in text.split(",") if part.strip()]
+    else:
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text  # bare text for name, mesh, accept, ...
+    return _checked(key, value, "given")
+
+
+def save_setting(profile: Path, key: str, value: Any) -> None:
+    """Set one key in config.toml (None removes it, back to the default)."""
+    data = _read(profile)
+    if value is None:
+        data.pop(key, None)
+    else:
+        data[key] = _checked(key, value, "given")
+    path = config_path(profile)
+    profile.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(tomli_w.dumps(data), encoding="utf-8")
+    os.replace(temporary, path)
