@@ -19,8 +19,16 @@ import tomli_w
 
 from .protocol.errors import ConfigError
 
-__all__ = ["CONFIG_FILE_NAME", "SETTINGS", "Setting", "load_settings", "save_setting",
-           "parse_value", "config_path"]  # fmt: skip
+__all__ = [
+    "CONFIG_FILE_NAME",
+    "SETTINGS",
+    "Setting",
+    "load_settings",
+    "save_setting",
+    "parse_value",
+    "config_path",
+    "check_key",
+]
 
 CONFIG_FILE_NAME: Final = "config.toml"
 
@@ -133,11 +141,17 @@ def _read(profile: Path) -> dict[str, Any]:
         raise ConfigError(f"{path} is not valid TOML ({exc}); fix or delete the file") from None
 
 
-def _checked(key: str, value: Any, where: str) -> Any:
+def check_key(key: str, where: str = "") -> Setting:
+    """The setting called `key`; raises ConfigError listing the real ones if there is none."""
     setting = SETTINGS.get(key)
     if setting is None:
         known = ", ".join(SETTINGS)
-        raise ConfigError(f"unknown setting {key!r} {where}; the settings are: {known}")
+        raise ConfigError(f"unknown setting {key!r}{where}; the settings are: {known}")
+    return setting
+
+
+def _checked(key: str, value: Any, where: str) -> Any:
+    setting = check_key(key, f" {where}")
     try:
         return setting.check(value)
     except ValueError as exc:
@@ -155,9 +169,7 @@ def load_settings(profile: Path) -> dict[str, Any]:
 
 def parse_value(key: str, text: str) -> Any:
     """A value typed on the command line: TOML syntax, or plain text for text settings."""
-    if key not in SETTINGS:
-        _checked(key, None, "")
-    default = SETTINGS[key].default
+    default = check_key(key).default
     if isinstance(default, list) and not text.lstrip().startswith("["):
         value: Any = [part.strip() for part in text.split(",") if part.strip()]
     else:

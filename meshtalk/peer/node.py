@@ -56,7 +56,7 @@ from .discovering import NodeDiscovery
 from .inbound import serve_inbound_stream
 from .listen import ensure_listening, preferred_listen_addrs
 from .lock import ProfileLock
-from .models import Contact, Conversation, KnownPeer, Message, Trust
+from .models import Contact, Conversation, KnownPeer, Message, MessageStatus, Trust
 from .outbound import PeerLink
 from .pairing import Pairing
 from .store import STORE_FILE_NAME, IncomingResult, Store
@@ -489,6 +489,21 @@ class Node:
             raise NodeClosed(
                 "the node stopped before the message was acknowledged; it stays queued"
             )
+
+    async def wait_delivered(self, message_id: bytes, timeout: float | None = None) -> None:
+        """Wait until a message this node sent is acknowledged by all its recipients.
+
+        Raises DeliveryFailed if a recipient refused it, DeliveryTimeout after `timeout` s.
+        """
+        message = self.store.message(self.peer_id, message_id)
+        if message is None:
+            raise UnknownPeer(f"this node sent no message {message_id.hex()}")
+        if message.status is MessageStatus.DELIVERED:
+            return
+        if message.status is MessageStatus.FAILED:
+            raise DeliveryFailed(message.error or "the message was refused").about(message_id)
+        event = self._waiters.setdefault(message_id, trio.Event())
+        await self._wait_delivered(message_id, event, timeout)
 
     def _link(self, peer: PeerId) -> PeerLink:
         link = self._links.get(peer)

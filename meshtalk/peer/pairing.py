@@ -132,8 +132,13 @@ class Pairing:
             code = new_code(self.random_bytes)
             if code.nameplate not in self.offers:
                 break
-        offer = PairOffer(code.nameplate, code.password, self.node.clock() + int(ttl * 1000),
-                          code=code.text, name=name)  # fmt: skip
+        offer = PairOffer(
+            code.nameplate,
+            code.password,
+            self.node.clock() + int(ttl * 1000),
+            code=code.text,
+            name=name,
+        )
         self.offers[offer.nameplate] = offer
         return offer
 
@@ -189,11 +194,13 @@ class Pairing:
     def invite(self, ttl: float = 86400.0) -> tuple[str, int]:
         """A one-time invite token valid for `ttl` seconds; returns (token, expires_ms)."""
         expires = self.node.clock() + int(ttl * 1000)
-        invite = new_invite(self.node.peer_id, self.node.discovery.own_addresses(), expires,
-                            self.random_bytes)  # fmt: skip
+        invite = new_invite(
+            self.node.peer_id, self.node.discovery.own_addresses(), expires, self.random_bytes
+        )
         saved = self._saved_invites()
-        saved.append({"nameplate": invite.nameplate, "secret": invite.secret.hex(),
-                      "expires_ms": expires})  # fmt: skip
+        saved.append(
+            {"nameplate": invite.nameplate, "secret": invite.secret.hex(), "expires_ms": expires}
+        )
         self.node.store.set_setting(_INVITES_SETTING, json.dumps(saved[-100:]))
         return encode_invite(invite), expires
 

@@ -526,16 +526,30 @@ class Store:
             )
             return True
 
-    def _select(self, where: str, args: Sequence[Any], limit: int) -> list[Message]:
+    def _select(
+        self, where: str, args: Sequence[Any], limit: int, newest: bool = False
+    ) -> list[Message]:
+        order = "DESC" if newest else "ASC"
         rows = self._db.execute(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {where} ORDER BY cursor LIMIT ?",
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {where} ORDER BY cursor {order} LIMIT ?",
             (*args, limit),
         ).fetchall()
-        return [message_from_row(row) for row in rows]
+        messages = [message_from_row(row) for row in rows]
+        return messages[::-1] if newest else messages
+
+    def latest(self, conversation: bytes | None, limit: int) -> list[Message]:
+        """The newest `limit` messages (of one conversation, or of all), oldest first."""
+        if conversation is None:
+            return self._select("1 = 1", (), limit, newest=True)
+        return self._select("conversation = ?", (conversation,), limit, newest=True)
 
     def history(self, conversation: bytes, after: int, limit: int) -> list[Message]:
         """Messages of one conversation, both directions, after a cursor, oldest first."""
         return self._select("conversation = ? AND cursor > ?", (conversation, after), limit)
+
+    def all_messages(self, after: int, limit: int) -> list[Message]:
+        """Every message of every conversation after a cursor, oldest first."""
+        return self._select("cursor > ?", (after,), limit)
 
     def incoming(self, after: int, limit: int) -> list[Message]:
         """Received messages after a cursor, oldest first."""

@@ -126,14 +126,26 @@ def new_invite(
     peer_id: PeerId, addresses: list[str], expires_ms: int, random_bytes: RandomBytes
 ) -> Invite:
     """A fresh invite for this node's addresses, valid until `expires_ms`."""
-    return Invite(peer_id, tuple(addresses[:MAX_INFO_ADDRESSES]), random_bytes(8),
-                  random_bytes(16), expires_ms)  # fmt: skip
+    return Invite(
+        peer_id,
+        tuple(addresses[:MAX_INFO_ADDRESSES]),
+        random_bytes(8),
+        random_bytes(16),
+        expires_ms,
+    )
 
 
 def encode_invite(invite: Invite) -> str:
     """The token to hand over: `mt1` + base64url of a msgpack list (no spaces, copy-safe)."""
-    body = packb([invite.peer_id.to_bytes(), list(invite.addresses), invite.invite_id,
-                  invite.secret, invite.expires_ms])  # fmt: skip
+    body = packb(
+        [
+            invite.peer_id.to_bytes(),
+            list(invite.addresses),
+            invite.invite_id,
+            invite.secret,
+            invite.expires_ms,
+        ]
+    )
     return INVITE_PREFIX + base64.urlsafe_b64encode(body).decode().rstrip("=")
 
 
@@ -196,8 +208,12 @@ def decode_pair_message(body: bytes) -> dict[str, Any]:
     """Decode a pairing message; it must be a map with a known `t`."""
     message = unpackb_strict(body, MalformedFrame, "pairing message")
     if not isinstance(message, dict) or message.get("t") not in (
-        "pake", "reply", "confirm", "info", "error",
-    ):  # fmt: skip
+        "pake",
+        "reply",
+        "confirm",
+        "info",
+        "error",
+    ):
         raise MalformedFrame("not a pairing message")
     return message
 
@@ -258,13 +274,18 @@ class JoinerHandshake:
     """The side that typed the code: `start()`, `receive_reply()`, `receive_info()`."""
 
     def __init__(
-        self, nameplate: str, password: bytes, me: PeerId, offerer: PeerId,
+        self,
+        nameplate: str,
+        password: bytes,
+        me: PeerId,
+        offerer: PeerId,
         random_bytes: RandomBytes,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.nameplate = nameplate
         self._random = random_bytes
-        self._spake = SPAKE2_A(password, idA=me.to_bytes(), idB=offerer.to_bytes(),
-                               entropy_f=random_bytes)  # fmt: skip
+        self._spake = SPAKE2_A(
+            password, idA=me.to_bytes(), idB=offerer.to_bytes(), entropy_f=random_bytes
+        )
         self._keys: _Keys | None = None
 
     def start(self) -> dict[str, Any]:
@@ -274,12 +295,16 @@ class JoinerHandshake:
     def receive_reply(self, message: dict[str, Any], mine: PeerInfo) -> dict[str, Any]:
         """Check the offerer's confirmation; returns CONFIRM (raises WrongCode on mismatch)."""
         keys = _finish(self._spake, _field(message, "reply", "msg", bytes))
-        if not hmac.compare_digest(_field(message, "reply", "confirm", bytes),
-                                   keys.offerer_confirm):  # fmt: skip
+        if not hmac.compare_digest(
+            _field(message, "reply", "confirm", bytes), keys.offerer_confirm
+        ):
             raise WrongCode(_WRONG_CODE)
         self._keys = keys
-        return {"t": "confirm", "confirm": keys.joiner_confirm,
-                "info": keys.seal(mine, self._random)}  # fmt: skip
+        return {
+            "t": "confirm",
+            "confirm": keys.joiner_confirm,
+            "info": keys.seal(mine, self._random),
+        }
 
     def receive_info(self, message: dict[str, Any]) -> PeerInfo:
         """The offerer's name and addresses: pairing is complete."""
@@ -295,8 +320,9 @@ class OffererHandshake:
         self, password: bytes, me: PeerId, joiner: PeerId, random_bytes: RandomBytes
     ) -> None:
         self._random = random_bytes
-        self._spake = SPAKE2_B(password, idA=joiner.to_bytes(), idB=me.to_bytes(),
-                               entropy_f=random_bytes)  # fmt: skip
+        self._spake = SPAKE2_B(
+            password, idA=joiner.to_bytes(), idB=me.to_bytes(), entropy_f=random_bytes
+        )
         self._keys: _Keys | None = None
 
     @staticmethod

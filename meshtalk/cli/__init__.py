@@ -1,0 +1,69 @@
+"""The `meshtalk` command line. Each command's module is imported only when it runs.
+
+Errors reach the user as one line on stderr (`meshtalk: error: ...`), never a traceback:
+exit code 1 for an error, 2 for bad arguments, 3 when the profile has no running node.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+from ..protocol.errors import MeshtalkError, NodeNotRunning
+from .parser import build_parser
+
+__all__ = ["main"]
+
+# command -> module in meshtalk.cli that has a function of the same name (minus dashes)
+_COMMANDS = {
+    "init": "local",
+    "id": "local",
+    "up": "local",
+    "down": "local",
+    "config": "local",
+    "rendezvous": "local",
+    "selfcheck": "local",
+    "demo": "demo",
+    "status": "remote",
+    "peers": "remote",
+    "contacts": "remote",
+    "send": "remote",
+    "inbox": "remote",
+    "history": "remote",
+    "chat": "remote",
+    "pair": "remote",
+    "invite": "remote",
+    "join": "remote",
+}
+EXIT_NO_NODE = 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if args.command in ("contacts", "config") and args.action is None:
+        args.action = "list" if args.command == "contacts" else "get"
+        args.key = None
+    module = importlib.import_module(f".{_COMMANDS[args.command]}", __name__)
+    try:
+        return int(getattr(module, args.command)(args) or 0)
+    except NodeNotRunning as exc:
+        print(f"meshtalk: error: {exc}", file=sys.stderr)
+        return EXIT_NO_NODE
+    except MeshtalkError as exc:
+        print(f"meshtalk: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("meshtalk: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `meshtalk history | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

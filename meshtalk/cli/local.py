@@ -1,0 +1,175 @@
+"""Commands that work on the profile itself: init, id, up, down, config, rendezvous, selfcheck."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from .._version import __version__
+from ..identity import key_path, load_identity, load_or_create_identity
+from ..profile import (
+    SETTINGS,
+    check_key,
+    config_path,
+    load_settings,
+    parse_value,
+    save_setting,
+)
+from .output import emit_json, profile_of, status_line, wants_json
+from .parser import DEFAULT_RENDEZVOUS_LISTEN
+
+__all__ = ["init", "id", "up", "down", "config", "rendezvous", "selfcheck"]
+
+
+def init(args: argparse.Namespace) -> int:
+    """Create the profile and its identity (never replacing an existing key)."""
+    profile = profile_of(args)
+    existed = key_path(profile).exists()
+    key, _ = load_or_create_identity(profile)
+    if args.name is not None:
+        save_setting(profile, "name", args.name)
+    if wants_json(args):
+        emit_json(
+            {
+                "peer_id": str(key.peer_id),
+                "profile": profile.name,
+                "created": not existed,
+                "path": str(profile),
+            }
+        )
+        return 0
+    verb = "already had" if existed else "created"
+    print(f"{verb} profile {profile.name!r} in {profile}")
+    print(f"peer ID: {key.peer_id}")
+    if not existed:
+        print("next: `meshtalk up --detach` to start the node, then `meshtalk pair`")
+    return 0
+
+
+def id(args: argparse.Namespace) -> int:
+    """Print the profile's peer ID."""
+    profile = profile_of(args)
+    key = load_identity(profile)
+    if wants_json(args):
+        emit_json({"peer_id": str(key.peer_id), "profile": profile.name})
+    else:
+        print(key.peer_id)
+    return 0
+
+
+def up(args: argparse.Namespace) -> int:
+    """Run the node: in the foreground, or detached once it is ready."""
+    from ..daemon import run_foreground, start_detached
+
+    profile = profile_of(args)
+    if not args.detach:
+        run_foreground(profile, lambda line: print(line, flush=True))
+        return 0
+    hello = start_detached(profile, status_line)
+    if wants_json(args):
+        emit_json(hello)
+    else:
+        print(
+            f"node {hello['peer_id']} is running (profile {hello['profile']}, pid {hello['pid']})"
+        )
+    return 0
+
+
+def down(args: argparse.Namespace) -> int:
+    """Stop the background node."""
+    from ..daemon import stop_node
+
+    profile = profile_of(args)
+    stopped = stop_node(profile)
+    if wants_json(args):
+        emit_json({"stopped": stopped})
+    else:
+        print("node stopped" if stopped else f"no node was running for profile {profile.name!r}")
+    return 0
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+def config(args: argparse.Namespace) -> int:
+    """config get|set|unset|path."""
+    profile = profile_of(args)
+    if args.action == "path":
+        print(config_path(profile))
+        return 0
+    if args.key is not None:
+        check_key(args.key)
+    if args.action == "set":
+        save_setting(profile, args.key, parse_value(args.key, args.value))
+    elif args.action == "unset":
+        save_setting(profile, args.key, None)
+    settings = load_settings(profile)
+    if args.key is not None:
+        if wants_json(args):
+            emit_json({args.key: settings[args.key]})
+        else:
+            print(f"{args.key} = {_show(settings[args.key])}")
+        if args.action != "get":
+            status_line("restart the node to apply it: meshtalk down && meshtalk up --detach")
+        return 0
+    if wants_json(args):
+        emit_json(settings)
+        return 0
+    for key, setting in SETTINGS.items():
+        print(f"{key} = {_show(settings[key])}".ljust(44) + f"# {setting.help}")
+    return 0
+
+
+def rendezvous(args: argparse.Namespace) -> int:
+    """Run a standalone rendezvous point until Ctrl-C or SIGTERM."""
+    import signal
+
+    import trio
+
+    from ..discovery.point import open_rendezvous_point
+    from ..host import parse_multiaddrs
+
+    profile = profile_of(args)
+    listen = args.listen or [DEFAULT_RENDEZVOUS_LISTEN]
+    parse_multiaddrs(listen)
+    key, _ = load_or_create_identity(profile)
+
+    async def serve() -> None:
+        async with open_rendezvous_point(key, listen) as (point, addresses):
+            if wants_json(args):
+                emit_json({"peer_id": str(key.peer_id), "addresses": addresses})
+            else:
+                print(f"rendezvous point {key.peer_id} (meshtalk {__version__})")
+                for address in addresses:
+                    print(f"  {address}")
+                print("nodes use it with: meshtalk config set rendezvous <one address above>")
+                print("ready (Ctrl-C stops it)", flush=True)
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    break
+            stats = point.statistics()
+        if not wants_json(args):
+            print(f"stopped ({stats.get('registrations', 0)} registrations held)")
+
+    trio.run(serve)
+    return 0
+
+
+def selfcheck(args: argparse.Namespace) -> int:
+    """Verify the installation without any network."""
+    from ..selfcheck import CheckStep, run_selfcheck
+
+    def report(step: CheckStep) -> None:
+        if not wants_json(args):
+            print(f"  ok  {step.name:<10} {step.detail}", flush=True)
+
+    if not wants_json(args):
+        print(f"meshtalk {__version__} self-check")
+    steps = run_selfcheck(report)
+    if wants_json(args):
+        emit_json({"ok": True, "version": __version__, "steps": [vars(s) for s in steps]})
+    else:
+        print(f"all {len(steps)} checks passed")
+    return 0

@@ -1,0 +1,197 @@
+"""The argument parser of the `meshtalk` command (no command module is imported here)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from .._version import __version__
+
+__all__ = ["build_parser", "PROFILE_ENV", "DEFAULT_RENDEZVOUS_LISTEN"]
+
+PROFILE_ENV = "MESHTALK_PROFILE"
+DEFAULT_RENDEZVOUS_LISTEN = "/ip4/0.0.0.0/tcp/7400"
+
+_EPILOG = """\
+exit codes: 0 ok, 1 error, 2 bad arguments, 3 no node running for the profile, 130 interrupted.
+Profiles live under $MESHTALK_HOME (default: the platform's user data folder); pick one with
+--profile NAME or $MESHTALK_PROFILE, so several nodes can run on one machine.
+"""
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options every command takes, before or after its name."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--profile",
+        metavar="NAME",
+        default=argparse.SUPPRESS,
+        help=f"which node profile to use (default: ${PROFILE_ENV} or 'default')",
+    )
+    common.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print JSON for scripts instead of human-readable lines",
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and option of `meshtalk`."""
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="meshtalk",
+        description="A peer-to-peer mesh for AI agents: signed, end-to-end encrypted messages "
+        "between nodes, with no central server.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"meshtalk {__version__}")
+    parser.add_argument(
+        "--profile",
+        metavar="NAME",
+        default=os.environ.get(PROFILE_ENV) or "default",
+        help=f"which node profile to use (default: ${PROFILE_ENV} or 'default')",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, summary: str, description: str | None = None) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name, help=summary, description=description or summary, parents=[common]
+        )
+
+    p = command(
+        "demo",
+        "see it work: a rendezvous point and three nodes on this machine",
+        "Start a rendezvous point and three nodes on 127.0.0.1 in temporary profiles; "
+        "they discover each other, pair with a code and an invite, exchange signed and "
+        "encrypted messages, and one goes away and gets its messages when it returns.",
+    )
+    p = command("init", "create this profile's identity and print its peer ID")
+    p.add_argument("--name", help="how this node introduces itself when pairing")
+    command("id", "print this profile's peer ID")
+    p = command("up", "run this profile's node (Ctrl-C stops it)")
+    p.add_argument(
+        "--detach",
+        "-d",
+        action="store_true",
+        help="run in the background and return once it is ready",
+    )
+    command("down", "stop this profile's background node")
+    command("status", "the running node: addresses, rendezvous points, contacts online, outbox")
+    command("peers", "discovered peers and contacts: online, last seen, found via")
+
+    p = command("contacts", "list, add, remove, rename, trust or block contacts")
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    actions.add_parser("list", help="every contact", parents=[common])
+    a = actions.add_parser("add", help="add a trusted contact by peer ID", parents=[common])
+    a.add_argument("peer", help="the peer ID (12D3KooW...)")
+    a.add_argument("name", nargs="?", help="a name to use instead of the peer ID")
+    a.add_argument(
+        "--address",
+        action="append",
+        default=[],
+        metavar="MULTIADDR",
+        help="an address of the peer (repeatable)",
+    )
+    a = actions.add_parser("remove", help="forget a contact (its messages stay)", parents=[common])
+    a.add_argument("contact", help="contact name or peer ID")
+    a = actions.add_parser("rename", help="give a contact another name", parents=[common])
+    a.add_argument("contact", help="contact name or peer ID")
+    a.add_argument("name", help="the new name")
+    for verb, summary in (
+        ("trust", "accept messages from it again"),
+        ("block", "refuse its messages"),
+    ):
+        a = actions.add_parser(verb, help=summary, parents=[common])
+        a.add_argument("contact", help="contact name or peer ID")
+
+    p = command("send", "send a message and wait until it is delivered")
+    p.add_argument("to", metavar="TO", help="contact name or peer ID")
+    p.add_argument("text", metavar="TEXT", help="the message, or - to read it from stdin")
+    p.add_argument("--no-wait", action="store_true", help="return once the message is queued")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="stop waiting after S seconds; the message stays queued (default 60)",
+    )
+    p = command("inbox", "new incoming messages (marks them read)")
+    p.add_argument("--peek", action="store_true", help="do not mark them read")
+    p = command("history", "messages of one conversation, or of all")
+    p.add_argument(
+        "conversation",
+        nargs="?",
+        metavar="CONVERSATION",
+        help="contact name, peer ID or conversation id (default: all)",
+    )
+    p.add_argument("--after", type=int, metavar="CURSOR", help="only messages after CURSOR")
+    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new messages")
+    p = command("chat", "chat with a contact in the terminal")
+    p.add_argument("to", metavar="TO", help="contact name or peer ID")
+
+    p = command(
+        "pair",
+        "pair with another node using a short code",
+        "Without CODE: print a code such as 7-amber-falcon and wait until the other "
+        "node uses it. With CODE: pair with the node that printed it. Both nodes then "
+        "trust each other and reconnect later by themselves.",
+    )
+    p.add_argument("code", nargs="?", metavar="CODE", help="the code the other side printed")
+    p.add_argument("--name", help="what to call the other node (default: the name it gives)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        metavar="S",
+        help="how long to look for the other node (default 60 when joining)",
+    )
+    p = command("invite", "print a one-time token another node can join with later")
+    p.add_argument("--ttl", type=float, metavar="S", help="valid for S seconds (default 1 day)")
+    p = command("join", "pair with the node that made an invite token")
+    p.add_argument("token", metavar="TOKEN", help="the token `meshtalk invite` printed")
+    p.add_argument("--name", help="what to call the other node (default: the name it gives)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="how long to try to reach it (default 30)",
+    )
+
+    p = command(
+        "rendezvous",
+        "run a standalone rendezvous point (Ctrl-C stops it)",
+        "Run a rendezvous point that introduces nodes to each other. It never sees a "
+        "message. Its peer ID is this profile's identity, so it stays the same across "
+        "restarts.",
+    )
+    p.add_argument(
+        "--listen",
+        action="append",
+        metavar="MULTIADDR",
+        help=f"where to listen (repeatable; default {DEFAULT_RENDEZVOUS_LISTEN})",
+    )
+
+    p = command("config", "show or change this profile's settings (config.toml)")
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    a = actions.add_parser("get", help="print one setting, or all", parents=[common])
+    a.add_argument("key", nargs="?", help="the setting's name")
+    a = actions.add_parser("set", help="change one setting", parents=[common])
+    a.add_argument("key", help="the setting's name")
+    a.add_argument("value", help="the value (lists: comma-separated or TOML [..])")
+    a = actions.add_parser("unset", help="put one setting back to its default", parents=[common])
+    a.add_argument("key", help="the setting's name")
+    actions.add_parser("path", help="print where config.toml is", parents=[common])
+
+    p = command(
+        "selfcheck",
+        "verify this installation: identities, sealing, tamper refusal",
+        "Create two identities in a temporary folder, seal a message from one to the "
+        "other and open it, and check that tampered or misaddressed copies are refused. "
+        "Uses no network and leaves nothing behind.",
+    )
+    return parser

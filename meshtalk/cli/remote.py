@@ -1,0 +1,296 @@
+"""Commands that ask the running node, over its control socket."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from typing import Any
+
+from ..client import connect_control
+from ..protocol.errors import ConfigError
+from .output import (
+    ago,
+    emit_json,
+    format_message,
+    profile_of,
+    status_line,
+    table,
+    wants_json,
+    who,
+)
+
+__all__ = [
+    "status",
+    "peers",
+    "contacts",
+    "send",
+    "inbox",
+    "history",
+    "chat",
+    "pair",
+    "invite",
+    "join",
+]
+
+
+def _call(args: argparse.Namespace, op: str, **request: Any) -> Any:
+    with connect_control(profile_of(args)) as control:
+        return control.call(op, **request)
+
+
+def status(args: argparse.Namespace) -> int:
+    """The running node at a glance."""
+    info = _call(args, "status")
+    if wants_json(args):
+        emit_json(info)
+        return 0
+    print(f"node      {info['name']}  {info['peer_id']}")
+    print(
+        f"profile   {info['profile']} (pid {info['pid']}, up {info['uptime_s']:g} s, "
+        f"meshtalk {info['version']}, mesh {info['mesh']!r})"
+    )
+    for address in info["listening"]:
+        print(f"listening {address}")
+    for point in info["rendezvous"]:
+        error = f" ({point['last_error']})" if point["last_error"] else ""
+        print(f"rendezvous {point['point'][:20]}… {point['state']}{error}")
+    if not info["rendezvous"]:
+        print("rendezvous none configured (meshtalk config set rendezvous <address>)")
+    mdns = info["mdns"]
+    print(f"mDNS      {mdns['state'] if mdns else 'off'}")
+    online = info["contacts_online"]
+    print(
+        f"contacts  {info['contacts']} ({len(online)} online{': ' if online else ''}"
+        f"{', '.join(online)})"
+    )
+    print(f"outbox    {info['outbox']} message(s) waiting for delivery")
+    return 0
+
+
+def peers(args: argparse.Namespace) -> int:
+    """Discovered peers and contacts."""
+    found = _call(args, "peers")
+    if wants_json(args):
+        emit_json(found)
+        return 0
+    if not found:
+        print("no peers known yet (pair with one: meshtalk pair)")
+        return 0
+    rows = [
+        [
+            p["name"] or "-",
+            p["peer_id"],
+            "yes" if p["online"] else "no",
+            ago(p["last_seen_ms"]),
+            ", ".join(p["sources"]) or "contact",
+            p["trust"] or "not a contact",
+        ]
+        for p in found
+    ]
+    table(["NAME", "PEER ID", "ONLINE", "LAST SEEN", "VIA", "TRUST"], rows)
+    return 0
+
+
+def contacts(args: argparse.Namespace) -> int:
+    """contacts list|add|remove|rename|trust|block."""
+    action = args.action
+    if action == "list":
+        found = _call(args, "contacts.list")
+        if wants_json(args):
+            emit_json(found)
+        elif not found:
+            print("no contacts yet (meshtalk pair, or meshtalk contacts add PEER_ID NAME)")
+        else:
+            rows = [
+                [c["name"] or "-", c["peer_id"], c["trust"], ago(c["last_seen_ms"])] for c in found
+            ]
+            table(["NAME", "PEER ID", "TRUST", "LAST SEEN"], rows)
+        return 0
+    if action == "add":
+        contact = _call(
+            args, "contacts.add", peer=args.peer, name=args.name, addresses=args.address
+        )
+        verb = "added"
+    elif action == "remove":
+        contact, verb = _call(args, "contacts.remove", ref=args.contact), "removed"
+    elif action == "rename":
+        contact = _call(args, "contacts.rename", ref=args.contact, name=args.name)
+        verb = "renamed"
+    else:
+        trust = "trusted" if action == "trust" else "blocked"
+        contact, verb = _call(args, "contacts.trust", ref=args.contact, trust=trust), trust
+    if wants_json(args):
+        emit_json(contact)
+    else:
+        print(f"{verb} {who(contact['name'], contact['peer_id'])} ({contact['peer_id']})")
+    return 0
+
+
+def send(args: argparse.Namespace) -> int:
+    """Send one message; wait for delivery unless --no-wait."""
+    text = sys.stdin.read() if args.text == "-" else args.text
+    if not text.strip():
+        raise ConfigError("the message is empty")
+    quiet = wants_json(args)
+
+    def queued(event: dict[str, Any]) -> None:
+        if not quiet:
+            waiting = "" if args.no_wait else ", waiting for delivery…"
+            status_line(f"queued for {event['to']} (id {event['queued'][:12]}){waiting}")
+
+    with connect_control(profile_of(args)) as control:
+        result = control.call(
+            "send", queued, to=args.to, text=text, wait=not args.no_wait, timeout=args.timeout
+        )
+    if quiet:
+        emit_json(result)
+    elif result["delivered"]:
+        print(f"delivered to {args.to}")
+    else:
+        print(f"queued for {args.to}; it will be delivered in the background")
+    return 0
+
+
+def inbox(args: argparse.Namespace) -> int:
+    """New incoming messages."""
+    found = _call(args, "inbox", peek=args.peek)
+    if wants_json(args):
+        emit_json(found)
+    elif not found:
+        print("no new messages")
+    else:
+        for message in found:
+            print(format_message(message))
+    return 0
+
+
+def _print_message(args: argparse.Namespace, message: dict[str, Any]) -> None:
+    if wants_json(args):
+        emit_json(message)
+    else:
+        print(format_message(message), flush=True)
+
+
+def history(args: argparse.Namespace) -> int:
+    """Messages of one conversation or of all; --follow keeps printing new ones."""
+    with connect_control(profile_of(args)) as control:
+        found = control.call(
+            "history", conversation=args.conversation, after=args.after, limit=args.limit
+        )
+        if wants_json(args) and not args.follow:
+            emit_json(found)
+            return 0
+        for message in found:
+            _print_message(args, message)
+        if not found and not args.follow and not wants_json(args):
+            print("no messages yet")
+        if args.follow:
+            after = found[-1]["cursor"] if found else args.after
+            control.call(
+                "follow",
+                lambda e: _print_message(args, e["message"]),
+                conversation=args.conversation,
+                after=after,
+            )
+    return 0
+
+
+def chat(args: argparse.Namespace) -> int:
+    """Type lines to send them; the other side's messages appear as they arrive."""
+    profile = profile_of(args)
+    with connect_control(profile) as control:
+        contact = control.call("contacts.list")
+        target = _find_contact(contact, args.to)
+        name = who(target["name"], target["peer_id"])
+        recent = control.call("history", conversation=target["peer_id"], limit=10)
+    for message in recent:
+        print(format_message(message))
+    print(f"chatting with {name}; type a message and press Enter (Ctrl-D or /quit to leave)")
+    after = recent[-1]["cursor"] if recent else None
+    listener = threading.Thread(
+        target=_show_incoming, args=(profile, target, name, after), daemon=True
+    )
+    listener.start()
+    with connect_control(profile) as control:
+        for line in sys.stdin:
+            text = line.rstrip("\n")
+            if text.strip() in ("/quit", "/exit"):
+                break
+            if text.strip():
+                control.call("send", to=target["peer_id"], text=text, wait=False)
+    return 0
+
+
+def _find_contact(found: list[dict[str, Any]], ref: str) -> dict[str, Any]:
+    for contact in found:
+        if ref in (contact["name"], contact["peer_id"]):
+            return contact
+    from ..protocol.errors import UnknownPeer
+
+    raise UnknownPeer(f"{ref} is not a contact; pair first (meshtalk pair) or add it")
+
+
+def _show_incoming(profile: Any, target: dict[str, Any], name: str, after: int | None) -> None:
+    def show(event: dict[str, Any]) -> None:
+        message = event["message"]
+        if message["direction"] == "in":
+            print(f"\r{name}: {message['text']}", flush=True)
+
+    try:
+        with connect_control(profile) as control:
+            control.call("follow", show, conversation=target["peer_id"], after=after)
+    except Exception as exc:  # the node went away: say so once, the main thread goes on
+        print(f"\r[no longer receiving: {exc}]", flush=True)
+
+
+def pair(args: argparse.Namespace) -> int:
+    """Print a code and wait, or join with a code."""
+    quiet = wants_json(args)
+    if args.code is None:
+
+        def show_code(event: dict[str, Any]) -> None:
+            if quiet:
+                emit_json(event)
+                return
+            print(f"pairing code: {event['code']}", flush=True)
+            status_line(f"on the other machine run:  meshtalk pair {event['code']}")
+            status_line("waiting for the other node… (Ctrl-C to cancel)")
+
+        contact = _call(args, "pair.offer", on_event=show_code, name=args.name, ttl=args.timeout)
+    else:
+        if not quiet:
+            status_line(f"looking for the node that offered {args.code}…")
+        contact = _call(
+            args, "pair.join", code=args.code, name=args.name, timeout=args.timeout or 60
+        )
+    if quiet:
+        emit_json(contact)
+    else:
+        print(f"paired with {who(contact['name'], contact['peer_id'])} ({contact['peer_id']})")
+        print(f"send it a message: meshtalk send {contact['name'] or contact['peer_id']} 'hello'")
+    return 0
+
+
+def invite(args: argparse.Namespace) -> int:
+    """Print a one-time invite token."""
+    result = _call(args, "invite.create", ttl=args.ttl)
+    if wants_json(args):
+        emit_json(result)
+    else:
+        print(result["token"])
+        status_line("on the other machine run:  meshtalk join <the token above>")
+        status_line("this node must be running then; the token works once")
+    return 0
+
+
+def join(args: argparse.Namespace) -> int:
+    """Pair with the node that made a token."""
+    if not wants_json(args):
+        status_line("contacting the node that made the invite…")
+    contact = _call(args, "invite.join", token=args.token, name=args.name, timeout=args.timeout)
+    if wants_json(args):
+        emit_json(contact)
+    else:
+        print(f"paired with {who(contact['name'], contact['peer_id'])} ({contact['peer_id']})")
+    return 0

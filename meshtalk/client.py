@@ -1,0 +1,103 @@
+"""A blocking client of a node's control socket, for the CLI and other local tools.
+
+    with connect_control(profile_dir("alice")) as control:
+        print(control.call("status")["peer_id"])
+
+It imports neither trio nor py-libp2p, so commands that talk to a running node start fast.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .protocol.control import (
+    CONTROL_SOCKET_NAME,
+    MAX_CONTROL_MESSAGE,
+    decode_control,
+    encode_control,
+    make_request,
+    read_reply,
+)
+from .protocol.errors import ControlError, NodeNotRunning
+from .protocol.frames import NEED_DATA, FrameDecoder
+
+__all__ = ["ControlClient", "connect_control"]
+
+
+class ControlClient:
+    """One connection to a node's control socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._ids = itertools.count(1)
+        self._decoder: FrameDecoder[dict[str, Any]] = FrameDecoder(
+            MAX_CONTROL_MESSAGE, decode_control
+        )
+
+    def close(self) -> None:
+        """Hang up (a waiting request on the node is cancelled)."""
+        self._sock.close()
+
+    def call(
+        self, op: str, on_event: Callable[[dict[str, Any]], None] | None = None, **args: Any
+    ) -> Any:
+        """Run `op` on the node and return its result; events go to `on_event` meanwhile.
+
+        An error on the node is raised here as the same MeshtalkError type.
+        """
+        request = make_request(
+            next(self._ids), op, {k: v for k, v in args.items() if v is not None}
+        )
+        try:
+            self._sock.sendall(encode_control(request))
+            while True:
+                final, value = read_reply(self._receive())
+                if final:
+                    return value
+                if on_event is not None:
+                    on_event(value)
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise ControlError(f"the node closed the control connection ({exc.strerror})") from None
+
+    def _receive(self) -> dict[str, Any]:
+        while True:
+            message = self._decoder.next_frame()
+            if message is not NEED_DATA:
+                return message
+            data = self._sock.recv(256 * 1024)
+            if not data:
+                raise ControlError("the node closed the control connection (did it stop?)")
+            self._decoder.receive_data(data)
+
+
+@contextmanager
+def connect_control(profile: Path, timeout: float | None = None) -> Iterator[ControlClient]:
+    """Connect to the node running on `profile`; raises NodeNotRunning if there is none."""
+    path = profile / CONTROL_SOCKET_NAME
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(str(path))
+    except OSError as exc:
+        sock.close()
+        if exc.errno in (errno.ENOENT, errno.ECONNREFUSED, errno.ENOTSOCK):
+            raise NodeNotRunning(
+                f"no node is running for profile {profile.name!r}; start it with "
+                f"`meshtalk{_profile_flag(profile)} up --detach`"
+            ) from None
+        raise ControlError(f"cannot reach the node at {path}: {exc.strerror}") from None
+    client = ControlClient(sock)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _profile_flag(profile: Path) -> str:
+    return "" if profile.name == "default" else f" --profile {profile.name}"

@@ -1,0 +1,194 @@
+"""`meshtalk up`: run a profile's node with its control socket, in the foreground or detached.
+
+The foreground node prints what happens (ready, peers, incoming messages) and stops cleanly on
+Ctrl-C or SIGTERM. `start_detached` runs the same thing as a background process whose output
+goes to `node.log` in the profile, and returns once the node answers on its control socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+from .client import connect_control
+from .profile import load_settings
+from .protocol.errors import ControlError, MeshtalkError, NodeError, NodeNotRunning
+
+__all__ = ["LOG_FILE_NAME", "node_config", "run_foreground", "start_detached", "stop_node"]
+
+LOG_FILE_NAME: Final = "node.log"
+_START_TIMEOUT: Final = 60.0
+
+Say = Callable[[str], None]
+
+
+def node_config(settings: dict[str, Any]) -> Any:
+    """The NodeConfig a profile's settings describe."""
+    from .peer.node import NodeConfig
+
+    return NodeConfig(
+        listen=settings["listen"],
+        mesh=settings["mesh"],
+        rendezvous=settings["rendezvous"],
+        bootstrap=settings["bootstrap"],
+        mdns=settings["mdns"],
+        accept=settings["accept"],
+        rendezvous_point=settings["serve_rendezvous"],
+        durability=settings["durability"],
+        name=settings["name"],
+    )
+
+
+async def _run(profile: Path, say: Say) -> None:
+    import trio
+
+    from .peer.control import ControlServer, control_socket_path
+    from .peer.control_ops import build_operations
+    from .peer.node import open_node
+
+    settings = load_settings(profile)
+    config = node_config(settings)
+    async with open_node(profile, config) as node:
+        with trio.CancelScope() as scope:
+            stopping = trio.Event()
+
+            async def stop_after_reply() -> None:
+                await stopping.wait()
+                await trio.sleep(0.2)  # the reply to `shutdown` goes out first
+                scope.cancel()
+
+            operations = build_operations(
+                node,
+                profile.name,
+                stopping.set,
+                settings["pair_timeout"],
+                settings["invite_timeout"],
+            )
+            async with trio.open_nursery() as nursery:
+                socket_path = control_socket_path(profile)
+                await nursery.start(ControlServer(operations).serve, socket_path)
+                say(f"meshtalk node {config.name or profile.name} {node.peer_id}")
+                for address in node.listen_addrs:
+                    say(f"  listening   {address}/p2p/{node.peer_id}")
+                for point in config.rendezvous:
+                    say(f"  rendezvous  {point}")
+                say(f"  mDNS        {'on' if config.mdns else 'off'}")
+                say(f"  control     {socket_path}")
+                say("ready (Ctrl-C or `meshtalk down` stops the node)")
+                nursery.start_soon(_stop_on_signals, scope)
+                nursery.start_soon(stop_after_reply)
+                nursery.start_soon(_report_messages, node, say)
+        say("stopping")
+
+
+async def _stop_on_signals(scope: Any) -> None:
+    import trio
+
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            scope.cancel()
+            return
+
+
+async def _report_messages(node: Any, say: Say) -> None:
+    names = {c.peer_id: c.name for c in node.contacts()}
+    async for message in node.messages(after=node.store.last_cursor()):
+        if message.author not in names:
+            names = {c.peer_id: c.name for c in node.contacts()}
+        sender = names.get(message.author) or str(message.author)
+        say(f"message from {sender}: {message.text[:200]}")
+
+
+def run_foreground(profile: Path, say: Say) -> None:
+    """Run the node until Ctrl-C, SIGTERM or `meshtalk down`."""
+    import trio
+
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    load_settings(profile)  # a bad config.toml fails here, before anything starts
+    try:
+        trio.run(_run, profile, say)
+    except BaseExceptionGroup as group:
+        leaves = _leaves(group)
+        if len(leaves) == 1 and isinstance(leaves[0], MeshtalkError):
+            raise leaves[0] from None
+        raise
+
+
+def start_detached(profile: Path, say: Say) -> dict[str, Any]:
+    """Start the node in the background; returns its `hello` once it answers."""
+    try:
+        return _hello(profile)  # already running
+    except NodeNotRunning:
+        pass
+    load_settings(profile)
+    log_path = profile / LOG_FILE_NAME
+    profile.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "meshtalk", "--profile", profile.name, "up"]
+    env = {**os.environ, "MESHTALK_HOME": str(profile.parent.parent), "PYTHONUNBUFFERED": "1"}
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+    say(f"starting the node (log: {log_path})")
+    deadline = time.monotonic() + _START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise NodeError(f"the node did not start: {_last_line(log_path)}")
+        try:
+            return _hello(profile)
+        except NodeNotRunning:
+            time.sleep(0.1)
+    process.terminate()
+    raise NodeError(f"the node did not answer within {_START_TIMEOUT:g} s; see {log_path}")
+
+
+def stop_node(profile: Path, timeout: float = 30.0) -> bool:
+    """Ask the node to stop and wait until it has; False if none was running."""
+    try:
+        with connect_control(profile) as control:
+            control.call("shutdown")
+    except NodeNotRunning:
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            _hello(profile)
+        except (NodeNotRunning, ControlError):
+            return True
+        time.sleep(0.1)
+    raise NodeError(f"the node did not stop within {timeout:g} s")
+
+
+def _hello(profile: Path) -> dict[str, Any]:
+    with connect_control(profile, timeout=5) as control:
+        result: dict[str, Any] = control.call("hello")
+        return result
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "(no log)"
+    return lines[-1] if lines else "(the log is empty)"
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]

@@ -1,0 +1,288 @@
+"""What the control socket can ask of a node: one handler per operation (docs/control.md).
+
+Handlers take checked arguments and return plain values (JSON-ready). Peer IDs are text,
+message and conversation ids are hex, times are milliseconds since the epoch.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from .._version import __version__
+from ..protocol.control import CONTROL_VERSION
+from ..protocol.errors import ConfigError, UnknownPeer
+from ..protocol.keys import PeerId
+from .control import Emit, Operation
+from .models import Contact, KnownPeer, Message, Trust
+from .node import Node
+
+__all__ = ["build_operations", "contact_view", "message_view", "peer_view"]
+
+_FOLLOW_POLL = 0.5  # also catch messages sent by other local tools
+
+
+def _arg(args: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+    value = args.get(name, default)
+    if value is ...:
+        raise ConfigError(f"the control request needs {name!r}")
+    if value is not None and value is not default and not isinstance(value, kind):
+        raise ConfigError(f"control argument {name!r} has the wrong type")
+    if isinstance(value, bool) and kind in (int, float, (int, float)):
+        raise ConfigError(f"control argument {name!r} has the wrong type")
+    return value
+
+
+def contact_view(contact: Contact) -> dict[str, Any]:
+    """A contact as plain values."""
+    return {
+        "peer_id": str(contact.peer_id),
+        "name": contact.name,
+        "trust": contact.trust.value,
+        "addresses": list(contact.addresses),
+        "added_ms": contact.added_ms,
+        "last_seen_ms": contact.last_seen_ms,
+    }
+
+
+def peer_view(peer: KnownPeer) -> dict[str, Any]:
+    """A known peer as plain values."""
+    return {
+        "peer_id": str(peer.peer_id),
+        "name": peer.name,
+        "contact": peer.trust is not None,
+        "trust": peer.trust.value if peer.trust is not None else None,
+        "online": peer.online,
+        "last_seen_ms": peer.last_seen_ms,
+        "sources": list(peer.sources),
+        "addresses": list(peer.addresses),
+    }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return {"hex": value.hex()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def message_view(message: Message, names: dict[PeerId, str | None]) -> dict[str, Any]:
+    """A stored message as plain values, with the author's contact name when there is one."""
+    return {
+        "cursor": message.cursor,
+        "id": message.id.hex(),
+        "conversation": message.conversation.hex(),
+        "direction": message.direction.value,
+        "author": str(message.author),
+        "author_name": names.get(message.author),
+        "recipients": [str(r) for r in message.recipients],
+        "recipient_names": [names.get(r) for r in message.recipients],
+        "kind": message.kind,
+        "text": message.text,
+        "body": _plain(message.body),
+        "timestamp_ms": message.timestamp_ms,
+        "status": message.status.value,
+        "error": message.error,
+    }
+
+
+def build_operations(
+    node: Node,
+    profile_name: str,
+    stop: Callable[[], None],
+    pair_ttl: float = 600.0,
+    invite_ttl: float = 86400.0,
+) -> dict[str, Operation]:
+    """The handlers for one running node."""
+    started = time.time()
+
+    def names() -> dict[PeerId, str | None]:
+        return {c.peer_id: c.name for c in node.contacts()}
+
+    def views(messages: list[Message]) -> list[dict[str, Any]]:
+        known = names()
+        return [message_view(m, known) for m in messages]
+
+    def conversation_of(ref: str | None) -> bytes | None:
+        if ref is None:
+            return None
+        if len(ref) == 32:
+            try:
+                return bytes.fromhex(ref)
+            except ValueError:
+                pass
+        contact = node.contact(ref)
+        from ..protocol.envelope import direct_conversation_id
+
+        return direct_conversation_id(node.peer_id, contact.peer_id)
+
+    async def hello(args: dict[str, Any], emit: Emit) -> Any:
+        return {
+            "control_version": CONTROL_VERSION,
+            "version": __version__,
+            "peer_id": str(node.peer_id),
+            "profile": profile_name,
+            "pid": os.getpid(),
+        }
+
+    async def status(args: dict[str, Any], emit: Emit) -> Any:
+        contacts = node.contacts()
+        online = {p.peer_id for p in node.peers() if p.online}
+        stats = node.statistics()
+        return {
+            **(await hello(args, emit)),
+            "name": node.config.name or profile_name,
+            "mesh": node.config.mesh,
+            "uptime_s": round(time.time() - started, 1),
+            "listening": node.listen_addrs,
+            "rendezvous": stats["discovery"]["rendezvous"],
+            "rendezvous_point": stats["discovery"]["point"],
+            "mdns": stats["discovery"]["mdns"],
+            "contacts": len(contacts),
+            "contacts_online": [c.name or str(c.peer_id) for c in contacts if c.peer_id in online],
+            "outbox": stats["outbox"],
+            "received": stats.get("received", 0),
+            "refused": stats.get("refused", 0),
+        }
+
+    async def peers(args: dict[str, Any], emit: Emit) -> Any:
+        return [peer_view(p) for p in node.peers()]
+
+    async def contacts_list(args: dict[str, Any], emit: Emit) -> Any:
+        return [contact_view(c) for c in node.contacts()]
+
+    async def contacts_add(args: dict[str, Any], emit: Emit) -> Any:
+        peer = _arg(args, "peer", str)
+        name = _arg(args, "name", str, None)
+        if name is not None:
+            _check_name_free(node, name, peer)
+        addresses = _arg(args, "addresses", list, [])
+        return contact_view(node.add_contact(peer, name, addresses, Trust.TRUSTED))
+
+    async def contacts_remove(args: dict[str, Any], emit: Emit) -> Any:
+        contact = node.contact(_arg(args, "ref", str))
+        node.remove_contact(contact.peer_id)
+        return contact_view(contact)
+
+    async def contacts_rename(args: dict[str, Any], emit: Emit) -> Any:
+        contact = node.contact(_arg(args, "ref", str))
+        name = _arg(args, "name", str)
+        _check_name_free(node, name, str(contact.peer_id))
+        return contact_view(node.add_contact(contact.peer_id, name, (), contact.trust))
+
+    async def contacts_trust(args: dict[str, Any], emit: Emit) -> Any:
+        trust = Trust(_arg(args, "trust", str))
+        return contact_view(node.set_trust(_arg(args, "ref", str), trust))
+
+    async def send(args: dict[str, Any], emit: Emit) -> Any:
+        to, text = _arg(args, "to", str), _arg(args, "text", str)
+        wait, timeout = _arg(args, "wait", bool, True), _arg(args, "timeout", (int, float), None)
+        contact = node.contact(to)
+        message_id = await node.send(contact.peer_id, text)
+        await emit({"queued": message_id.hex(), "to": contact.name or str(contact.peer_id)})
+        if wait:
+            await node.wait_delivered(message_id, timeout)
+        return {"id": message_id.hex(), "delivered": wait}
+
+    async def inbox(args: dict[str, Any], emit: Emit) -> Any:
+        consumer = "cli-inbox"
+        after = node.store.consumer_cursor(consumer)
+        limit = _arg(args, "limit", int, 1000)
+        found = node.store.incoming(after, limit)
+        if found and not _arg(args, "peek", bool, False):
+            node.store.set_consumer_cursor(consumer, found[-1].cursor)
+        return views(found)
+
+    async def history(args: dict[str, Any], emit: Emit) -> Any:
+        conversation = conversation_of(_arg(args, "conversation", str, None))
+        after, limit = _arg(args, "after", int, None), _arg(args, "limit", int, 100)
+        if after is None:  # the newest `limit` messages
+            return views(node.store.latest(conversation, limit))
+        return views(_fetch(node, conversation, after, limit))
+
+    async def follow(args: dict[str, Any], emit: Emit) -> Any:
+        conversation = conversation_of(_arg(args, "conversation", str, None))
+        after = _arg(args, "after", int, None)
+        if after is None:
+            after = node.store.last_cursor()
+        while True:
+            incoming = node._incoming
+            for view in views(_fetch(node, conversation, after, 100)):
+                await emit({"message": view})
+                after = view["cursor"]
+            with trio.move_on_after(_FOLLOW_POLL):
+                await incoming.wait()
+
+    async def pair_offer(args: dict[str, Any], emit: Emit) -> Any:
+        ttl = _arg(args, "ttl", (int, float), pair_ttl)
+        offer = node.pairing.offer(ttl, _arg(args, "name", str, None))
+        await emit({"code": offer.code, "expires_ms": offer.expires_ms})
+        try:
+            return contact_view(await node.pairing.wait(offer))
+        finally:
+            node.pairing.cancel(offer)
+
+    async def pair_join(args: dict[str, Any], emit: Emit) -> Any:
+        code, name = _arg(args, "code", str), _arg(args, "name", str, None)
+        timeout = _arg(args, "timeout", (int, float), 60)
+        return contact_view(await node.pairing.join(code, timeout, name))
+
+    async def invite_create(args: dict[str, Any], emit: Emit) -> Any:
+        ttl = _arg(args, "ttl", (int, float), invite_ttl)
+        token, expires = node.pairing.invite(ttl)
+        return {"token": token, "expires_ms": expires}
+
+    async def invite_join(args: dict[str, Any], emit: Emit) -> Any:
+        token, name = _arg(args, "token", str), _arg(args, "name", str, None)
+        timeout = _arg(args, "timeout", (int, float), 30)
+        return contact_view(await node.pairing.join_invite(token, timeout, name))
+
+    async def shutdown(args: dict[str, Any], emit: Emit) -> Any:
+        stop()
+        return {"stopping": True}
+
+    return {
+        "hello": hello,
+        "status": status,
+        "peers": peers,
+        "contacts.list": contacts_list,
+        "contacts.add": contacts_add,
+        "contacts.remove": contacts_remove,
+        "contacts.rename": contacts_rename,
+        "contacts.trust": contacts_trust,
+        "send": send,
+        "inbox": inbox,
+        "history": history,
+        "follow": follow,
+        "pair.offer": pair_offer,
+        "pair.join": pair_join,
+        "invite.create": invite_create,
+        "invite.join": invite_join,
+        "shutdown": shutdown,
+    }
+
+
+def _fetch(node: Node, conversation: bytes | None, after: int, limit: int) -> list[Message]:
+    if conversation is None:
+        return node.store.all_messages(after, limit)
+    return node.store.history(conversation, after, limit)
+
+
+def _check_name_free(node: Node, name: str, peer: str) -> None:
+    for contact in node.contacts():
+        if contact.name == name and str(contact.peer_id) != peer:
+            raise ConfigError(f"another contact ({contact.peer_id}) is already named {name!r}")
+    if len(name) > 64 or not name.strip():
+        raise ConfigError("a contact name is 1 to 64 characters")
+    try:
+        PeerId.from_string(name)
+    except Exception:
+        return
+    raise UnknownPeer("a contact name cannot be a peer ID")
