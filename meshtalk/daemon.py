@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from .client import connect_control
+from .identity import load_or_create_identity
 from .profile import load_settings
 from .protocol.errors import ControlError, MeshtalkError, NodeError, NodeNotRunning
 
@@ -130,6 +131,7 @@ def start_detached(profile: Path, say: Say) -> dict[str, Any]:
     except NodeNotRunning:
         pass
     load_settings(profile)
+    load_or_create_identity(profile)  # a damaged key fails here, in this process
     log_path = profile / LOG_FILE_NAME
     profile.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "meshtalk", "--profile", profile.name, "up"]
@@ -144,11 +146,15 @@ def start_detached(profile: Path, say: Say) -> dict[str, Any]:
             start_new_session=True,
             close_fds=True,
         )
-    say(f"starting the node (log: {log_path})")
-    deadline = time.monotonic() + _START_TIMEOUT
+    started = time.monotonic()
+    deadline, announced = started + _START_TIMEOUT, False
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise NodeError(f"the node did not start: {_last_line(log_path)}")
+            reason = _last_line(log_path).removeprefix("meshtalk: error: ")
+            raise NodeError(f"the node did not start: {reason} (log: {log_path})")
+        if not announced and time.monotonic() - started > 1.0:
+            say(f"starting the node… (log: {log_path})")
+            announced = True
         try:
             return _hello(profile)
         except NodeNotRunning:

@@ -207,7 +207,7 @@ def chat(args: argparse.Namespace) -> int:
     for message in recent:
         print(format_message(message))
     print(f"chatting with {name}; type a message and press Enter (Ctrl-D or /quit to leave)")
-    after = recent[-1]["cursor"] if recent else None
+    after = recent[-1]["cursor"] if recent else 0  # 0: nothing of this conversation is missed
     listener = threading.Thread(
         target=_show_incoming, args=(profile, target, name, after), daemon=True
     )
@@ -231,17 +231,17 @@ def _find_contact(found: list[dict[str, Any]], ref: str) -> dict[str, Any]:
     raise UnknownPeer(f"{ref} is not a contact; pair first (meshtalk pair) or add it")
 
 
-def _show_incoming(profile: Any, target: dict[str, Any], name: str, after: int | None) -> None:
+def _show_incoming(profile: Any, target: dict[str, Any], name: str, after: int) -> None:
     def show(event: dict[str, Any]) -> None:
         message = event["message"]
         if message["direction"] == "in":
-            print(f"\r{name}: {message['text']}", flush=True)
+            print(f"{name}: {message['text']}", flush=True)
 
     try:
         with connect_control(profile) as control:
             control.call("follow", show, conversation=target["peer_id"], after=after)
     except Exception as exc:  # the node went away: say so once, the main thread goes on
-        print(f"\r[no longer receiving: {exc}]", flush=True)
+        print(f"[no longer receiving: {exc}]", flush=True)
 
 
 def pair(args: argparse.Namespace) -> int:
@@ -257,13 +257,15 @@ def pair(args: argparse.Namespace) -> int:
             status_line(f"on the other machine run:  meshtalk pair {event['code']}")
             status_line("waiting for the other node… (Ctrl-C to cancel)")
 
-        contact = _call(args, "pair.offer", on_event=show_code, name=args.name, ttl=args.timeout)
+        with connect_control(profile_of(args)) as control:
+            contact = control.call("pair.offer", show_code, name=args.name, ttl=args.timeout)
     else:
-        if not quiet:
-            status_line(f"looking for the node that offered {args.code}…")
-        contact = _call(
-            args, "pair.join", code=args.code, name=args.name, timeout=args.timeout or 60
-        )
+        with connect_control(profile_of(args)) as control:
+            if not quiet:
+                status_line(f"looking for the node that offered {args.code}…")
+            contact = control.call(
+                "pair.join", code=args.code, name=args.name, timeout=args.timeout or 60
+            )
     if quiet:
         emit_json(contact)
     else:
@@ -286,9 +288,12 @@ def invite(args: argparse.Namespace) -> int:
 
 def join(args: argparse.Namespace) -> int:
     """Pair with the node that made a token."""
-    if not wants_json(args):
-        status_line("contacting the node that made the invite…")
-    contact = _call(args, "invite.join", token=args.token, name=args.name, timeout=args.timeout)
+    with connect_control(profile_of(args)) as control:
+        if not wants_json(args):
+            status_line("contacting the node that made the invite…")
+        contact = control.call(
+            "invite.join", token=args.token, name=args.name, timeout=args.timeout
+        )
     if wants_json(args):
         emit_json(contact)
     else:

@@ -1,0 +1,132 @@
+"""Every way the CLI can be used wrongly ends in one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli.helpers import Cli, one_line_error
+
+NODE_COMMANDS = [
+    ["status"],
+    ["peers"],
+    ["contacts"],
+    ["contacts", "add", "12D3KooWHWQ36rAA7CvxSkJdhkhsGvMctTWqNiYNAW1QZrPbT48u", "x"],
+    ["send", "bob", "hi"],
+    ["inbox"],
+    ["history"],
+    ["chat", "bob"],
+    ["pair"],
+    ["pair", "7-amber-falcon"],
+    ["invite"],
+    ["join", "mt1abc"],
+]
+EVERY_COMMAND = ["demo", "init", "id", "up", "down", "status", "peers", "contacts", "send",
+                 "inbox", "history", "chat", "pair", "invite", "join", "rendezvous", "config",
+                 "selfcheck"]  # fmt: skip
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path / "home")
+
+
+@pytest.mark.parametrize("command", NODE_COMMANDS, ids=" ".join)
+def test_commands_that_need_a_node_say_how_to_start_one(cli: Cli, command: list[str]) -> None:
+    line = one_line_error(cli.run("alice", *command), code=3)
+    assert "no node is running for profile 'alice'" in line
+    assert "meshtalk --profile alice up" in line
+
+
+def test_help_for_every_command(cli: Cli) -> None:
+    for command in EVERY_COMMAND:
+        result = cli.run(None, command, "--help")
+        assert result.returncode == 0, command
+        assert f"usage: meshtalk {command}" in result.stdout
+    for action in ("list", "add", "remove", "rename", "trust", "block"):
+        assert cli.run(None, "contacts", action, "--help").returncode == 0
+    for action in ("get", "set", "unset", "path"):
+        assert cli.run(None, "config", action, "--help").returncode == 0
+
+
+@pytest.mark.parametrize(
+    "args", [["send"], ["send", "bob"], ["pair", "a", "b"], ["history", "--after", "x"],
+             ["contacts", "rename", "x"], ["up", "--nope"], ["config", "set", "mdns"]],
+    ids=" ".join,
+)  # fmt: skip
+def test_bad_arguments(cli: Cli, args: list[str]) -> None:
+    result = cli.run(None, *args)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "error:" in result.stderr.splitlines()[-1]
+
+
+def test_init_is_idempotent_and_never_replaces_the_key(cli: Cli) -> None:
+    first = cli.json("alice", "init")
+    again = cli.json("alice", "init", "--name", "Alice")
+    assert first["created"] is True
+    assert again["created"] is False
+    assert again["peer_id"] == first["peer_id"] == cli.ok("alice", "id").strip()
+    assert "already had profile 'alice'" in cli.ok("alice", "init")
+    assert cli.json("alice", "config", "get", "name") == {"name": "Alice"}
+
+
+def test_id_without_a_profile(cli: Cli) -> None:
+    assert "meshtalk init" in one_line_error(cli.run("nobody", "id"))
+
+
+def test_a_corrupt_key_is_refused_by_every_command(cli: Cli) -> None:
+    cli.ok("alice", "init")
+    key = cli.profile_dir("alice") / "identity.key"
+    key.write_text("meshtalk-identity: 1\npeer-id: nonsense\nseed: AAAA\n")
+    for command in (["id"], ["init"], ["up"], ["up", "--detach"]):
+        line = one_line_error(cli.run("alice", *command))
+        assert "damaged" in line, command
+    assert not (cli.profile_dir("alice") / "control.sock").exists()
+
+
+def test_bad_settings_name_the_key(cli: Cli) -> None:
+    assert "'mdns'" in one_line_error(cli.run("alice", "config", "set", "mdns", "maybe"))
+    assert "'listen'" in one_line_error(cli.run("alice", "config", "set", "listen", "nowhere"))
+    line = one_line_error(cli.run("alice", "config", "set", "colour", "blue"))
+    assert "unknown setting 'colour'" in line
+    assert "mdns" in line  # lists the real ones
+    assert "'accept'" in one_line_error(cli.run("alice", "config", "set", "accept", "all"))
+    assert cli.json("alice", "config", "get", "mdns") == {"mdns": True}  # nothing was written
+
+
+def test_a_broken_config_file_stops_up_with_one_line(cli: Cli) -> None:
+    cli.ok("alice", "init")
+    config = cli.profile_dir("alice") / "config.toml"
+    config.write_text("mdns = 'yes'\n")
+    for command in (["up"], ["up", "--detach"], ["config", "get"]):
+        line = one_line_error(cli.run("alice", *command))
+        assert "'mdns'" in line
+        assert str(config) in line
+    config.write_text("mdns = [\n")
+    assert "not valid TOML" in one_line_error(cli.run("alice", "config", "get"))
+
+
+def test_config_set_get_unset(cli: Cli) -> None:
+    cli.ok("alice", "config", "set", "listen", "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/tcp/5001")
+    assert cli.json("alice", "config", "get", "listen")["listen"] == [
+        "/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/5001",
+    ]  # fmt: skip
+    cli.ok("alice", "config", "set", "pair_timeout", "120")
+    cli.ok("alice", "config", "set", "mesh", "lab")
+    settings = cli.json("alice", "config", "get")
+    assert settings["pair_timeout"] == 120
+    assert settings["mesh"] == "lab"
+    cli.ok("alice", "config", "unset", "mesh")
+    assert cli.json("alice", "config", "get", "mesh") == {"mesh": "default"}
+    assert "listen = " in cli.ok("alice", "config")
+    assert cli.ok("alice", "config", "path").strip().endswith("profiles/alice/config.toml")
+
+
+def test_down_without_a_node_is_not_an_error(cli: Cli) -> None:
+    assert "no node was running" in cli.ok("alice", "down")
+
+
+def test_a_bad_profile_name(cli: Cli) -> None:
+    assert "profile name" in one_line_error(cli.run("../etc", "id"))
