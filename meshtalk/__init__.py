@@ -36,6 +36,8 @@ _NODE_NAMES = (
     "MessageStream",
     "Node",
     "NodeConfig",
+    "PairOffer",
+    "Pairing",
     "Trust",
     "open_node",
 )
@@ -53,8 +55,14 @@ _DISCOVERY_NAMES = (
     "sign_peer_record",
 )
 
+_CLIENT_NAMES = ("ControlClient", "connect_control")
+
 
 def __getattr__(name: str) -> Any:
+    if name in _CLIENT_NAMES:
+        from . import client
+
+        return getattr(client, name)
     if name in _NODE_NAMES:
         from . import peer
 
@@ -70,6 +78,7 @@ __all__ = [
     "__version__",
     *_NODE_NAMES,
     *_DISCOVERY_NAMES,
+    *_CLIENT_NAMES,
     "DEFAULT_PROFILE",
     "HOME_ENV",
     "KEY_FILE_NAME",

@@ -3,6 +3,7 @@
 from .addressbook import AddressBook, AddressSource, KnownAddress
 from .models import Contact, Conversation, Direction, KnownPeer, Message, MessageStatus, Trust
 from .node import PROTOCOL_VERSIONS, MessageStream, Node, NodeConfig, open_node
+from .pairing import Pairing, PairOffer
 
 __all__ = [
     "AddressBook",
@@ -18,6 +19,8 @@ __all__ = [
     "Node",
     "NodeConfig",
     "PROTOCOL_VERSIONS",
+    "PairOffer",
+    "Pairing",
     "Trust",
     "open_node",
 ]

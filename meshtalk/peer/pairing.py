@@ -65,7 +65,7 @@ from .models import Contact, Trust
 if TYPE_CHECKING:
     from .node import Node
 
-__all__ = ["Pairing", "PairOffer", "pair_namespace"]
+__all__ = ["Pairing", "PairOffer"]
 
 logger = logging.getLogger("meshtalk.pairing")
 _INVITES_SETTING: Final = "invites"

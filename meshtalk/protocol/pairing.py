@@ -67,6 +67,7 @@ MAX_NUMBER: Final = 999
 INVITE_PREFIX: Final = "mt1"
 _CODE_RE: Final = re.compile(r"([1-9][0-9]{0,2})-([a-z]+)-([a-z]+)")
 _WORD_SET: Final = frozenset(WORDS)
+_TOKEN_RE: Final = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +158,8 @@ def parse_invite(token: str) -> Invite:
         raise bad
     data = token[len(INVITE_PREFIX) :]
     try:
+        if not _TOKEN_RE.fullmatch(data):
+            raise bad
         raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
         peer, addresses, invite_id, secret, expires = unpackb_strict(raw, MalformedFrame, "invite")
         invite = Invite(PeerId(peer), tuple(addresses), invite_id, secret, expires)

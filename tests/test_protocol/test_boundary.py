@@ -23,8 +23,11 @@ def loaded_modules(statement: str) -> set[str]:
     return set(json.loads(out.stdout))
 
 
-def test_protocol_imports_no_io_modules() -> None:
-    modules = loaded_modules("import meshtalk.protocol")
+@pytest.mark.parametrize(
+    "module", ["meshtalk.protocol", "meshtalk.protocol.pairing", "meshtalk.protocol.control"]
+)
+def test_protocol_imports_no_io_modules(module: str) -> None:
+    modules = loaded_modules(f"import {module}")
     assert "meshtalk.protocol" in modules
     leaked = {m for m in modules if m.split(".")[0] in FORBIDDEN}
     assert not leaked, f"meshtalk.protocol pulled in {sorted(leaked)}"
@@ -48,6 +51,7 @@ def test_exported_names_exist(package: object) -> None:
     "module",
     [
         "meshtalk.identity",
+        "meshtalk.client",
         "meshtalk.discovery.point",
         "meshtalk.discovery.records",
         "meshtalk.discovery.registry",
@@ -55,6 +59,7 @@ def test_exported_names_exist(package: object) -> None:
         "meshtalk.peer.addressbook",
         "meshtalk.peer.models",
         "meshtalk.peer.node",
+        "meshtalk.peer.pairing",
         "meshtalk.protocol.codec",
         "meshtalk.protocol.envelope",
         "meshtalk.protocol.errors",
@@ -69,3 +74,9 @@ def test_private_modules_declare_all_and_are_reexported(module: str) -> None:
     for name in mod.__all__:
         if not name.isupper() and module != "meshtalk.protocol.codec":
             assert name in meshtalk.__all__ or name in meshtalk.protocol.__all__, name
+
+
+def test_the_control_client_starts_without_trio_or_libp2p() -> None:
+    modules = loaded_modules("import meshtalk.cli.remote, meshtalk.client")
+    heavy = {m for m in modules if m.split(".")[0] in {"trio", "libp2p", "sqlite3", "spake2"}}
+    assert not heavy, f"the CLI's client side pulled in {sorted(heavy)}"
