@@ -20,7 +20,7 @@ def readme_commands() -> list[str]:
 
 def test_readme_opens_with_two_one_line_commands() -> None:
     run, test = readme_commands()[:2]
-    assert "meshtalk selfcheck" in run
+    assert "meshtalk demo" in run
     assert "pytest" in test
 
 

@@ -16,6 +16,7 @@ from ..profile import (
     parse_value,
     save_setting,
 )
+from ..protocol.control import CONTROL_SOCKET_NAME
 from .output import emit_json, profile_of, status_line, wants_json
 from .parser import DEFAULT_RENDEZVOUS_LISTEN
 
@@ -111,8 +112,11 @@ def config(args: argparse.Namespace) -> int:
             emit_json({args.key: settings[args.key]})
         else:
             print(f"{args.key} = {_show(settings[args.key])}")
-        if args.action != "get":
-            status_line("restart the node to apply it: meshtalk down && meshtalk up --detach")
+        if args.action != "get" and (profile / CONTROL_SOCKET_NAME).exists():
+            status_line(
+                "the running node still uses the old value; restart it to apply: "
+                "meshtalk down && meshtalk up --detach"
+            )
         return 0
     if wants_json(args):
         emit_json(settings)

@@ -20,7 +20,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import trio
 
@@ -281,14 +281,15 @@ class Pairing:
                 for peer in await self._candidates(parsed.number):
                     if peer in tried:
                         continue
-                    tried.add(peer)
-                    contact = await self._try_join(peer, parsed.nameplate, parsed.password, name)
-                    if contact is not None:
-                        return contact
+                    outcome = await self._try_join(peer, parsed.nameplate, parsed.password, name)
+                    if isinstance(outcome, Contact):
+                        return outcome
+                    if outcome == "no offer":  # unreachable ones are asked again next round
+                        tried.add(peer)
                 await trio.sleep(0.5)
         raise NoPairingOffer(
             f"no node offering the code {parsed.text} was found within {timeout:g} s (asked "
-            f"{len(tried)} peers); check the code, and that both nodes share a rendezvous "
+            f"{len(tried)} peer(s)); check the code, and that both nodes share a rendezvous "
             "point or a LAN"
         )
 
@@ -302,11 +303,11 @@ class Pairing:
         self.node.discovery.learn(invite.peer_id, list(invite.addresses), AddressSource.BOOTSTRAP)
         with trio.move_on_after(timeout):
             while True:
-                contact = await self._try_join(
+                outcome = await self._try_join(
                     invite.peer_id, invite.nameplate, invite.secret, name
                 )
-                if contact is not None:
-                    return contact
+                if isinstance(outcome, Contact):
+                    return outcome
                 self.node.discovery.lookup(invite.peer_id)
                 await trio.sleep(1.0)
         raise NoPairingOffer(
@@ -335,8 +336,8 @@ class Pairing:
 
     async def _try_join(
         self, peer: PeerId, nameplate: str, password: bytes, name: str | None
-    ) -> Contact | None:
-        """One attempt with one peer: a contact, None if it has no such offer, or raises."""
+    ) -> Contact | Literal["no offer", "unreachable"]:
+        """One attempt with one peer: the new contact, why not, or raises (wrong code...)."""
         node = self.node
         try:
             with trio.fail_after(node.config.dial_timeout):
@@ -344,7 +345,7 @@ class Pairing:
                 raw = await node.host.new_stream(to_libp2p_id(peer), [PAIR_PROTOCOL])
         except (*NETWORK_ERRORS, trio.TooSlowError) as exc:
             logger.info("pairing: %s is not reachable: %s", peer, exc)
-            return None
+            return "unreachable"
         stream = _stream(raw)
         try:
             handshake = JoinerHandshake(nameplate, password, node.peer_id, peer, self.random_bytes)
@@ -353,7 +354,7 @@ class Pairing:
                 reply = await _read(stream)
                 confirm = handshake.receive_reply(reply, self._own_info())
             except NoPairingOffer:
-                return None
+                return "no offer"
             except WrongCode as exc:
                 await _try_write(stream, error_message(exc))
                 raise

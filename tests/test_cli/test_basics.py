@@ -62,3 +62,14 @@ def test_no_command_prints_help_and_fails() -> None:
     result = meshtalk()
     assert result.returncode == 2
     assert "selfcheck" in result.stdout
+
+
+def test_demo_runs_the_whole_story_and_exits_0() -> None:
+    result = meshtalk("demo")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for step in ("found bob and carol through the point", "SPAKE2 with the code matched",
+                 "carol joined with the token", "delivered and acked", "carol goes offline",
+                 "carol received 2 message(s) from alice", "demo finished"):  # fmt: skip
+        assert step in out, step
+    assert "Traceback" not in result.stderr
