@@ -8,7 +8,6 @@ as a NodeError, never allowed to stop the node.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
@@ -101,24 +100,29 @@ class ControlServer:
         decoder: FrameDecoder[dict[str, Any]] = FrameDecoder(MAX_CONTROL_MESSAGE, decode_control)
         try:
             async with stream:
-                while True:
-                    message = decoder.next_frame()
-                    if message is NEED_DATA:
-                        data = await stream.receive_some(64 * 1024)
-                        if not data:
-                            return
-                        decoder.receive_data(data)
-                        continue
-                    if not await self._request(stream, decoder, message):
-                        return
-        except MeshtalkError as exc:  # a malformed frame: answer once, then hang up
-            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await stream.send_all(encode_control(make_error(0, exc)))
+                try:
+                    await self._serve_requests(stream, decoder)
+                except MeshtalkError as exc:  # a malformed frame: answer once, then hang up
+                    await stream.send_all(encode_control(make_error(0, exc)))
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             if getattr(exc, "errno", None) not in (None, errno.EPIPE, errno.ECONNRESET):
                 logger.info("control connection ended: %r", exc)
         finally:
             self.connections -= 1
+
+    async def _serve_requests(
+        self, stream: trio.SocketStream, decoder: FrameDecoder[dict[str, Any]]
+    ) -> None:
+        while True:
+            message = decoder.next_frame()
+            if message is NEED_DATA:
+                data = await stream.receive_some(64 * 1024)
+                if not data:
+                    return
+                decoder.receive_data(data)
+                continue
+            if not await self._request(stream, decoder, message):
+                return
 
     async def _request(
         self,

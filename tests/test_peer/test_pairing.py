@@ -152,3 +152,27 @@ async def test_pairing_again_keeps_one_contact_and_its_name(tmp_path: Path) -> N
         await pair(alice, bob)
         assert [c.name for c in bob.contacts()] == ["my-alice"]
         assert len(alice.contacts()) == 1
+
+
+async def test_a_code_finds_its_offer_on_the_lan_by_mdns_alone(tmp_path: Path) -> None:
+    config = fast_config(mdns=True, mdns_interfaces=["127.0.0.1"])
+    async with (
+        open_node(tmp_path / "alice", config) as alice,
+        open_node(tmp_path / "bob", config) as bob,
+    ):
+        on_alice, on_bob = await pair(alice, bob)
+        assert on_alice == alice.contact(bob.peer_id)
+        assert on_bob == bob.contact(alice.peer_id)
+
+
+async def test_paired_nodes_reconnect_later_without_a_code_or_the_point(tmp_path: Path) -> None:
+    async with two_nodes(tmp_path) as (alice, bob):
+        await pair(alice, bob)
+    # the point is gone; both restart from their profiles and find each other from the pairing
+    config = fast_config()
+    async with (
+        open_node(tmp_path / "alice", config) as alice,
+        open_node(tmp_path / "bob", config) as bob,
+    ):
+        await alice.send("bob", "still paired?", wait=True, timeout=10)
+        await bob.send("alice", "yes", wait=True, timeout=10)

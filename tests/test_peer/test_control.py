@@ -1,0 +1,108 @@
+"""The control socket served by a real node: hostile or confused clients change nothing."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from pathlib import Path
+
+import pytest
+import trio
+
+from meshtalk.client import connect_control
+from meshtalk.peer.control import ControlServer, control_socket_path
+from meshtalk.peer.control_ops import build_operations
+from meshtalk.peer.node import open_node
+from meshtalk.protocol.control import (
+    MAX_CONTROL_MESSAGE,
+    decode_control,
+    encode_control,
+    make_request,
+)
+from meshtalk.protocol.errors import (
+    ConfigError,
+    MalformedFrame,
+    NodeError,
+    NodeNotRunning,
+    ProfileLocked,
+    UnknownPeer,
+    UnsupportedVersion,
+)
+from meshtalk.protocol.frames import NEED_DATA, FrameDecoder, encode_uvarint
+from tests.test_peer.helpers import fast_config
+
+
+def call(profile: Path, op: str, **args: object) -> object:
+    with connect_control(profile, timeout=10) as control:
+        return control.call(op, **args)
+
+
+async def raw_exchange(path: Path, data: bytes) -> dict[str, object]:
+    """Send raw bytes, return the one answer the node sends."""
+    stream = await trio.open_unix_socket(str(path))
+    decoder: FrameDecoder[dict[str, object]] = FrameDecoder(MAX_CONTROL_MESSAGE, decode_control)
+    async with stream:
+        await stream.send_all(data)
+        with trio.fail_after(5):
+            while (reply := decoder.next_frame()) is NEED_DATA:
+                decoder.receive_data(await stream.receive_some())
+    assert isinstance(reply, dict)
+    return reply
+
+
+async def test_a_confused_or_hostile_client_gets_typed_errors_and_the_node_goes_on(
+    tmp_path: Path,
+) -> None:
+    profile = tmp_path / "alice"
+    path = control_socket_path(profile)
+    async with open_node(profile, fast_config()) as node, trio.open_nursery() as nursery:
+        stopped = trio.Event()
+        server = ControlServer(build_operations(node, "alice", stopped.set))
+        await nursery.start(server.serve, path)
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+        reply = await raw_exchange(path, encode_uvarint(3) + b"\xc1\xc1\xc1")
+        assert reply["error"]["code"] == MalformedFrame.code  # type: ignore[index]
+        reply = await raw_exchange(path, encode_uvarint(2**30))  # frame too large
+        assert reply["ok"] is False
+        wrong_version = {**make_request(1, "status", {}), "v": 99}
+        reply = await raw_exchange(path, encode_control(wrong_version))
+        assert reply["error"]["code"] == UnsupportedVersion.code  # type: ignore[index]
+
+        with pytest.raises(NodeError, match="unknown control operation"):
+            await trio.to_thread.run_sync(call, profile, "explode")
+        with pytest.raises(UnknownPeer):
+            await trio.to_thread.run_sync(lambda: call(profile, "send", to="nobody", text="x"))
+        with pytest.raises(ConfigError, match="needs 'to'"):
+            await trio.to_thread.run_sync(lambda: call(profile, "send", text="x"))
+        with pytest.raises(ConfigError, match="wrong type"):
+            await trio.to_thread.run_sync(lambda: call(profile, "history", limit="many"))
+
+        # a second server on the same socket is refused; the first one still answers
+        with pytest.raises(ProfileLocked):
+            await ControlServer({}).serve(path)
+        status = await trio.to_thread.run_sync(call, profile, "status")
+        assert status["peer_id"] == str(node.peer_id)  # type: ignore[index]
+        await trio.to_thread.run_sync(call, profile, "shutdown")
+        assert stopped.is_set()
+        nursery.cancel_scope.cancel()
+    assert not path.exists()
+    with pytest.raises(NodeNotRunning):
+        call(profile, "status")
+
+
+async def test_a_stale_socket_file_is_replaced(tmp_path: Path) -> None:
+    profile = tmp_path / "alice"
+    profile.mkdir()
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(control_socket_path(profile)))
+    stale.close()  # the file stays, nobody listens: like a node killed with -9
+    with pytest.raises(NodeNotRunning):
+        call(profile, "hello")
+    async with open_node(profile, fast_config()) as node, trio.open_nursery() as nursery:
+        server = ControlServer(build_operations(node, "alice", lambda: None))
+        await nursery.start(server.serve, control_socket_path(profile))
+        hello = await trio.to_thread.run_sync(call, profile, "hello")
+        assert hello["control_version"] == 1  # type: ignore[index]
+        nursery.cancel_scope.cancel()
