@@ -1,56 +1,18 @@
 """Two nodes in two network namespaces joined by a bridge find each other by mDNS alone, then
-exchange a message. Needs root and `ip` (iproute2); skipped with the reason otherwise."""
+exchange a message. Needs root and `ip` (iproute2); skipped with the reason otherwise (the
+`lan` fixture is in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from meshtalk.identity import load_or_create_identity
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
-
-
-@pytest.fixture
-def lan() -> Iterator[tuple[str, str]]:
-    """Namespaces A and B with 10.77.0.1 and 10.77.0.2, bridged in a third namespace."""
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("needs root and iproute2 (ip) to create network namespaces")
-    tag = f"mt{os.getpid()}"
-    a, b, bridge = f"{tag}a", f"{tag}b", f"{tag}br"
-    try:
-        ip("netns", "add", a)
-    except subprocess.CalledProcessError as exc:
-        pytest.skip(f"cannot create a network namespace here: {exc.stderr.decode().strip()}")
-    try:
-        ip("netns", "add", b)
-        ip("netns", "add", bridge)
-        ip("-n", bridge, "link", "add", "br0", "type", "bridge")
-        for name, ns in (("a", a), ("b", b)):
-            ip("link", "add", f"veth{name}", "netns", bridge, "type", "veth",
-               "peer", "name", "eth0", "netns", ns)  # fmt: skip
-            ip("-n", bridge, "link", "set", f"veth{name}", "master", "br0")
-            ip("-n", bridge, "link", "set", f"veth{name}", "up")
-        ip("-n", bridge, "link", "set", "br0", "up")
-        for number, ns in ((1, a), (2, b)):
-            ip("-n", ns, "addr", "add", f"10.77.0.{number}/24", "dev", "eth0")
-            ip("-n", ns, "link", "set", "lo", "up")
-            ip("-n", ns, "link", "set", "eth0", "up")
-        yield a, b
-    finally:
-        for ns in (a, b, bridge):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
 
 
 def test_nodes_in_two_namespaces_find_each_other_by_mdns(
