@@ -56,9 +56,14 @@ _DISCOVERY_NAMES = (
 )
 
 _CLIENT_NAMES = ("ControlClient", "connect_control")
+_MESH_NAMES = ("Mesh", "AsyncMesh", "PairingOffer")
 
 
 def __getattr__(name: str) -> Any:
+    if name in _MESH_NAMES:
+        from . import mesh
+
+        return getattr(mesh, name)
     if name in _CLIENT_NAMES:
         from . import client
 
@@ -79,6 +84,7 @@ __all__ = [
     *_NODE_NAMES,
     *_DISCOVERY_NAMES,
     *_CLIENT_NAMES,
+    *_MESH_NAMES,
     "DEFAULT_PROFILE",
     "HOME_ENV",
     "KEY_FILE_NAME",

@@ -40,6 +40,10 @@ class ControlClient:
             MAX_CONTROL_MESSAGE, decode_control
         )
 
+    def settimeout(self, timeout: float | None) -> None:
+        """Bound each wait for the node (None: wait as long as it takes)."""
+        self._sock.settimeout(timeout)
+
     def close(self) -> None:
         """Hang up (a waiting request on the node is cancelled)."""
         self._sock.close()

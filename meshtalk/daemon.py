@@ -65,13 +65,7 @@ async def _run(profile: Path, say: Say) -> None:
                 await trio.sleep(0.2)  # the reply to `shutdown` goes out first
                 scope.cancel()
 
-            operations = build_operations(
-                node,
-                profile.name,
-                stopping.set,
-                settings["pair_timeout"],
-                settings["invite_timeout"],
-            )
+            operations = build_operations(node, profile.name, stopping.set, settings)
             async with trio.open_nursery() as nursery:
                 socket_path = control_socket_path(profile)
                 await nursery.start(ControlServer(operations).serve, socket_path)

@@ -68,6 +68,15 @@ def _boolean(value: Any) -> bool:
     return value
 
 
+def _count(low: int, high: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"expected a whole number from {low} to {high}")
+        return value
+
+    return check
+
+
 def _seconds(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 10 <= value <= 7 * 86400:
         raise ValueError("expected a whole number of seconds from 10 to 604800")
@@ -118,6 +127,24 @@ SETTINGS: Final = {
         ),
         Setting("pair_timeout", 600, _seconds, "how long a pairing code stays valid, in seconds"),
         Setting("invite_timeout", 86400, _seconds, "how long an invite stays valid, in seconds"),
+        Setting(
+            "guard_per_minute",
+            20,
+            _count(1, 10_000),
+            "agents may send at most this many messages per conversation per minute",
+        ),
+        Setting(
+            "guard_agent_turns",
+            50,
+            _count(1, 100_000),
+            "agent messages in a row in one conversation before a human must step in",
+        ),
+        Setting(
+            "guard_max_bytes",
+            32 * 1024,
+            _count(1, 1024 * 1024),
+            "largest message an agent may send, in bytes",
+        ),
     )
 }
 

@@ -141,7 +141,13 @@ def send(args: argparse.Namespace) -> int:
 
     with connect_control(profile_of(args)) as control:
         result = control.call(
-            "send", queued, to=args.to, text=text, wait=not args.no_wait, timeout=args.timeout
+            "send",
+            queued,
+            to=args.to,
+            text=text,
+            wait=not args.no_wait,
+            timeout=args.timeout,
+            via="human",
         )
     if quiet:
         emit_json(result)
@@ -218,7 +224,7 @@ def chat(args: argparse.Namespace) -> int:
             if text.strip() in ("/quit", "/exit"):
                 break
             if text.strip():
-                control.call("send", to=target["peer_id"], text=text, wait=False)
+                control.call("send", to=target["peer_id"], text=text, wait=False, via="human")
     return 0
 
 

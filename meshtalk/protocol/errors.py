@@ -42,6 +42,7 @@ __all__ = [
     "DiscoveryError",
     "RendezvousError",
     "InvalidSignedRecord",
+    "GuardTripped",
     "PairingError",
     "InvalidCode",
     "WrongCode",
@@ -238,6 +239,12 @@ class PeerUnreachable(NodeError):
     """The peer could not be reached at any known address right now."""
 
     code = 507
+
+
+class GuardTripped(NodeError):
+    """A conversation limit for agents was reached (rate, turns without a human, size)."""
+
+    code = 508
 
 
 class DiscoveryError(MeshtalkError):
