@@ -155,8 +155,17 @@ class Mesh:
         text a person typed.
         """
         deadline = (timeout or self.timeout) + 5
-        result = self.call("send", None, deadline, to=to, text=text, conversation=conversation,
-                           wait=wait, timeout=timeout, via=via)  # fmt: skip
+        result = self.call(
+            "send",
+            None,
+            deadline,
+            to=to,
+            text=text,
+            conversation=conversation,
+            wait=wait,
+            timeout=timeout,
+            via=via,
+        )
         return str(result["id"])
 
     def receive(
@@ -174,9 +183,15 @@ class Mesh:
         pass `cursor` as `after` next time.
         """
         result: dict[str, Any] = self.call(
-            "receive", None, wait + self.timeout, after=after, conversation=conversation,
-            wait=wait, limit=limit, consumer=consumer,
-        )  # fmt: skip
+            "receive",
+            None,
+            wait + self.timeout,
+            after=after,
+            conversation=conversation,
+            wait=wait,
+            limit=limit,
+            consumer=consumer,
+        )
         return result
 
     def messages(

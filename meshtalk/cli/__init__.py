@@ -24,6 +24,7 @@ _COMMANDS = {
     "config": "local",
     "rendezvous": "local",
     "selfcheck": "local",
+    "mcp": "demo",
     "demo": "demo",
     "status": "remote",
     "peers": "remote",

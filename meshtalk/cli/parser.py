@@ -187,7 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("key", help="the setting's name")
     actions.add_parser("path", help="print where config.toml is", parents=[common])
 
-    p = command(
+    command(
+        "mcp",
+        "serve MCP on stdio for a coding agent (uses the profile's node, or starts one)",
+        "Run an MCP server on stdin/stdout with meshtalk's tools (whoami, list_peers, "
+        "send_message, read_messages, list_conversations, pair_start, pair_status, pair_join). "
+        "Add it to an MCP client, e.g.: claude mcp add meshtalk -- meshtalk mcp",
+    )
+    command(
         "selfcheck",
         "verify this installation: identities, sealing, tamper refusal",
         "Create two identities in a temporary folder, seal a message from one to the "

@@ -24,7 +24,7 @@ NODE_COMMANDS = [
 ]
 EVERY_COMMAND = ["demo", "init", "id", "up", "down", "status", "peers", "contacts", "send",
                  "inbox", "history", "chat", "pair", "invite", "join", "rendezvous", "config",
-                 "selfcheck"]  # fmt: skip
+                 "mcp", "selfcheck"]  # fmt: skip
 
 
 @pytest.fixture
