@@ -71,7 +71,7 @@ async def _run(profile: Path, say: Say) -> None:
                 await nursery.start(ControlServer(operations).serve, socket_path)
                 say(f"meshtalk node {config.name or profile.name} {node.peer_id}")
                 for address in node.listen_addrs:
-                    say(f"  listening   {address}/p2p/{node.peer_id}")
+                    say(f"  listening   {address}")
                 for point in config.rendezvous:
                     say(f"  rendezvous  {point}")
                 say(f"  mDNS        {'on' if config.mdns else 'off'}")

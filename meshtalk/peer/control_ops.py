@@ -269,7 +269,7 @@ def build_operations(
             "name": node.config.name or profile_name,
             "profile": profile_name,
             "mesh": node.config.mesh,
-            "addresses": [f"{a}/p2p/{node.peer_id}" for a in node.listen_addrs],
+            "addresses": list(node.listen_addrs),
             "version": __version__,
         }
 

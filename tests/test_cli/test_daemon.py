@@ -170,6 +170,9 @@ def test_foreground_up_stops_cleanly_on_sigterm(cli: Cli) -> None:
         lines.append(node.stdout.readline())
         assert lines[-1], node.stderr.read() if node.stderr else ""
     assert lines[0].startswith("meshtalk node alice 12D3KooW")
+    listening = [line for line in lines if "listening" in line]
+    assert listening
+    assert all(line.count("/p2p/") == 1 for line in listening)
     assert "in use by another meshtalk node" in one_line_error(cli.run("alice", "up"))
     node.send_signal(signal.SIGTERM)
     out, err = node.communicate(timeout=20)

@@ -44,6 +44,7 @@ def test_embedded_nodes_send_receive_history(pair_of_meshes: tuple[Mesh, Mesh]) 
     me = alice.whoami()
     assert me["name"] == "alice"
     assert me["peer_id"].startswith("12D3KooW")
+    assert all(a.count("/p2p/") == 1 for a in me["addresses"])
     message_id = bob.send("alice", "hello from bob", wait=True, timeout=10)
     batch = alice.receive(wait=10)
     [message] = batch["messages"]
