@@ -6,6 +6,7 @@ message and conversation ids are hex, times are milliseconds since the epoch.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -19,7 +20,7 @@ from ..protocol.envelope import direct_conversation_id
 from ..protocol.errors import ConfigError, UnknownPeer
 from ..protocol.keys import PeerId
 from .control import Emit, Operation
-from .guards import GuardLimits, check_agent_send
+from .guards import AgentGuard, GuardLimits
 from .models import Contact, KnownPeer, Message, Trust
 from .node import Node
 
@@ -130,7 +131,7 @@ def build_operations(
     settings = settings or {}
     pair_ttl = settings.get("pair_timeout", 600)
     invite_ttl = settings.get("invite_timeout", 86400)
-    limits = GuardLimits.from_settings(settings)
+    guard = AgentGuard(GuardLimits.from_settings(settings))
 
     def names() -> dict[PeerId, str | None]:
         return {c.peer_id: c.name for c in node.contacts()}
@@ -217,11 +218,13 @@ def build_operations(
         if conversation is None:
             conversation = direct_conversation_id(node.peer_id, contact.peer_id)
         if via != "human":
-            recent = node.store.latest(conversation, limits.history_needed)
-            check_agent_send(limits, text, recent, node.clock())
+            history = functools.partial(node.store.recent_authorship, conversation)
+            guard.check(conversation, text, history, node.clock())
         message_id = await node.send(
             contact.peer_id, text, conversation=conversation, metadata={"via": via}
         )
+        if via != "human":
+            guard.sent(conversation, node.clock())
         await emit({"queued": message_id.hex(), "to": contact.name or str(contact.peer_id)})
         if wait:
             await node.wait_delivered(message_id, timeout)

@@ -4,7 +4,8 @@ Messages an agent sends carry `metadata["via"] = "agent"`; a person's (`meshtalk
 carry `"human"`. Before an agent's message is queued, its conversation is checked against
 three limits (profile settings, see `meshtalk config`):
 
-- `guard_per_minute`: messages this node's agents sent in the conversation in the last 60 s;
+- `guard_per_minute`: messages this node's agents sent in the conversation in the last 60 s
+  (counted in memory since the node started);
 - `guard_agent_turns`: agent messages in a row, both directions, with no human message between;
 - `guard_max_bytes`: the size of the text.
 
@@ -13,14 +14,14 @@ A tripped guard raises `GuardTripped` saying which limit and how to go on; nothi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import collections
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..protocol.errors import GuardTripped
-from .models import Direction, Message
 
-__all__ = ["GuardLimits", "check_agent_send", "via_of"]
+__all__ = ["GuardLimits", "AgentGuard", "via_of", "Authorship"]
 
 
 @dataclass(frozen=True)
@@ -41,46 +42,58 @@ class GuardLimits:
             settings.get("guard_max_bytes", default.max_bytes),
         )
 
-    @property
-    def history_needed(self) -> int:
-        """How many recent messages of the conversation `check_agent_send` looks at."""
-        return max(self.per_minute, self.agent_turns) + 1
 
-
-def via_of(message: Message) -> str | None:
-    """Who wrote a message: "agent", "human", or None when the sender did not say."""
-    via = (message.metadata or {}).get("via")
+def via_of(metadata: Any) -> str | None:
+    """Who wrote a message, from its metadata: "agent", "human", or None if it did not say."""
+    via = metadata.get("via") if isinstance(metadata, dict) else None
     return via if isinstance(via, str) else None
 
 
-def check_agent_send(
-    limits: GuardLimits, text: str, recent: Sequence[Message], now_ms: int
-) -> None:
-    """Raise GuardTripped if an agent may not send `text` after `recent` (oldest first)."""
-    size = len(text.encode())
-    if size > limits.max_bytes:
-        raise GuardTripped(
-            f"the message is {size} bytes; agents may send at most {limits.max_bytes} "
-            "(setting guard_max_bytes)"
-        )
-    last_minute = [
-        m for m in recent
-        if m.direction is Direction.OUT and via_of(m) == "agent"
-        and m.timestamp_ms >= now_ms - 60_000
-    ]  # fmt: skip
-    if len(last_minute) >= limits.per_minute:
-        raise GuardTripped(
-            f"agents on this node already sent {len(last_minute)} messages in this conversation "
-            f"in the last minute (limit guard_per_minute = {limits.per_minute}); wait a little"
-        )
-    in_a_row = 0
-    for message in reversed(recent):
-        if via_of(message) != "agent":
-            break
-        in_a_row += 1
-    if in_a_row >= limits.agent_turns:
-        raise GuardTripped(
-            f"this conversation has had {in_a_row} agent messages in a row with no human one "
-            f"(limit guard_agent_turns = {limits.agent_turns}); a person must reply "
-            "(`meshtalk send` or `meshtalk chat`) before agents may go on"
-        )
+Authorship = Iterable[tuple[str, int, Any]]  # (direction, timestamp_ms, metadata), newest first
+
+
+class AgentGuard:
+    """Checks agent sends against the limits; remembers recent agent sends per conversation.
+
+    The per-minute count lives in memory (a restarted node starts a fresh minute); the run of
+    agent messages is read from the store, newest first, only as far as it goes.
+    """
+
+    def __init__(self, limits: GuardLimits) -> None:
+        self.limits = limits
+        self._sent: dict[bytes, collections.deque[int]] = {}
+
+    def check(
+        self, conversation: bytes, text: str, history: Callable[[], Authorship], now_ms: int
+    ) -> None:
+        """Raise GuardTripped if an agent may not send `text` now."""
+        limits = self.limits
+        size = len(text.encode())
+        if size > limits.max_bytes:
+            raise GuardTripped(
+                f"the message is {size} bytes; agents may send at most {limits.max_bytes} "
+                "(setting guard_max_bytes)"
+            )
+        sent = self._sent.setdefault(conversation, collections.deque())
+        while sent and sent[0] < now_ms - 60_000:
+            sent.popleft()
+        if len(sent) >= limits.per_minute:
+            raise GuardTripped(
+                f"agents on this node already sent {len(sent)} messages in this conversation "
+                f"in the last minute (limit guard_per_minute = {limits.per_minute}); wait a little"
+            )
+        in_a_row = 0
+        for _, _, metadata in history():
+            if via_of(metadata) != "agent" or in_a_row >= limits.agent_turns:
+                break
+            in_a_row += 1
+        if in_a_row >= limits.agent_turns:
+            raise GuardTripped(
+                f"this conversation has had {in_a_row} agent messages in a row with no human "
+                f"one (limit guard_agent_turns = {limits.agent_turns}); a person must reply "
+                "(`meshtalk send` or `meshtalk chat`) before agents may go on"
+            )
+
+    def sent(self, conversation: bytes, now_ms: int) -> None:
+        """Count an agent message that was queued."""
+        self._sent.setdefault(conversation, collections.deque()).append(now_ms)

@@ -22,6 +22,7 @@ __all__ = [
     "pack_ids",
     "message_from_row",
     "contact_from_row",
+    "load_value",
 ]
 
 MESSAGE_COLUMNS: Final = (
@@ -65,7 +66,8 @@ def _peers(blob: bytes) -> tuple[PeerId, ...]:
     return tuple(peer_id_from_bytes(raw) for raw in unpackb_strict(blob, MalformedEnvelope, "ids"))
 
 
-def _load(blob: bytes | None) -> Any:
+def load_value(blob: bytes | None) -> Any:
+    """A msgpack value stored in a column (None stays None)."""
     return None if blob is None else unpackb_strict(blob, MalformedEnvelope, "stored value")
 
 
@@ -79,11 +81,11 @@ def message_from_row(row: sqlite3.Row) -> Message:
         recipients=_peers(row[4]),
         direction=Direction(row[5]),
         kind=row[6],
-        body=_load(row[7]),
+        body=load_value(row[7]),
         timestamp_ms=row[8],
         lamport=row[9],
         reply_to=row[10],
-        metadata=_load(row[11]),
+        metadata=load_value(row[11]),
         status=MessageStatus(row[12]),
         error=row[13],
         stored_ms=row[14],

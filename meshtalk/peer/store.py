@@ -27,6 +27,7 @@ from .rows import (
     OutboxItem,
     chunks,
     contact_from_row,
+    load_value,
     message_from_row,
     pack_ids,
 )
@@ -536,6 +537,19 @@ class Store:
         ).fetchall()
         messages = [message_from_row(row) for row in rows]
         return messages[::-1] if newest else messages
+
+    def recent_authorship(self, conversation: bytes) -> Iterator[tuple[str, int, Any]]:
+        """(direction, timestamp_ms, metadata) of a conversation's messages, newest first.
+
+        Lazy: the caller reads only as far back as it needs (consume it before the next write).
+        """
+        rows = self._db.execute(
+            "SELECT direction, timestamp_ms, metadata FROM messages WHERE conversation = ? "
+            "ORDER BY cursor DESC",
+            (conversation,),
+        )
+        for direction, timestamp_ms, metadata in rows:
+            yield direction, timestamp_ms, load_value(metadata)
 
     def latest(self, conversation: bytes | None, limit: int) -> list[Message]:
         """The newest `limit` messages (of one conversation, or of all), oldest first."""

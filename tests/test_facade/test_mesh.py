@@ -103,9 +103,8 @@ def test_pairing_by_code_through_the_facade(tmp_path: Path) -> None:
 
 
 def test_guards_stop_runaway_agents_and_humans_reset_them(tmp_path: Path) -> None:
-    alice = Mesh(loopback_profile(tmp_path, "alice", guard_per_minute=3, guard_agent_turns=4,
-                                  guard_max_bytes=100))  # fmt: skip
-    bob = Mesh(loopback_profile(tmp_path, "bob"))
+    alice = Mesh(loopback_profile(tmp_path, "alice", guard_per_minute=3, guard_max_bytes=100))
+    bob = Mesh(loopback_profile(tmp_path, "bob", guard_agent_turns=3))
     try:
         bob.join(alice.invite())
         with pytest.raises(GuardTripped, match="guard_max_bytes"):
@@ -116,13 +115,13 @@ def test_guards_stop_runaway_agents_and_humans_reset_them(tmp_path: Path) -> Non
             alice.send("bob", "one too many")
         alice.send("bob", "a person may always write", via="human", wait=True, timeout=10)
         # turns: agent messages in a row, both ways, since the human one
-        bob.send("alice", "agent reply 1", wait=True, timeout=10)
-        bob.send("alice", "agent reply 2", wait=True, timeout=10)
-        bob.send("alice", "agent reply 3", wait=True, timeout=10)
-        bob.send("alice", "agent reply 4", wait=True, timeout=10)
+        for n in range(3):
+            bob.send("alice", f"agent reply {n}", wait=True, timeout=10)
         with pytest.raises(GuardTripped, match="in a row"):
-            alice.send("bob", "and again")
-        assert [m["text"] for m in bob.history("alice")][-1] == "agent reply 4"  # nothing queued
+            bob.send("alice", "and again")
+        assert [m["text"] for m in bob.history("alice")][-1] == "agent reply 2"  # nothing queued
+        alice.send("bob", "carry on", via="human", wait=True, timeout=10)
+        bob.send("alice", "thanks, going on", wait=True, timeout=10)  # a human reset the run
     finally:
         alice.close()
         bob.close()
