@@ -213,15 +213,14 @@ def build_operations(
         to, text = _arg(args, "to", str), _arg(args, "text", str)
         wait, timeout = _arg(args, "wait", bool, True), _arg(args, "timeout", (int, float), None)
         via = _arg(args, "via", str, "agent")
-        conversation = conversation_of(_arg(args, "conversation", str, None))
+        explicit = conversation_of(_arg(args, "conversation", str, None))
         contact = node.contact(to)
-        if conversation is None:
-            conversation = direct_conversation_id(node.peer_id, contact.peer_id)
+        conversation = explicit or direct_conversation_id(node.peer_id, contact.peer_id)
         if via != "human":
             history = functools.partial(node.store.recent_authorship, conversation)
             guard.check(conversation, text, history, node.clock())
         message_id = await node.send(
-            contact.peer_id, text, conversation=conversation, metadata={"via": via}
+            contact.peer_id, text, conversation=explicit, metadata={"via": via}
         )
         if via != "human":
             guard.sent(conversation, node.clock())

@@ -167,3 +167,13 @@ def test_the_socket_path_to_a_daemon_and_async_mesh(tmp_path: Path) -> None:
         down = [sys.executable, "-m", "meshtalk", "--profile", "alice", "down"]
         subprocess.run(down, env=env, capture_output=True, timeout=60)
     time.sleep(0)
+
+
+def test_a_first_message_through_the_facade_opens_a_direct_conversation(
+    pair_of_meshes: tuple[Mesh, Mesh],
+) -> None:
+    alice, bob = pair_of_meshes
+    alice.send("bob", "first", wait=True, timeout=10)
+    [conversation] = alice.conversations()
+    assert conversation["kind"] == "direct"
+    assert bob.receive(wait=10)["messages"][0]["conversation"] == conversation["id"]
