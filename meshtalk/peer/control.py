@@ -97,76 +97,87 @@ class ControlServer:
 
     async def _connection(self, stream: trio.SocketStream) -> None:
         self.connections += 1
-        decoder: FrameDecoder[dict[str, Any]] = FrameDecoder(MAX_CONTROL_MESSAGE, decode_control)
         try:
             async with stream:
-                try:
-                    await self._serve_requests(stream, decoder)
-                except MeshtalkError as exc:  # a malformed frame: answer once, then hang up
-                    await stream.send_all(encode_control(make_error(0, exc)))
+                await _Connection(self.operations, stream).serve()
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             if getattr(exc, "errno", None) not in (None, errno.EPIPE, errno.ECONNRESET):
                 logger.info("control connection ended: %r", exc)
         finally:
             self.connections -= 1
 
-    async def _serve_requests(
-        self, stream: trio.SocketStream, decoder: FrameDecoder[dict[str, Any]]
-    ) -> None:
-        while True:
-            message = decoder.next_frame()
-            if message is NEED_DATA:
-                data = await stream.receive_some(64 * 1024)
-                if not data:
-                    return
-                decoder.receive_data(data)
-                continue
-            if not await self._request(stream, decoder, message):
-                return
 
-    async def _request(
-        self,
-        stream: trio.SocketStream,
-        decoder: FrameDecoder[dict[str, Any]],
-        message: dict[str, Any],
-    ) -> bool:
+class _Connection:
+    """One client: a reader task decodes requests (and notices a hang-up at any time), the
+    serving loop runs them one at a time."""
+
+    def __init__(self, operations: dict[str, Operation], stream: trio.SocketStream) -> None:
+        self.operations = operations
+        self.stream = stream
+        self.decoder: FrameDecoder[dict[str, Any]] = FrameDecoder(
+            MAX_CONTROL_MESSAGE, decode_control
+        )
+        self.requests, self._incoming = trio.open_memory_channel[dict[str, Any]](16)
+        self.current: trio.CancelScope | None = None
+        self.gone = False
+
+    async def serve(self) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._read)
+            try:
+                async for message in self._incoming:
+                    if not await self._request(message):
+                        break
+            except MeshtalkError as exc:  # a malformed frame: answer once, then hang up
+                await self.stream.send_all(encode_control(make_error(0, exc)))
+            nursery.cancel_scope.cancel()
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                message = self.decoder.next_frame()
+                if message is not NEED_DATA:
+                    await self.requests.send(message)
+                    continue
+                data = await self.stream.receive_some(64 * 1024)
+                if not data:
+                    break
+                self.decoder.receive_data(data)
+        except MeshtalkError as exc:
+            await self.requests.send({"malformed": exc})
+        finally:
+            self.gone = True
+            if self.current is not None:
+                self.current.cancel()
+            await self.requests.aclose()
+
+    async def _request(self, message: dict[str, Any]) -> bool:
         """Run one request; False if the client went away meanwhile."""
+        if isinstance(message.get("malformed"), MeshtalkError):
+            raise message["malformed"]
         given = message.get("id")
         request_id: int = given if isinstance(given, int) else 0
-        client_gone = False
+        stream = self.stream
 
         async def emit(event: dict[str, Any]) -> None:
             await stream.send_all(encode_control(make_event(request_id, event)))
 
-        async def watch_for_hangup(scope: trio.CancelScope) -> None:
-            nonlocal client_gone
-            while True:  # a well-behaved client sends nothing until the reply
-                data = await stream.receive_some(64 * 1024)
-                if not data:
-                    client_gone = True
-                    scope.cancel()
-                    return
-                decoder.receive_data(data)
-
-        async with trio.open_nursery() as nursery:
-            with trio.CancelScope() as request_scope:
-                nursery.start_soon(watch_for_hangup, request_scope)
-                try:
-                    request_id, op, args = read_request(message)
-                    operation = self.operations.get(op)
-                    if operation is None:
-                        raise NodeError(f"unknown control operation {op!r}; upgrade meshtalk?")
-                    reply = make_reply(request_id, await operation(args, emit))
-                except MeshtalkError as exc:
-                    reply = make_error(request_id, exc)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    client_gone = True
-                    reply = {}
-                except Exception as exc:
-                    logger.exception("control operation failed")
-                    reply = make_error(request_id, NodeError(f"internal error: {exc!r}"))
-            nursery.cancel_scope.cancel()
-        if client_gone or request_scope.cancelled_caught:
+        with trio.CancelScope() as self.current:
+            try:
+                request_id, op, args = read_request(message)
+                operation = self.operations.get(op)
+                if operation is None:
+                    raise NodeError(f"unknown control operation {op!r}; upgrade meshtalk?")
+                reply = make_reply(request_id, await operation(args, emit))
+            except MeshtalkError as exc:
+                reply = make_error(request_id, exc)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return False
+            except Exception as exc:
+                logger.exception("control operation failed")
+                reply = make_error(request_id, NodeError(f"internal error: {exc!r}"))
+        self.current = None
+        if self.gone:
             return False
         await stream.send_all(encode_control(reply))
         return True
