@@ -18,11 +18,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from autogen_agentchat.agents import BaseChatAgent
-from autogen_agentchat.base import ChatAgent, Response
-from autogen_agentchat.messages import BaseChatMessage, TextMessage
-from autogen_core import CancellationToken
-from autogen_core.tools import FunctionTool
+try:
+    from autogen_agentchat.agents import BaseChatAgent
+    from autogen_agentchat.base import ChatAgent, Response
+    from autogen_agentchat.messages import BaseChatMessage, TextMessage
+    from autogen_core import CancellationToken
+    from autogen_core.tools import FunctionTool
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "meshtalk's AutoGen support needs autogen-agentchat 0.7: pip install 'meshtalk[autogen]'"
+    ) from exc
 
 from ..mesh import Mesh
 from ..protocol.errors import DeliveryTimeout, MeshtalkError

@@ -17,7 +17,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from langchain_core.tools import BaseTool, StructuredTool, ToolException
+try:
+    from langchain_core.tools import BaseTool, StructuredTool, ToolException
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "meshtalk's LangChain tools need langchain-core: pip install 'meshtalk[langchain]'"
+    ) from exc
 
 from ..mesh import Mesh
 from ..protocol.errors import DeliveryTimeout, MeshtalkError
