@@ -26,6 +26,7 @@ __all__ = ["LOG_FILE_NAME", "node_config", "run_foreground", "start_detached", "
 
 LOG_FILE_NAME: Final = "node.log"
 _START_TIMEOUT: Final = 60.0
+_MAX_LOG: Final = 5 * 1024 * 1024
 
 Say = Callable[[str], None]
 
@@ -128,6 +129,7 @@ def start_detached(profile: Path, say: Say) -> dict[str, Any]:
     load_or_create_identity(profile)  # a damaged key fails here, in this process
     log_path = profile / LOG_FILE_NAME
     profile.mkdir(parents=True, exist_ok=True)
+    _rotate(log_path)
     command = [sys.executable, "-m", "meshtalk", "--profile", profile.name, "up"]
     env = {**os.environ, "MESHTALK_HOME": str(profile.parent.parent), "PYTHONUNBUFFERED": "1"}
     with open(log_path, "ab") as log:
@@ -155,6 +157,15 @@ def start_detached(profile: Path, say: Say) -> dict[str, Any]:
             time.sleep(0.1)
     process.terminate()
     raise NodeError(f"the node did not answer within {_START_TIMEOUT:g} s; see {log_path}")
+
+
+def _rotate(log_path: Path) -> None:
+    """Keep one previous log (node.log.1) once the log passes _MAX_LOG bytes."""
+    try:
+        if log_path.stat().st_size > _MAX_LOG:
+            os.replace(log_path, log_path.with_name(log_path.name + ".1"))
+    except FileNotFoundError:
+        pass
 
 
 def stop_node(profile: Path, timeout: float = 30.0) -> bool:

@@ -136,7 +136,11 @@ def test_chat_sends_typed_lines_and_shows_incoming_ones(cli: Cli) -> None:
     with rendezvous_point(cli) as point:
         prepare(cli, "alice", point)
         prepare(cli, "bob", point)
+        log = cli.profile_dir("alice") / "node.log"
+        log.write_bytes(b"old line\n" * 600_000)  # over 5 MB: kept as node.log.1
         cli.ok("alice", "up", "--detach")
+        assert log.with_name("node.log.1").stat().st_size > 5_000_000
+        assert log.stat().st_size < 100_000
         cli.ok("bob", "up", "--detach")
         cli.ok("bob", "join", cli.json("alice", "invite")["token"])
         chat = cli.start("alice", "chat", "bob")
