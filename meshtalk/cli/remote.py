@@ -79,7 +79,7 @@ def peers(args: argparse.Namespace) -> int:
         return 0
     rows = [
         [
-            p["name"] or "-",
+            p["name"] or ("(rendezvous point)" if p.get("rendezvous_point") else "-"),
             p["peer_id"],
             "yes" if p["online"] else "no",
             ago(p["last_seen_ms"]),

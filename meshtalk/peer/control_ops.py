@@ -180,8 +180,12 @@ def build_operations(
             "refused": stats.get("refused", 0),
         }
 
+    points = {a.rsplit("/p2p/", 1)[-1] for a in node.config.rendezvous}
+
     async def peers(args: dict[str, Any], emit: Emit) -> Any:
-        return [peer_view(p) for p in node.peers()]
+        return [
+            {**peer_view(p), "rendezvous_point": str(p.peer_id) in points} for p in node.peers()
+        ]
 
     async def contacts_list(args: dict[str, Any], emit: Emit) -> Any:
         return [contact_view(c) for c in node.contacts()]

@@ -82,7 +82,9 @@ def test_up_pair_send_history_peers_down(cli: Cli) -> None:
         assert peers[bob_id]["online"] is True
         assert peers[bob_id]["name"] == "bob"
         assert "rendezvous" in peers[bob_id]["sources"]
+        assert [p["rendezvous_point"] for p in peers.values()].count(True) == 1
         table = cli.ok("alice", "peers")
+        assert "(rendezvous point)" in table
         assert table.splitlines()[0].split() == ["NAME", "PEER", "ID", "ONLINE", "LAST", "SEEN",
                                                  "VIA", "TRUST"]  # fmt: skip
         status = cli.json("alice", "status")
