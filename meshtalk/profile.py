@@ -215,7 +215,12 @@ def save_setting(profile: Path, key: str, value: Any) -> None:
     else:
         data[key] = _checked(key, value, "given")
     path = config_path(profile)
-    profile.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
-    temporary.write_text(tomli_w.dumps(data), encoding="utf-8")
-    os.replace(temporary, path)
+    try:
+        profile.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(tomli_w.dumps(data), encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write {path}: {exc.strerror or exc}; nothing was changed"
+        ) from None

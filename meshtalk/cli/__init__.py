@@ -59,11 +59,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MeshtalkError as exc:
         print(f"meshtalk: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `meshtalk history | head`
+        return 0
+    except OSError as exc:  # a file or socket problem nothing above turned into a MeshtalkError
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"meshtalk: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("meshtalk: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `meshtalk history | head`
-        return 0
 
 
 if __name__ == "__main__":

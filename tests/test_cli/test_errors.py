@@ -130,3 +130,10 @@ def test_down_without_a_node_is_not_an_error(cli: Cli) -> None:
 
 def test_a_bad_profile_name(cli: Cli) -> None:
     assert "profile name" in one_line_error(cli.run("../etc", "id"))
+
+
+def test_an_unwritable_home_is_one_line(tmp_path: Path) -> None:
+    cli = Cli(Path("/proc/meshtalk-nowhere"))
+    for command in (["init"], ["config", "set", "mdns", "false"], ["up", "--detach"]):
+        line = one_line_error(cli.run("alice", *command))
+        assert "/proc/meshtalk-nowhere" in line, command
