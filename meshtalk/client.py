@@ -24,7 +24,7 @@ from .protocol.control import (
     make_request,
     read_reply,
 )
-from .protocol.errors import ControlError, NodeNotRunning
+from .protocol.errors import ControlError, FrameTooLarge, NodeNotRunning
 from .protocol.frames import NEED_DATA, FrameDecoder
 
 __all__ = ["ControlClient", "connect_control"]
@@ -58,8 +58,14 @@ class ControlClient:
         request = make_request(
             next(self._ids), op, {k: v for k, v in args.items() if v is not None}
         )
+        frame = encode_control(request)
+        if len(frame) > MAX_CONTROL_MESSAGE:
+            raise FrameTooLarge(
+                f"the request is {len(frame)} bytes; the control socket takes at most "
+                f"{MAX_CONTROL_MESSAGE} (a message is limited to 1 MiB anyway)"
+            )
         try:
-            self._sock.sendall(encode_control(request))
+            self._sock.sendall(frame)
             while True:
                 final, value = read_reply(self._receive())
                 if final:

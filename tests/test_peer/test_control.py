@@ -22,6 +22,7 @@ from meshtalk.protocol.control import (
 )
 from meshtalk.protocol.errors import (
     ConfigError,
+    FrameTooLarge,
     MalformedFrame,
     NodeError,
     NodeNotRunning,
@@ -76,6 +77,10 @@ async def test_a_confused_or_hostile_client_gets_typed_errors_and_the_node_goes_
             await trio.to_thread.run_sync(lambda: call(profile, "send", to="nobody", text="x"))
         with pytest.raises(ConfigError, match="needs 'to'"):
             await trio.to_thread.run_sync(lambda: call(profile, "send", text="x"))
+        with pytest.raises(FrameTooLarge, match="control socket takes at most"):
+            await trio.to_thread.run_sync(
+                lambda: call(profile, "send", to="x", text="y" * MAX_CONTROL_MESSAGE)
+            )
         with pytest.raises(ConfigError, match="wrong type"):
             await trio.to_thread.run_sync(lambda: call(profile, "history", limit="many"))
 
