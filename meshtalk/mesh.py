@@ -28,6 +28,7 @@ from .protocol.errors import ControlError, NodeNotRunning
 __all__ = ["Mesh", "AsyncMesh", "PairingOffer"]
 
 OnEvent = Callable[[dict[str, Any]], None]
+_WAIT_SLICE = 1.0  # seconds an AsyncMesh long-poll holds a worker thread at a time
 
 
 def _resolve_profile(profile: str | os.PathLike[str] | None) -> Path:
@@ -359,10 +360,20 @@ class AsyncMesh:
         """See `Mesh.send`."""
         return str(await self._run(self.sync.send, to, text, **kwargs))
 
-    async def receive(self, after: int | None = None, **kwargs: Any) -> dict[str, Any]:
-        """See `Mesh.receive`."""
-        result: dict[str, Any] = await self._run(self.sync.receive, after, **kwargs)
-        return result
+    async def receive(
+        self, after: int | None = None, *, wait: float = 0.0, **kwargs: Any
+    ) -> dict[str, Any]:
+        """See `Mesh.receive`. Long waits are taken in slices of at most a second, so that
+        cancelling the awaiting task frees its worker thread within a second."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            step = max(0.0, min(_WAIT_SLICE, deadline - loop.time()))
+            batch: dict[str, Any] = await self._run(self.sync.receive, after, wait=step, **kwargs)
+            if batch["messages"] or loop.time() >= deadline:
+                return batch
+            if kwargs.get("consumer") is None:
+                after = batch["cursor"]
 
     async def messages(
         self, after: int | None = None, *, consumer: str | None = None, poll: float = 30.0

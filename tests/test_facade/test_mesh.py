@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -177,3 +178,34 @@ def test_a_first_message_through_the_facade_opens_a_direct_conversation(
     [conversation] = alice.conversations()
     assert conversation["kind"] == "direct"
     assert bob.receive(wait=10)["messages"][0]["conversation"] == conversation["id"]
+
+
+def test_async_long_polls_span_slices_and_cancel_promptly(tmp_path: Path) -> None:
+    bob = Mesh(loopback_profile(tmp_path, "bob"))
+    alice_profile = loopback_profile(tmp_path, "alice")
+
+    async def main() -> tuple[list[str], float]:
+        async with AsyncMesh(alice_profile) as alice:
+            await alice.join(bob.invite())
+
+            async def later() -> None:
+                await asyncio.sleep(1.6)  # past the first one-second slice
+                await asyncio.to_thread(bob.send, "alice", "late news", wait=True, timeout=10)
+
+            sender = asyncio.create_task(later())
+            batch = await alice.receive(wait=10)
+            await sender
+            waiting = asyncio.create_task(alice.receive(batch["cursor"], wait=60))
+            await asyncio.sleep(0.3)
+            waiting.cancel()
+            started = time.monotonic()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
+            return [m["text"] for m in batch["messages"]], started
+
+    try:
+        texts, cancelled_at = asyncio.run(main())  # returns only once the worker threads are free
+        assert texts == ["late news"]
+        assert time.monotonic() - cancelled_at < 5
+    finally:
+        bob.close()
