@@ -20,7 +20,7 @@ from .peer.control import ControlServer, control_socket_path
 from .peer.control_ops import build_operations
 from .peer.node import open_node
 from .profile import load_settings
-from .protocol.errors import ControlError, MeshtalkError, NodeClosed
+from .protocol.errors import ControlError, ControlTimeout, MeshtalkError, NodeClosed
 
 __all__ = ["EmbeddedNode"]
 
@@ -92,7 +92,7 @@ class EmbeddedNode:
                 self._call, op, args, on_event, timeout, trio_token=self._token
             )
         except trio.TooSlowError:
-            raise ControlError(f"the node did not answer {op!r} within {timeout:g} s") from None
+            raise ControlTimeout(f"the node did not answer {op!r} within {timeout:g} s") from None
         except trio.RunFinishedError:
             raise NodeClosed("the embedded node stopped") from None
 

@@ -23,12 +23,15 @@ from typing import Any
 
 from .client import ControlClient, connect_control
 from .identity import profile_dir
-from .protocol.errors import ControlError, NodeNotRunning
+from .protocol.errors import ControlError, ControlTimeout, NodeNotRunning
 
 __all__ = ["Mesh", "AsyncMesh", "PairingOffer"]
 
 OnEvent = Callable[[dict[str, Any]], None]
 _WAIT_SLICE = 1.0  # seconds an AsyncMesh long-poll holds a worker thread at a time
+_READ_ONLY = frozenset(
+    {"hello", "whoami", "status", "peers", "contacts.list", "history", "conversations", "receive"}
+)
 
 
 def _resolve_profile(profile: str | os.PathLike[str] | None) -> Path:
@@ -69,7 +72,7 @@ class _SocketTransport:
             result = client.call(op, on_event, **args)
         except TimeoutError:
             self._discard(client)
-            raise ControlError(f"the node did not answer {op!r} within {timeout:g} s") from None
+            raise ControlTimeout(f"the node did not answer {op!r} within {timeout:g} s") from None
         except (ControlError, OSError):
             self._discard(client)
             raise
@@ -100,14 +103,21 @@ class Mesh:
     ) -> None:
         self.profile = _resolve_profile(profile)
         self.timeout = timeout
-        self._transport: Any
-        if embedded is not True:
+        self._mode = embedded
+        self._lock = threading.Lock()
+        self._transport: Any = None
+        self.embedded = False
+        self._connect()
+
+    def _connect(self) -> None:
+        """Use the profile's running node, or (unless embedded=False) start one here."""
+        if self._mode is not True:
             try:
                 self._transport = _SocketTransport(self.profile)
                 self.embedded = False
                 return
             except NodeNotRunning:
-                if embedded is False:
+                if self._mode is False:
                     raise
         from .embedded import EmbeddedNode
 
@@ -119,9 +129,29 @@ class Mesh:
     def call(
         self, op: str, on_event: OnEvent | None = None, deadline: float | None = None, **args: Any
     ) -> Any:
-        """Run any control operation (docs/control.md) within `deadline` seconds."""
+        """Run any control operation (docs/control.md) within `deadline` seconds.
+
+        If the node this Mesh used goes away (another program's embedded node that stopped, a
+        daemon stopped with `meshtalk down`), the next call finds or starts a node again;
+        calls that only read are retried at once, others raise and can be repeated.
+        """
         clean = {k: v for k, v in args.items() if v is not None}
-        return self._transport.call(op, clean, on_event, deadline or self.timeout)
+        transport = self._transport
+        try:
+            return transport.call(op, clean, on_event, deadline or self.timeout)
+        except (NodeNotRunning, ControlError) as exc:
+            if self.embedded or self._mode is False or isinstance(exc, ControlTimeout):
+                raise
+            with self._lock:
+                if self._transport is transport:  # not yet replaced by another thread
+                    transport.close()
+                    self._connect()
+            if op not in _READ_ONLY:
+                raise ControlError(
+                    f"the node went away during {op!r} ({exc}); reconnected, so call again "
+                    "(a message may or may not have been queued: check history)"
+                ) from None
+            return self._transport.call(op, clean, on_event, deadline or self.timeout)
 
     def close(self) -> None:
         """Let go of the node (an embedded node stops; a daemon keeps running)."""

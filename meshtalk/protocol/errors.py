@@ -50,6 +50,7 @@ __all__ = [
     "NoPairingOffer",
     "ControlError",
     "NodeNotRunning",
+    "ControlTimeout",
     "error_from_code",
 ]
 
@@ -311,6 +312,12 @@ class NodeNotRunning(ControlError):
     """No node is running for this profile; start one with `meshtalk up`."""
 
     code = 801
+
+
+class ControlTimeout(ControlError):
+    """The node did not answer a local request in time (it may still be working on it)."""
+
+    code = 802
 
 
 def _all_subclasses(cls: type[MeshtalkError]) -> list[type[MeshtalkError]]:

@@ -209,3 +209,22 @@ def test_async_long_polls_span_slices_and_cancel_promptly(tmp_path: Path) -> Non
         assert time.monotonic() - cancelled_at < 5
     finally:
         bob.close()
+
+
+def test_a_mesh_outlives_the_node_it_was_using(tmp_path: Path) -> None:
+    profile = loopback_profile(tmp_path, "alice")
+    env = {**os.environ, "MESHTALK_HOME": str(tmp_path)}
+    meshtalk = [sys.executable, "-m", "meshtalk", "--profile", "alice"]
+    subprocess.run([*meshtalk, "up", "--detach"], env=env, check=True, capture_output=True,
+                   timeout=60)  # fmt: skip
+    mesh = Mesh(profile)
+    try:
+        peer_id = mesh.whoami()["peer_id"]
+        assert not mesh.embedded
+        subprocess.run([*meshtalk, "down"], env=env, check=True, capture_output=True, timeout=60)
+        assert mesh.whoami()["peer_id"] == peer_id  # a read is retried on a new node
+        assert mesh.embedded  # nobody else runs the profile now: this process does
+        with pytest.raises(UnknownPeer):
+            mesh.send("nobody", "x")  # ordinary errors still come through unchanged
+    finally:
+        mesh.close()
