@@ -20,7 +20,7 @@ from typing import Any, Final
 from .client import connect_control
 from .identity import load_or_create_identity
 from .profile import load_settings
-from .protocol.errors import ControlError, MeshtalkError, NodeError, NodeNotRunning
+from .protocol.errors import ControlError, MeshtalkError, NodeError, NodeNotRunning, unwrap_group
 
 __all__ = ["LOG_FILE_NAME", "node_config", "run_foreground", "start_detached", "stop_node"]
 
@@ -113,9 +113,9 @@ def run_foreground(profile: Path, say: Say) -> None:
     try:
         trio.run(_run, profile, say)
     except BaseExceptionGroup as group:
-        leaves = _leaves(group)
-        if len(leaves) == 1 and isinstance(leaves[0], MeshtalkError):
-            raise leaves[0] from None
+        leaf = unwrap_group(group)
+        if isinstance(leaf, MeshtalkError):
+            raise leaf from None
         raise
 
 
@@ -197,9 +197,3 @@ def _last_line(path: Path) -> str:
     except OSError:
         return "(no log)"
     return lines[-1] if lines else "(the log is empty)"
-
-
-def _leaves(error: BaseException) -> list[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
-    return [error]

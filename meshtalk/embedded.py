@@ -20,7 +20,7 @@ from .peer.control import ControlServer, control_socket_path
 from .peer.control_ops import build_operations
 from .peer.node import open_node
 from .profile import load_settings
-from .protocol.errors import ControlError, ControlTimeout, MeshtalkError, NodeClosed
+from .protocol.errors import ControlError, ControlTimeout, MeshtalkError, NodeClosed, unwrap_group
 
 __all__ = ["EmbeddedNode"]
 
@@ -50,8 +50,8 @@ class EmbeddedNode:
         try:
             trio.run(self._run)
         except BaseException as exc:
-            leaf = _single_meshtalk_error(exc)
-            self._error = leaf if leaf is not None else exc
+            leaf = unwrap_group(exc)
+            self._error = leaf if isinstance(leaf, MeshtalkError) else exc
         finally:
             self._ready.set()
 
@@ -103,9 +103,3 @@ class EmbeddedNode:
             with contextlib.suppress(trio.RunFinishedError):
                 trio.from_thread.run_sync(stop.set, trio_token=self._token)
         self._thread.join(timeout=30)
-
-
-def _single_meshtalk_error(error: BaseException) -> MeshtalkError | None:
-    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-        error = error.exceptions[0]
-    return error if isinstance(error, MeshtalkError) else None

@@ -47,6 +47,7 @@ from ..protocol.errors import (
     NodeClosed,
     PeerUnreachable,
     UnknownPeer,
+    unwrap_group,
 )
 from ..protocol.frames import DEFAULT_MAX_FRAME_SIZE
 from ..protocol.keys import PeerId
@@ -644,16 +645,7 @@ async def open_node(profile: str | Path, config: NodeConfig | None = None) -> As
             finally:
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        leaf = _single_leaf(group)
-        if isinstance(leaf, Exception):
+        leaf = unwrap_group(group)
+        if isinstance(leaf, Exception) and not isinstance(leaf, BaseExceptionGroup):
             raise leaf from None
         raise
-
-
-def _single_leaf(error: BaseException) -> BaseException | None:
-    """The one exception at the bottom of nested groups, or None if there are several."""
-    while isinstance(error, BaseExceptionGroup):
-        if len(error.exceptions) != 1:
-            return None
-        error = error.exceptions[0]
-    return error

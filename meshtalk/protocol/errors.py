@@ -52,6 +52,7 @@ __all__ = [
     "NodeNotRunning",
     "ControlTimeout",
     "error_from_code",
+    "unwrap_group",
 ]
 
 
@@ -333,3 +334,17 @@ def error_from_code(code: int, message: str) -> MeshtalkError:
         if cls.code == code:
             return cls(message)
     return MeshtalkError(f"remote error {code}: {message}")
+
+
+def unwrap_group(error: BaseException) -> BaseException:
+    """The one exception inside nested single-member exception groups, else `error` itself.
+
+    Structured concurrency wraps an error from a task in a group; a caller that expects one
+    error (say a `MeshtalkError` to print as one line) unwraps it with this.
+    """
+    leaf = error
+    while isinstance(leaf, BaseExceptionGroup):
+        if len(leaf.exceptions) != 1:
+            return error
+        leaf = leaf.exceptions[0]
+    return leaf
