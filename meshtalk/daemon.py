@@ -22,7 +22,14 @@ from .identity import load_or_create_identity
 from .profile import load_settings
 from .protocol.errors import ControlError, MeshtalkError, NodeError, NodeNotRunning, unwrap_group
 
-__all__ = ["LOG_FILE_NAME", "node_config", "run_foreground", "start_detached", "stop_node"]
+__all__ = [
+    "LOG_FILE_NAME",
+    "node_config",
+    "serve_profile",
+    "run_foreground",
+    "start_detached",
+    "stop_node",
+]
 
 LOG_FILE_NAME: Final = "node.log"
 _START_TIMEOUT: Final = 60.0
@@ -48,40 +55,59 @@ def node_config(settings: dict[str, Any]) -> Any:
     )
 
 
-async def _run(profile: Path, say: Say) -> None:
+async def serve_profile(
+    profile: Path,
+    settings: dict[str, Any],
+    *,
+    control: bool = True,
+    task_status: Any = None,
+) -> None:
+    """Run a profile's node and its control socket until a `shutdown` request (or cancel).
+
+    Reports `started((node, operations))` once the node listens and the socket answers. This
+    is what `meshtalk up` runs and what `Mesh` embeds when no node runs for the profile.
+    """
     import trio
 
     from .peer.control import ControlServer, control_socket_path
     from .peer.control_ops import build_operations
     from .peer.node import open_node
 
-    settings = load_settings(profile)
-    config = node_config(settings)
-    async with open_node(profile, config) as node:
-        with trio.CancelScope() as scope:
-            stopping = trio.Event()
+    stopping = trio.Event()
+    async with open_node(profile, node_config(settings)) as node, trio.open_nursery() as nursery:
+        operations = build_operations(node, profile.name, stopping.set, settings)
+        if control:
+            await nursery.start(ControlServer(operations).serve, control_socket_path(profile))
+        if task_status is not None:
+            task_status.started((node, operations))
+        await stopping.wait()
+        await trio.sleep(0.2)  # the reply to `shutdown` goes out first
+        nursery.cancel_scope.cancel()
 
-            async def stop_after_reply() -> None:
-                await stopping.wait()
-                await trio.sleep(0.2)  # the reply to `shutdown` goes out first
-                scope.cancel()
 
-            operations = build_operations(node, profile.name, stopping.set, settings)
-            async with trio.open_nursery() as nursery:
-                socket_path = control_socket_path(profile)
-                await nursery.start(ControlServer(operations).serve, socket_path)
-                say(f"meshtalk node {config.name or profile.name} {node.peer_id}")
-                for address in node.listen_addrs:
-                    say(f"  listening   {address}")
-                for point in config.rendezvous:
-                    say(f"  rendezvous  {point}")
-                say(f"  mDNS        {'on' if config.mdns else 'off'}")
-                say(f"  control     {socket_path}")
-                say("ready (Ctrl-C or `meshtalk down` stops the node)")
-                nursery.start_soon(_stop_on_signals, scope)
-                nursery.start_soon(stop_after_reply)
-                nursery.start_soon(_report_messages, node, say)
-        say("stopping")
+async def _run(profile: Path, settings: dict[str, Any], say: Say) -> None:
+    import trio
+
+    from .peer.control import control_socket_path
+
+    async with trio.open_nursery() as nursery:
+
+        async def node_then_stop(task_status: Any) -> None:
+            await serve_profile(profile, settings, task_status=task_status)
+            nursery.cancel_scope.cancel()  # `meshtalk down`: the other tasks end too
+
+        node, _ = await nursery.start(node_then_stop)
+        say(f"meshtalk node {node.config.name or profile.name} {node.peer_id}")
+        for address in node.listen_addrs:
+            say(f"  listening   {address}")
+        for point in node.config.rendezvous:
+            say(f"  rendezvous  {point}")
+        say(f"  mDNS        {'on' if node.config.mdns else 'off'}")
+        say(f"  control     {control_socket_path(profile)}")
+        say("ready (Ctrl-C or `meshtalk down` stops the node)")
+        nursery.start_soon(_stop_on_signals, nursery.cancel_scope)
+        nursery.start_soon(_report_messages, node, say)
+    say("stopping")
 
 
 async def _stop_on_signals(scope: Any) -> None:
@@ -109,9 +135,9 @@ def run_foreground(profile: Path, say: Say) -> None:
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    load_settings(profile)  # a bad config.toml fails here, before anything starts
+    settings = load_settings(profile)  # a bad config.toml fails here, before anything starts
     try:
-        trio.run(_run, profile, say)
+        trio.run(_run, profile, settings, say)
     except BaseExceptionGroup as group:
         leaf = unwrap_group(group)
         if isinstance(leaf, MeshtalkError):

@@ -1,24 +1,22 @@
 """A node in a background trio thread, for programs that are not trio (see `meshtalk.Mesh`).
 
-The thread runs the profile's node exactly as `meshtalk up` would (same settings, same control
-operations) and also serves the control socket, so other local tools can use the node while
-this program runs. Calls from other threads enter trio with `trio.from_thread.run`, which costs
-a thread hand-off (tens of microseconds), not a socket round trip.
+The thread runs the profile's node exactly as `meshtalk up` does (`serve_profile`: same
+settings, same control operations, the control socket too, so other local tools can use the
+node while this program runs). Calls from other threads enter trio with
+`trio.from_thread.run`: a thread hand-off, not a socket round trip.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from .daemon import node_config
-from .peer.control import ControlServer, control_socket_path
-from .peer.control_ops import build_operations
-from .peer.node import open_node
+from .daemon import serve_profile
 from .profile import load_settings
 from .protocol.errors import ControlError, ControlTimeout, MeshtalkError, NodeClosed, unwrap_group
 
@@ -37,7 +35,7 @@ class EmbeddedNode:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._token: trio.lowlevel.TrioToken | None = None
-        self._stop: trio.Event | None = None
+        self._scope: trio.CancelScope | None = None
         self.operations: dict[str, Any] = {}
         self._thread = threading.Thread(target=self._main, name="meshtalk node", daemon=True)
         self._thread.start()
@@ -56,20 +54,15 @@ class EmbeddedNode:
             self._ready.set()
 
     async def _run(self) -> None:
-        config = node_config(self._settings)
-        async with open_node(self.profile, config) as node:
-            self._stop = trio.Event()
-            self.operations = build_operations(
-                node, self.profile.name, self._stop.set, self._settings
-            )
+        with trio.CancelScope() as self._scope:
             async with trio.open_nursery() as nursery:
-                if self._serve_control:
-                    server = ControlServer(self.operations)
-                    await nursery.start(server.serve, control_socket_path(self.profile))
+                _, self.operations = await nursery.start(
+                    functools.partial(
+                        serve_profile, self.profile, self._settings, control=self._serve_control
+                    )
+                )
                 self._token = trio.lowlevel.current_trio_token()
                 self._ready.set()
-                await self._stop.wait()
-                nursery.cancel_scope.cancel()
 
     async def _call(self, op: str, args: dict[str, Any], on_event: Any, timeout: float) -> Any:
         operation = self.operations.get(op)
@@ -98,8 +91,8 @@ class EmbeddedNode:
 
     def close(self) -> None:
         """Stop the node and wait for its thread."""
-        if self._token is not None and self._stop is not None and self._thread.is_alive():
-            stop = self._stop
+        scope = self._scope
+        if self._token is not None and scope is not None and self._thread.is_alive():
             with contextlib.suppress(trio.RunFinishedError):
-                trio.from_thread.run_sync(stop.set, trio_token=self._token)
+                trio.from_thread.run_sync(scope.cancel, trio_token=self._token)
         self._thread.join(timeout=30)
