@@ -55,7 +55,7 @@ _DISCOVERY_NAMES = (
     "sign_peer_record",
 )
 
-_CLIENT_NAMES = ("ControlClient", "connect_control")
+_CLIENT_NAMES = ("ControlClient", "connect_control", "open_control")
 _MESH_NAMES = ("Mesh", "AsyncMesh", "PairingOffer")
 
 

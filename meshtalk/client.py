@@ -27,7 +27,7 @@ from .protocol.control import (
 from .protocol.errors import ControlError, FrameTooLarge, NodeNotRunning
 from .protocol.frames import NEED_DATA, FrameDecoder
 
-__all__ = ["ControlClient", "connect_control"]
+__all__ = ["ControlClient", "connect_control", "open_control"]
 
 
 class ControlClient:
@@ -86,9 +86,11 @@ class ControlClient:
             self._decoder.receive_data(data)
 
 
-@contextmanager
-def connect_control(profile: Path, timeout: float | None = None) -> Iterator[ControlClient]:
-    """Connect to the node running on `profile`; raises NodeNotRunning if there is none."""
+def open_control(profile: Path, timeout: float | None = None) -> ControlClient:
+    """Connect to the node running on `profile` (close the client when done).
+
+    Raises NodeNotRunning if there is none.
+    """
     path = profile / CONTROL_SOCKET_NAME
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
@@ -102,7 +104,13 @@ def connect_control(profile: Path, timeout: float | None = None) -> Iterator[Con
                 f"`meshtalk{_profile_flag(profile)} up --detach`"
             ) from None
         raise ControlError(f"cannot reach the node at {path}: {exc.strerror}") from None
-    client = ControlClient(sock)
+    return ControlClient(sock)
+
+
+@contextmanager
+def connect_control(profile: Path, timeout: float | None = None) -> Iterator[ControlClient]:
+    """`open_control` as a context manager that closes the connection."""
+    client = open_control(profile, timeout)
     try:
         yield client
     finally:

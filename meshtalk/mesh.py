@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .client import ControlClient, connect_control
+from .client import ControlClient, open_control
 from .identity import profile_dir
 from .protocol.errors import ControlError, ControlTimeout, NodeNotRunning
 
@@ -49,14 +49,7 @@ class _SocketTransport:
         self.profile = profile
         self._idle: list[ControlClient] = []
         self._lock = threading.Lock()
-        self._contexts: dict[int, Any] = {}
-        self._release(self._open())  # fails now with NodeNotRunning if there is no node
-
-    def _open(self) -> ControlClient:
-        context = connect_control(self.profile)
-        client = context.__enter__()
-        self._contexts[id(client)] = context
-        return client
+        self._release(open_control(profile))  # fails now with NodeNotRunning if there is no node
 
     def _release(self, client: ControlClient) -> None:
         with self._lock:
@@ -66,29 +59,24 @@ class _SocketTransport:
         with self._lock:
             client = self._idle.pop() if self._idle else None
         if client is None:
-            client = self._open()
+            client = open_control(self.profile)
         client.settimeout(timeout)
         try:
             result = client.call(op, on_event, **args)
         except TimeoutError:
-            self._discard(client)
+            client.close()
             raise ControlTimeout(f"the node did not answer {op!r} within {timeout:g} s") from None
         except (ControlError, OSError):
-            self._discard(client)
+            client.close()
             raise
         self._release(client)
         return result
-
-    def _discard(self, client: ControlClient) -> None:
-        context = self._contexts.pop(id(client), None)
-        if context is not None:
-            context.__exit__(None, None, None)
 
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
         for client in idle:
-            self._discard(client)
+            client.close()
 
 
 class Mesh:
