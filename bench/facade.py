@@ -33,7 +33,7 @@ from meshtalk.daemon import node_config
 from meshtalk.peer.guards import AgentGuard, GuardLimits
 from meshtalk.peer.node import open_node
 from meshtalk.peer.store import STORE_FILE_NAME, Store
-from meshtalk.profile import load_settings, save_setting
+from meshtalk.profile import load_settings, save_settings
 
 
 def cli(home: Path, *args: str) -> str:
@@ -45,9 +45,7 @@ def cli(home: Path, *args: str) -> str:
 
 def profile(home: Path, name: str) -> Path:
     folder = home / "profiles" / name
-    for key, value in (("listen", ["/ip4/127.0.0.1/tcp/0"]), ("mdns", False), ("name", name),
-                       ("guard_per_minute", 10_000), ("guard_agent_turns", 100_000)):  # fmt: skip
-        save_setting(folder, key, value)
+    save_settings(folder, {"listen": ["/ip4/127.0.0.1/tcp/0"], "mdns": False, "name": name})
     return folder
 
 

@@ -28,7 +28,7 @@ from autogen_ext.models.replay import ReplayChatCompletionClient
 
 from meshtalk import Mesh
 from meshtalk.integrations.autogen import RemotePeerAgent, serve_agent
-from meshtalk.profile import save_setting
+from meshtalk.profile import save_settings
 
 
 def meshtalk(home: Path, *args: str) -> None:
@@ -67,10 +67,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="meshtalk-autogen-") as tmp:
         home = Path(tmp)
         for name in ("alice", "bob"):
-            profile = home / "profiles" / name
-            save_setting(profile, "listen", ["/ip4/127.0.0.1/tcp/0"])
-            save_setting(profile, "mdns", False)
-            save_setting(profile, "name", name)
+            settings = {"listen": ["/ip4/127.0.0.1/tcp/0"], "mdns": False, "name": name}
+            save_settings(home / "profiles" / name, settings)
             meshtalk(home, "--profile", name, "up", "--detach")
         try:
             with Mesh(home / "profiles" / "alice", embedded=False) as alice:

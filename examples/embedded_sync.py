@@ -12,15 +12,13 @@ import tempfile
 from pathlib import Path
 
 from meshtalk import Mesh
-from meshtalk.profile import save_setting
+from meshtalk.profile import save_settings
 
 
 def profile(root: Path, name: str) -> Path:
-    folder = root / name
-    save_setting(folder, "listen", ["/ip4/127.0.0.1/tcp/0"])
-    save_setting(folder, "mdns", False)
-    save_setting(folder, "name", name)
-    return folder
+    """A profile whose node stays on this machine: 127.0.0.1 only, no mDNS."""
+    save_settings(root / name, {"listen": ["/ip4/127.0.0.1/tcp/0"], "mdns": False, "name": name})
+    return root / name
 
 
 with (

@@ -17,16 +17,13 @@ from langchain_core.messages import AIMessage, HumanMessage
 
 from meshtalk import Mesh
 from meshtalk.integrations.langchain import meshtalk_tools
-from meshtalk.profile import save_setting
+from meshtalk.profile import save_settings
 
 
 def profile(root: Path, name: str) -> Path:
-    """A loopback-only profile (no mDNS) for this demo."""
-    folder = root / name
-    save_setting(folder, "listen", ["/ip4/127.0.0.1/tcp/0"])
-    save_setting(folder, "mdns", False)
-    save_setting(folder, "name", name)
-    return folder
+    """A profile whose node stays on this machine: 127.0.0.1 only, no mDNS."""
+    save_settings(root / name, {"listen": ["/ip4/127.0.0.1/tcp/0"], "mdns": False, "name": name})
+    return root / name
 
 
 with (

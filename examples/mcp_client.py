@@ -19,13 +19,11 @@ from pathlib import Path
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from meshtalk.profile import save_setting
+from meshtalk.profile import save_settings
 
 
 async def main(home: Path) -> None:
-    profile = home / "profiles" / "agent"
-    save_setting(profile, "listen", ["/ip4/127.0.0.1/tcp/0"])
-    save_setting(profile, "mdns", False)
+    save_settings(home / "profiles" / "agent", {"listen": ["/ip4/127.0.0.1/tcp/0"], "mdns": False})
     params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "meshtalk", "--profile", "agent", "mcp"],

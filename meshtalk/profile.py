@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -25,6 +25,7 @@ __all__ = [
     "Setting",
     "load_settings",
     "save_setting",
+    "save_settings",
     "parse_value",
     "config_path",
     "check_key",
@@ -209,11 +210,19 @@ def parse_value(key: str, text: str) -> Any:
 
 def save_setting(profile: Path, key: str, value: Any) -> None:
     """Set one key in config.toml (None removes it, back to the default)."""
+    save_settings(profile, {key: value})
+
+
+def save_settings(profile: Path, values: Mapping[str, Any]) -> None:
+    """Set several keys in one write (None removes a key); all are checked before anything is
+    written."""
     data = _read(profile)
-    if value is None:
-        data.pop(key, None)
-    else:
-        data[key] = _checked(key, value, "given")
+    for key, value in values.items():
+        if value is None:
+            check_key(key)
+            data.pop(key, None)
+        else:
+            data[key] = _checked(key, value, "given")
     path = config_path(profile)
     temporary = path.with_suffix(".tmp")
     try:
