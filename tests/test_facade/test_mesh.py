@@ -20,6 +20,7 @@ from meshtalk.protocol.errors import (
     ProfileLocked,
     UnknownPeer,
 )
+from tests.test_cli.helpers import Cli, rendezvous_point
 from tests.test_facade.helpers import loopback_profile
 
 pytestmark = pytest.mark.timeout(120)
@@ -80,27 +81,16 @@ def test_a_consumer_resumes_where_it_left_off(pair_of_meshes: tuple[Mesh, Mesh])
 
 
 def test_pairing_by_code_through_the_facade(tmp_path: Path) -> None:
-    point = subprocess.Popen(
-        [sys.executable, "-m", "meshtalk", "--profile", "point", "rendezvous", "--listen",
-         "/ip4/127.0.0.1/tcp/0", "--json"],
-        env={**os.environ, "MESHTALK_HOME": str(tmp_path / "point")}, stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
-        assert point.stdout is not None
-        address = __import__("json").loads(point.stdout.readline())["addresses"][0]
-        with (
-            Mesh(loopback_profile(tmp_path, "alice", rendezvous=[address])) as alice,
-            Mesh(loopback_profile(tmp_path, "bob", rendezvous=[address])) as bob,
-        ):
-            offer = alice.start_pairing(ttl=60)
-            assert offer.code is not None
-            joined = bob.pair_join(offer.code, timeout=20)
-            assert joined["name"] == "alice"
-            assert offer.wait(20)["name"] == "bob"
-    finally:
-        point.terminate()
-        point.communicate(timeout=20)
+    with (
+        rendezvous_point(Cli(tmp_path / "point")) as address,
+        Mesh(loopback_profile(tmp_path, "alice", rendezvous=[address])) as alice,
+        Mesh(loopback_profile(tmp_path, "bob", rendezvous=[address])) as bob,
+    ):
+        offer = alice.start_pairing(ttl=60)
+        assert offer.code is not None
+        joined = bob.pair_join(offer.code, timeout=20)
+        assert joined["name"] == "alice"
+        assert offer.wait(20)["name"] == "bob"
 
 
 def test_guards_stop_runaway_agents_and_humans_reset_them(tmp_path: Path) -> None:

@@ -3,9 +3,7 @@ servers (each with its own embedded node) pair through a rendezvous point and ta
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -19,6 +17,7 @@ pytest.importorskip("mcp")
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
+from tests.test_cli.helpers import Cli, rendezvous_point
 from tests.test_facade.helpers import loopback_profile
 
 pytestmark = pytest.mark.timeout(120)
@@ -29,18 +28,8 @@ TOOLS = {"whoami", "list_peers", "send_message", "read_messages", "list_conversa
 
 @pytest.fixture
 def point(tmp_path: Path) -> Iterator[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "meshtalk", "--profile", "point", "rendezvous", "--listen",
-         "/ip4/127.0.0.1/tcp/0", "--json"],
-        env={**os.environ, "MESHTALK_HOME": str(tmp_path / "point")}, stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    assert process.stdout is not None
-    try:
-        yield json.loads(process.stdout.readline())["addresses"][0]
-    finally:
-        process.terminate()
-        process.communicate(timeout=20)
+    with rendezvous_point(Cli(tmp_path / "point")) as address:
+        yield address
 
 
 @asynccontextmanager
