@@ -33,7 +33,7 @@ from meshtalk.daemon import node_config
 from meshtalk.peer.guards import AgentGuard, GuardLimits
 from meshtalk.peer.node import open_node
 from meshtalk.peer.store import STORE_FILE_NAME, Store
-from meshtalk.profile import load_settings, save_settings
+from meshtalk.profile import default_settings, load_settings, save_settings
 
 
 def cli(home: Path, *args: str) -> str:
@@ -74,7 +74,8 @@ def time_guard_check(alice: Path) -> float:
     try:
         [conversation] = [c.id for c in store.conversations()]
         history = functools.partial(store.recent_authorship, conversation)
-        guard, now = AgentGuard(GuardLimits()), int(time.time() * 1000)
+        limits = GuardLimits.from_settings(default_settings())
+        guard, now = AgentGuard(limits), int(time.time() * 1000)
         started = time.perf_counter()
         for _ in range(1000):
             guard.check(conversation, "a short message", history, now)

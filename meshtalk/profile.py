@@ -24,6 +24,7 @@ __all__ = [
     "SETTINGS",
     "Setting",
     "load_settings",
+    "default_settings",
     "save_setting",
     "save_settings",
     "parse_value",
@@ -186,10 +187,15 @@ def _checked(key: str, value: Any, where: str) -> Any:
         raise ConfigError(f"bad value for {key!r} {where}: {exc}") from None
 
 
+def default_settings() -> dict[str, Any]:
+    """Every setting at its default value."""
+    return {key: setting.default for key, setting in SETTINGS.items()}
+
+
 def load_settings(profile: Path) -> dict[str, Any]:
     """Every setting of a profile: the file's values over the defaults, all checked."""
     path = config_path(profile)
-    values = {key: setting.default for key, setting in SETTINGS.items()}
+    values = default_settings()
     for key, value in _read(profile).items():
         values[key] = _checked(key, value, f"in {path}")
     return values

@@ -15,6 +15,8 @@ from typing import Any
 import trio
 
 from .._version import __version__
+from ..host import split_peer_address
+from ..profile import default_settings
 from ..protocol.control import CONTROL_VERSION
 from ..protocol.envelope import direct_conversation_id
 from ..protocol.errors import ConfigError, UnknownPeer
@@ -128,10 +130,10 @@ def build_operations(
 ) -> dict[str, Operation]:
     """The handlers for one running node (`settings`: the profile's, for timeouts and guards)."""
     started = time.time()
-    settings = settings or {}
-    pair_ttl = settings.get("pair_timeout", 600)
-    invite_ttl = settings.get("invite_timeout", 86400)
+    settings = {**default_settings(), **(settings or {})}
+    pair_ttl, invite_ttl = settings["pair_timeout"], settings["invite_timeout"]
     guard = AgentGuard(GuardLimits.from_settings(settings))
+    points = {str(split_peer_address(a)[0]) for a in node.config.rendezvous}
 
     def names() -> dict[PeerId, str | None]:
         return {c.peer_id: c.name for c in node.contacts()}
@@ -179,8 +181,6 @@ def build_operations(
             "received": stats.get("received", 0),
             "refused": stats.get("refused", 0),
         }
-
-    points = {a.rsplit("/p2p/", 1)[-1] for a in node.config.rendezvous}
 
     async def peers(args: dict[str, Any], emit: Emit) -> Any:
         return [
@@ -246,12 +246,15 @@ def build_operations(
             while True:
                 incoming = node._incoming
                 batch = node.store.incoming(after, limit)
+                contacts = {c.peer_id: c for c in node.contacts()} if batch else {}
+                known = {peer: c.name for peer, c in contacts.items()}
                 for message in batch:
                     after = message.cursor
                     if conversation is not None and message.conversation != conversation:
                         continue
-                    if node.is_trusted(message.author) and message.author in names():
-                        found.append(agent_view(message, names()))
+                    sender = contacts.get(message.author)
+                    if sender is not None and sender.trust is Trust.TRUSTED:
+                        found.append(agent_view(message, known))
                 if found or len(batch) == limit:
                     break
                 await incoming.wait()

@@ -26,20 +26,17 @@ __all__ = ["GuardLimits", "AgentGuard", "via_of", "Authorship"]
 
 @dataclass(frozen=True)
 class GuardLimits:
-    """The three limits; defaults match the profile settings' defaults."""
+    """The three limits (their defaults are the profile settings' defaults)."""
 
-    per_minute: int = 20
-    agent_turns: int = 50
-    max_bytes: int = 32 * 1024
+    per_minute: int
+    agent_turns: int
+    max_bytes: int
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> GuardLimits:
-        """Read guard_per_minute, guard_agent_turns and guard_max_bytes (defaults if absent)."""
-        default = cls()
+        """Read guard_per_minute, guard_agent_turns and guard_max_bytes."""
         return cls(
-            settings.get("guard_per_minute", default.per_minute),
-            settings.get("guard_agent_turns", default.agent_turns),
-            settings.get("guard_max_bytes", default.max_bytes),
+            settings["guard_per_minute"], settings["guard_agent_turns"], settings["guard_max_bytes"]
         )
 
 
