@@ -19,8 +19,9 @@ from typing import Any, Final
 
 from .client import connect_control
 from .identity import load_or_create_identity
+from .lock import profile_in_use
 from .profile import load_settings
-from .protocol.errors import ControlError, MeshtalkError, NodeError, NodeNotRunning, unwrap_group
+from .protocol.errors import MeshtalkError, NodeError, NodeNotRunning, unwrap_group
 
 __all__ = [
     "LOG_FILE_NAME",
@@ -203,11 +204,9 @@ def stop_node(profile: Path, timeout: float = 30.0) -> bool:
         return False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            _hello(profile)
-        except (NodeNotRunning, ControlError):
+        if not profile_in_use(profile):  # stopped means: the profile can be used again
             return True
-        time.sleep(0.1)
+        time.sleep(0.05)
     raise NodeError(f"the node did not stop within {timeout:g} s")
 
 

@@ -8,9 +8,9 @@ import os
 from pathlib import Path
 from typing import Final
 
-from ..protocol.errors import ProfileLocked, StoreError
+from .protocol.errors import ProfileLocked, StoreError
 
-__all__ = ["ProfileLock", "LOCK_FILE_NAME"]
+__all__ = ["ProfileLock", "LOCK_FILE_NAME", "profile_in_use"]
 
 LOCK_FILE_NAME: Final = "node.lock"
 
@@ -44,3 +44,18 @@ class ProfileLock:
                 os.ftruncate(self._fd, 0)
             os.close(self._fd)
             self._fd = -1
+
+
+def profile_in_use(profile: Path) -> bool:
+    """Whether a node holds the profile's lock right now (without taking it)."""
+    try:
+        fd = os.open(profile / LOCK_FILE_NAME, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also drops the lock if we got it
+    return False

@@ -37,6 +37,7 @@ from ..host import (
     without_peer_id,
 )
 from ..identity import load_or_create_identity
+from ..lock import ProfileLock
 from ..protocol.envelope import Envelope, direct_conversation_id, new_message_id
 from ..protocol.errors import (
     ConfigError,
@@ -56,7 +57,6 @@ from .addressbook import KnownAddress
 from .discovering import NodeDiscovery
 from .inbound import serve_inbound_stream
 from .listen import ensure_listening, preferred_listen_addrs
-from .lock import ProfileLock
 from .models import Contact, Conversation, KnownPeer, Message, MessageStatus, Trust
 from .outbound import PeerLink
 from .pairing import Pairing
