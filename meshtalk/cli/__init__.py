@@ -24,7 +24,7 @@ _COMMANDS = {
     "config": "local",
     "rendezvous": "local",
     "selfcheck": "local",
-    "mcp": "demo",
+    "mcp": "agents",
     "demo": "demo",
     "status": "remote",
     "peers": "remote",

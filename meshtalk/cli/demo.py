@@ -1,10 +1,10 @@
-"""`meshtalk demo` and `meshtalk mcp`: commands that run something bigger than the CLI."""
+"""`meshtalk demo`."""
 
 from __future__ import annotations
 
 import argparse
 
-__all__ = ["demo", "mcp"]
+__all__ = ["demo"]
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -12,20 +12,4 @@ def demo(args: argparse.Namespace) -> int:
     from ..demo import run_demo
 
     run_demo(lambda line: print(line, flush=True))
-    return 0
-
-
-def mcp(args: argparse.Namespace) -> int:
-    """Serve MCP on stdio until the client hangs up."""
-    from ..identity import profile_dir
-    from ..protocol.errors import ConfigError
-
-    try:
-        from ..integrations.mcp_server import run_mcp_server
-    except ImportError as exc:
-        raise ConfigError(
-            f"the MCP server needs the mcp package ({exc.name} is missing): "
-            "pip install 'meshtalk[mcp]'"
-        ) from None
-    run_mcp_server(profile_dir(args.profile))
     return 0

@@ -272,12 +272,7 @@ def pair(args: argparse.Namespace) -> int:
             contact = control.call(
                 "pair.join", code=args.code, name=args.name, timeout=args.timeout or 60
             )
-    if quiet:
-        emit_json(contact)
-    else:
-        print(f"paired with {who(contact['name'], contact['peer_id'])} ({contact['peer_id']})")
-        print(f"send it a message: meshtalk send {contact['name'] or contact['peer_id']} 'hello'")
-    return 0
+    return _paired(args, contact)
 
 
 def invite(args: argparse.Namespace) -> int:
@@ -300,8 +295,14 @@ def join(args: argparse.Namespace) -> int:
         contact = control.call(
             "invite.join", token=args.token, name=args.name, timeout=args.timeout
         )
+    return _paired(args, contact)
+
+
+def _paired(args: argparse.Namespace, contact: dict[str, Any]) -> int:
+    """Report a new contact from `pair` or `join`."""
     if wants_json(args):
         emit_json(contact)
     else:
         print(f"paired with {who(contact['name'], contact['peer_id'])} ({contact['peer_id']})")
+        print(f"send it a message: meshtalk send {contact['name'] or contact['peer_id']} 'hello'")
     return 0
