@@ -14,12 +14,18 @@ bytes near the socket buffers' size (256 KiB; Linux starts a loopback connection
 and grows it) means a write rarely blocks, and never for long. If acks still stop coming, the
 link gives up on the connection after `ack_timeout` and redelivers. A larger window is faster
 (512 KiB: ~5,000 msgs/s against ~4,600 in bench/messaging.py) but leans harder on autotuning.
+
+A copy's message is marked "sent" only if its ack has not come `SENT_MARK_DELAY` after the
+write (or the stream broke first): most acks arrive within milliseconds, so those messages go
+from queued to delivered without a status write per batch, which cost the sender ~10 % of its
+time at full speed.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
 
@@ -48,6 +54,7 @@ __all__ = ["PeerLink"]
 logger = logging.getLogger("meshtalk.outbound")
 _BATCH: Final = 256
 _COALESCE_BYTES: Final = 16 * 1024
+SENT_MARK_DELAY: Final = 0.5
 
 
 class PeerLink:
@@ -63,6 +70,8 @@ class PeerLink:
         self._unsent_bytes = 0
         self._in_flight: dict[bytes, int] = {}  # message id -> sealed size
         self._in_flight_bytes = 0
+        # (when to mark "sent" if still unacked, [(message id, cursor)]) per write, oldest first
+        self._written: deque[tuple[float, list[tuple[bytes, int]]]] = deque()
         self._failure: BaseException | None = None
         self._redial = False
 
@@ -167,8 +176,14 @@ class PeerLink:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._guard, self._read_replies, framed, nursery.cancel_scope)
                 nursery.start_soon(self._guard, self._write_pending, framed, nursery.cancel_scope)
+                nursery.start_soon(self._guard, self._mark_sent_later, framed, nursery.cancel_scope)
         finally:
             await reset_quietly(framed.stream)
+            try:
+                self._mark_sent(float("inf"))  # written, then the stream broke: they were sent
+            except MeshtalkError as exc:
+                logger.warning("%s", exc)
+            self._written.clear()
         if self._failure is not None:
             raise self._failure
 
@@ -227,9 +242,25 @@ class PeerLink:
             if len(batch) == len(items) < min(_BATCH, room):
                 self._unsent_bytes = 0  # the outbox is empty past this batch
             cursor = batch[-1].cursor
-            store.mark_sent(self.peer, [item.cursor for item in batch])
+            self._written.append(
+                (trio.current_time() + SENT_MARK_DELAY, [(i.message_id, i.cursor) for i in batch])
+            )
             node.statistics_counter["frames_sent"] += len(batch)
             node.statistics_counter["writes"] += 1
+
+    async def _mark_sent_later(self, framed: FramedStream) -> None:
+        while True:
+            await trio.sleep(SENT_MARK_DELAY)
+            self._mark_sent(trio.current_time())
+
+    def _mark_sent(self, due: float) -> None:
+        """Mark "sent" the copies written before `due` that are still waiting for their ack."""
+        cursors: list[int] = []
+        while self._written and self._written[0][0] <= due:
+            _, written = self._written.popleft()
+            cursors.extend(c for message_id, c in written if message_id in self._in_flight)
+        if cursors:
+            self.node.store.mark_sent(self.peer, cursors)
 
     async def _read_replies(self, framed: FramedStream) -> None:
         node, timeout = self.node, self.node.config.ack_timeout

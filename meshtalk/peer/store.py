@@ -36,6 +36,12 @@ from .schema import MIGRATIONS, SCHEMA_VERSION
 __all__ = ["Store", "OutboxItem", "IncomingResult", "STORE_FILE_NAME"]
 
 STORE_FILE_NAME: Final = "store.db"
+_INSERT_MESSAGE: Final = (
+    f" INTO messages ({MESSAGE_COLUMNS.replace('cursor, ', '', 1)}, sealed) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)"
+)
+_INSERT_INCOMING: Final = "INSERT OR IGNORE" + _INSERT_MESSAGE  # a duplicate is recognised
+_INSERT_OUTGOING: Final = "INSERT" + _INSERT_MESSAGE
 
 
 def _raise_lamports(db: sqlite3.Connection, lamports: dict[bytes, int]) -> None:
@@ -357,10 +363,8 @@ class Store:
         status: MessageStatus,
         now_ms: int,
     ) -> int | None:
-        verb = "INSERT OR IGNORE" if direction is Direction.IN else "INSERT"
         cursor = db.execute(
-            f"{verb} INTO messages ({MESSAGE_COLUMNS.replace('cursor, ', '', 1)}, sealed) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+            _INSERT_INCOMING if direction is Direction.IN else _INSERT_OUTGOING,
             (
                 envelope.id,
                 envelope.conversation,
@@ -472,7 +476,10 @@ class Store:
         )
 
     def mark_sent(self, recipient: PeerId, cursors: Sequence[int]) -> None:
-        """Record that these copies were written to the recipient's stream."""
+        """Record that these copies were written to the recipient's stream (and wait for acks).
+
+        Each call counts one more attempt for every copy it names.
+        """
         with self._transaction() as db:
             for chunk in chunks(cursors):
                 marks = ",".join("?" * len(chunk))
