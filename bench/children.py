@@ -28,6 +28,12 @@ def rss_mb(pid: int | str = "self") -> float:
     return kb / 1024
 
 
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User + system CPU time a process has used so far, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentiles(samples: list[float]) -> tuple[float, float]:
     """p50 and p99 of durations in seconds, in milliseconds."""
     ordered = sorted(samples)
@@ -69,6 +75,10 @@ class Child:
     def rss_mb(self) -> float:
         """The child's resident memory in MiB."""
         return rss_mb(self.proc.pid)
+
+    def cpu_seconds(self) -> float:
+        """The child's CPU time so far, in seconds."""
+        return cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
         """Ask the child to stop and wait for it (killing it after 10 s)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -20,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
-from children import Child, emit, percentiles
+from children import Child, cpu_seconds, emit, percentiles
 
 PAYLOAD = b"x" * 300
 TEXT = "x" * 300
@@ -163,7 +164,10 @@ async def measure_meshtalk(round_trips: int, messages: int) -> dict[str, float]:
                     samples.append(time.perf_counter() - start)
                 p50, p99 = percentiles(samples[50:])
                 sequential = await pipelined(alice, messages, senders=1)
+                cpu = (cpu_seconds(), child.cpu_seconds())
                 concurrent = await pipelined(alice, messages, senders=16)
+                sender_us = (cpu_seconds() - cpu[0]) / messages * 1e6
+                receiver_us = (child.cpu_seconds() - cpu[1]) / messages * 1e6
         finally:
             child.stop()
         idle = Child(__file__, "--role", "node", "--profile", f"{home}/idle")
@@ -174,7 +178,25 @@ async def measure_meshtalk(round_trips: int, messages: int) -> dict[str, float]:
         finally:
             idle.stop()
     return {"p50": p50, "p99": p99, "sequential": sequential, "concurrent": concurrent,
-            "rss": rss}  # fmt: skip
+            "rss": rss, "sender_us": sender_us, "receiver_us": receiver_us,
+            "crypto_us": crypto_floor_us()}  # fmt: skip
+
+
+def crypto_floor_us(count: int = 2000) -> float:
+    """CPU per message of seal + open_sealed alone (Ed25519 sign and verify, two boxes)."""
+    from meshtalk.protocol import Envelope, NodeKey, new_message_id, open_sealed, seal
+
+    alice, bob = NodeKey.generate(), NodeKey.generate()
+    now = int(time.time() * 1000)
+    envelopes = [
+        Envelope(id=new_message_id(now), conversation=bytes(16), author=alice.peer_id,
+                 recipients=(bob.peer_id,), timestamp_ms=now, lamport=i + 1, body=TEXT)
+        for i in range(count)
+    ]  # fmt: skip
+    start = time.process_time()
+    for envelope in envelopes:
+        open_sealed(seal(envelope, alice, bob.peer_id), bob, now)
+    return (time.process_time() - start) / count * 1e6
 
 
 async def pipelined(node: Any, messages: int, senders: int) -> float:
@@ -205,6 +227,12 @@ async def measure(args: argparse.Namespace) -> None:
     print(f"(d) meshtalk pipelined delivered {mt['concurrent']:9,.0f} msgs/s, 16 sending tasks"
           " (target >= 8,000)")  # fmt: skip
     print(f"    same, one sending task       {mt['sequential']:9,.0f} msgs/s")
+    total_us, cores = mt["sender_us"] + mt["receiver_us"], os.cpu_count() or 1
+    print(f"    CPU per message (16 tasks)   sender {mt['sender_us']:.0f} us + receiver "
+          f"{mt['receiver_us']:.0f} us = {total_us:.0f} us; {cores} cores allow "
+          f"{cores * 1e6 / total_us:,.0f} msgs/s at most")  # fmt: skip
+    print(f"    of which seal + open alone   {mt['crypto_us']:.0f} us (8,000 msgs/s on "
+          f"{cores} cores needs <= {cores * 1e6 / 8000:.0f} us in all)")  # fmt: skip
     print(f"(e) idle node process RSS        {mt['rss']:9.1f} MB (target <= 120)")
 
 
