@@ -72,6 +72,7 @@ class PeerLink:
         self._in_flight_bytes = 0
         # (when to mark "sent" if still unacked, [(message id, cursor)]) per write, oldest first
         self._written: deque[tuple[float, list[tuple[bytes, int]]]] = deque()
+        self._wrote = trio.Event()
         self._failure: BaseException | None = None
         self._redial = False
 
@@ -245,12 +246,17 @@ class PeerLink:
             self._written.append(
                 (trio.current_time() + SENT_MARK_DELAY, [(i.message_id, i.cursor) for i in batch])
             )
+            self._wrote.set()
             node.statistics_counter["frames_sent"] += len(batch)
             node.statistics_counter["writes"] += 1
 
-    async def _mark_sent_later(self, framed: FramedStream) -> None:
+    async def _mark_sent_later(self, _framed: FramedStream) -> None:
         while True:
-            await trio.sleep(SENT_MARK_DELAY)
+            if not self._written:
+                await self._wrote.wait()
+                self._wrote = trio.Event()
+                continue
+            await trio.sleep_until(self._written[0][0])
             self._mark_sent(trio.current_time())
 
     def _mark_sent(self, due: float) -> None:

@@ -476,7 +476,7 @@ class Store:
         )
 
     def mark_sent(self, recipient: PeerId, cursors: Sequence[int]) -> None:
-        """Record that these copies were written to the recipient's stream (and wait for acks).
+        """Record that these copies were written to the recipient's stream and still wait for acks.
 
         Each call counts one more attempt for every copy it names.
         """
