@@ -19,7 +19,7 @@ from ..host import split_peer_address
 from ..profile import default_settings
 from ..protocol.control import CONTROL_VERSION
 from ..protocol.envelope import direct_conversation_id
-from ..protocol.errors import ConfigError, UnknownPeer
+from ..protocol.errors import ConfigError
 from ..protocol.keys import PeerId
 from .control import Emit, Operation
 from .guards import AgentGuard, GuardLimits
@@ -193,8 +193,6 @@ def build_operations(
     async def contacts_add(args: dict[str, Any], emit: Emit) -> Any:
         peer = _arg(args, "peer", str)
         name = _arg(args, "name", str, None)
-        if name is not None:
-            _check_name_free(node, name, peer)
         addresses = _arg(args, "addresses", list, [])
         return contact_view(node.add_contact(peer, name, addresses, Trust.TRUSTED))
 
@@ -206,7 +204,6 @@ def build_operations(
     async def contacts_rename(args: dict[str, Any], emit: Emit) -> Any:
         contact = node.contact(_arg(args, "ref", str))
         name = _arg(args, "name", str)
-        _check_name_free(node, name, str(contact.peer_id))
         return contact_view(node.add_contact(contact.peer_id, name, (), contact.trust))
 
     async def contacts_trust(args: dict[str, Any], emit: Emit) -> Any:
@@ -367,16 +364,3 @@ def _fetch(node: Node, conversation: bytes | None, after: int, limit: int) -> li
     if conversation is None:
         return node.store.all_messages(after, limit)
     return node.store.history(conversation, after, limit)
-
-
-def _check_name_free(node: Node, name: str, peer: str) -> None:
-    for contact in node.contacts():
-        if contact.name == name and str(contact.peer_id) != peer:
-            raise ConfigError(f"another contact ({contact.peer_id}) is already named {name!r}")
-    if len(name) > 64 or not name.strip():
-        raise ConfigError("a contact name is 1 to 64 characters")
-    try:
-        PeerId.from_string(name)
-    except Exception:
-        return
-    raise UnknownPeer("a contact name cannot be a peer ID")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
+from ..protocol.errors import ConfigError, InvalidPeerId
 from ..protocol.keys import PeerId
 
 __all__ = [
@@ -16,7 +17,23 @@ __all__ = [
     "Message",
     "MessageStatus",
     "Direction",
+    "MAX_CONTACT_NAME",
+    "check_contact_name",
 ]
+
+
+MAX_CONTACT_NAME: Final = 64
+
+
+def check_contact_name(name: str) -> None:
+    """Raise ConfigError unless `name` can name a contact (names are resolved before peer IDs)."""
+    if len(name) > MAX_CONTACT_NAME or not name.strip():
+        raise ConfigError(f"a contact name is 1 to {MAX_CONTACT_NAME} characters, not {name!r}")
+    try:
+        PeerId.from_string(name)
+    except InvalidPeerId:
+        return
+    raise ConfigError(f"a contact name cannot be a peer ID: {name!r}")
 
 
 class Trust(enum.StrEnum):

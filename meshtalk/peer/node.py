@@ -57,7 +57,15 @@ from .addressbook import KnownAddress
 from .discovering import NodeDiscovery
 from .inbound import serve_inbound_stream
 from .listen import ensure_listening, preferred_listen_addrs
-from .models import Contact, Conversation, KnownPeer, Message, MessageStatus, Trust
+from .models import (
+    Contact,
+    Conversation,
+    KnownPeer,
+    Message,
+    MessageStatus,
+    Trust,
+    check_contact_name,
+)
 from .outbound import PeerLink
 from .pairing import Pairing
 from .store import STORE_FILE_NAME, IncomingResult, Store
@@ -263,6 +271,8 @@ class Node:
         peer_id = peer if isinstance(peer, PeerId) else PeerId.from_string(peer)
         if peer_id == self.peer_id:
             raise ConfigError("a node cannot be its own contact")
+        if name is not None:
+            check_contact_name(name)
         parse_multiaddrs(addresses)
         contact = self.store.upsert_contact(peer_id, name, addresses, trust, self.clock())
         self._contacts = None

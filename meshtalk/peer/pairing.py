@@ -36,6 +36,7 @@ from ..host import (
 )
 from ..protocol.errors import (
     CodeExpired,
+    ConfigError,
     MeshtalkError,
     NoPairingOffer,
     PairingError,
@@ -60,7 +61,7 @@ from ..protocol.pairing import (
     parse_invite,
 )
 from .addressbook import AddressSource
-from .models import Contact, Trust
+from .models import MAX_CONTACT_NAME, Contact, Trust, check_contact_name
 
 if TYPE_CHECKING:
     from .node import Node
@@ -378,6 +379,13 @@ class Pairing:
         node = self.node
         existing = node.store.get_contact(peer)
         wanted = name or (existing.name if existing is not None else None) or info.name
+        if wanted is not None:
+            # The other side chose info.name: keep room for a suffix, drop what cannot be a name.
+            wanted = wanted[: MAX_CONTACT_NAME - 4]
+            try:
+                check_contact_name(wanted)
+            except ConfigError:
+                wanted = None
         taken = {c.name for c in node.contacts() if c.peer_id != peer}
         chosen = wanted
         suffix = 2

@@ -158,6 +158,14 @@ async def test_api_errors(tmp_path: Path) -> None:
                 pass
 
 
+async def test_contact_names_are_checked(tmp_path: Path) -> None:
+    async with running(tmp_path, "alice", "bob") as (alice, bob):
+        for bad in (str(NodeKey.generate().peer_id), "x" * 65, "  "):
+            with pytest.raises(ConfigError, match="contact name"):
+                alice.add_contact(bob.peer_id, bad)
+        assert alice.contact(bob.peer_id).name == "bob"
+
+
 async def test_errors_from_the_block_are_not_wrapped(tmp_path: Path) -> None:
     with pytest.raises(UnknownPeer):
         async with open_node(tmp_path / "alice") as alice:

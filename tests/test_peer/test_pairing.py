@@ -176,3 +176,12 @@ async def test_paired_nodes_reconnect_later_without_a_code_or_the_point(tmp_path
     ):
         await alice.send("bob", "still paired?", wait=True, timeout=10)
         await bob.send("alice", "yes", wait=True, timeout=10)
+
+
+async def test_a_peer_cannot_take_a_name_that_is_another_peers_id(tmp_path: Path) -> None:
+    victim = str(NodeKey.generate().peer_id)  # names are resolved before peer IDs
+    async with two_nodes(tmp_path, "alice", victim) as (alice, impostor):
+        on_alice, _ = await pair(alice, impostor)
+        assert on_alice == alice.contact(impostor.peer_id)
+        assert alice.contact(impostor.peer_id).name is None
+        assert str(alice.resolve(victim)) == victim
