@@ -27,10 +27,13 @@ from .._version import __version__
 from ..discovery.registry import RegistryLimits
 from ..host import (
     MSG_PROTOCOL,
+    NETWORK_ERRORS,
     announce_addrs,
     build_host,
     close_host,
+    forget_stale_connection,
     parse_multiaddrs,
+    peer_info,
     quiet_libp2p_logging,
     safe_handler,
     to_libp2p_id,
@@ -53,7 +56,7 @@ from ..protocol.errors import (
 from ..protocol.frames import DEFAULT_MAX_FRAME_SIZE
 from ..protocol.keys import PeerId
 from ..protocol.sealing import DEFAULT_MAX_AGE_MS, DEFAULT_MAX_FUTURE_SKEW_MS, seal
-from .addressbook import KnownAddress
+from .addressbook import AddressSource, KnownAddress
 from .discovering import NodeDiscovery
 from .inbound import serve_inbound_stream
 from .listen import ensure_listening, preferred_listen_addrs
@@ -309,6 +312,34 @@ class Node:
         if contact is None:
             return self.config.accept == "anyone"
         return contact.trust is Trust.TRUSTED
+
+    def is_connected(self, peer: PeerId) -> bool:
+        """Whether the host holds a connection to `peer` now."""
+        return bool(self.host.get_network().connections.get(to_libp2p_id(peer)))
+
+    async def dial(self, peer: PeerId) -> None:
+        """Connect to `peer`: each known address in turn (most recent first), then ask discovery.
+
+        Raises PeerUnreachable when no address works.
+        """
+        addresses = self.addresses_of(peer)
+        errors = []
+        for address in addresses:
+            # py-libp2p dials only the first address it holds for a peer and refuses to redial
+            # for 60 s after a failure: start each attempt from a clean slate.
+            await forget_stale_connection(self.host, peer)
+            try:
+                with trio.fail_after(self.config.dial_timeout):
+                    await self.host.connect(peer_info(peer, [address]))
+            except (*NETWORK_ERRORS, trio.TooSlowError) as exc:
+                errors.append(f"{address}: {type(exc).__name__} {exc}".rstrip())
+                continue
+            self.store.book.learn(peer, [address], AddressSource.CONNECTION, self.clock())
+            return
+        self.discovery.lookup(peer)
+        if not addresses:
+            raise PeerUnreachable(f"no known address for {peer} yet; asking discovery")
+        raise PeerUnreachable(f"{peer} is unreachable: " + "; ".join(errors))
 
     def addresses_of(self, peer: PeerId) -> list[str]:
         """Known addresses of a peer: most recently seen first, then the contact's own."""

@@ -34,14 +34,11 @@ import trio
 from ..host import (
     MSG_PROTOCOL,
     NETWORK_ERRORS,
-    forget_stale_connection,
-    peer_info,
     reset_quietly,
     to_libp2p_id,
 )
 from ..protocol.errors import MeshtalkError, PeerUnreachable, ProtocolError
 from ..protocol.frames import AckFrame, ErrorFrame, MessageFrame, negotiate_version
-from .addressbook import AddressSource
 from .framed import FramedStream
 
 if TYPE_CHECKING:
@@ -130,9 +127,8 @@ class PeerLink:
     async def _open(self) -> FramedStream:
         node, config = self.node, self.node.config
         self.state = "connecting"
-        network = node.host.get_network()
-        if self._redial or not network.connections.get(to_libp2p_id(self.peer)):
-            await self._dial()
+        if self._redial or not node.is_connected(self.peer):
+            await node.dial(self.peer)
         self._redial = False
         with trio.fail_after(config.dial_timeout):
             stream = await node.host.new_stream(to_libp2p_id(self.peer), [MSG_PROTOCOL])
@@ -144,28 +140,6 @@ class PeerLink:
             await reset_quietly(stream)
             raise
         return framed
-
-    async def _dial(self) -> None:
-        """Try each known address in turn (most recently seen first), then ask discovery."""
-        node = self.node
-        addresses = node.addresses_of(self.peer)
-        errors = []
-        for address in addresses:
-            # py-libp2p dials only the first address it holds for a peer and refuses to redial
-            # for 60 s after a failure: start each attempt from a clean slate.
-            await forget_stale_connection(node.host, self.peer)
-            try:
-                with trio.fail_after(node.config.dial_timeout):
-                    await node.host.connect(peer_info(self.peer, [address]))
-            except (*NETWORK_ERRORS, trio.TooSlowError) as exc:
-                errors.append(f"{address}: {type(exc).__name__} {exc}".rstrip())
-                continue
-            node.store.book.learn(self.peer, [address], AddressSource.CONNECTION, node.clock())
-            return
-        node.discovery.lookup(self.peer)
-        if not addresses:
-            raise PeerUnreachable(f"no known address for {self.peer} yet; asking discovery")
-        raise PeerUnreachable(f"{self.peer} is unreachable: " + "; ".join(errors))
 
     async def _deliver(self) -> None:
         framed = await self._open()

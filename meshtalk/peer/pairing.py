@@ -28,7 +28,6 @@ from ..host import (
     NETWORK_ERRORS,
     PrefixedStream,
     parse_multiaddrs,
-    peer_info,
     remote_peer,
     reset_quietly,
     safe_handler,
@@ -40,6 +39,7 @@ from ..protocol.errors import (
     MeshtalkError,
     NoPairingOffer,
     PairingError,
+    PeerUnreachable,
     ProtocolError,
     WrongCode,
 )
@@ -341,10 +341,11 @@ class Pairing:
         """One attempt with one peer: the new contact, why not, or raises (wrong code...)."""
         node = self.node
         try:
+            if not node.is_connected(peer):
+                await node.dial(peer)
             with trio.fail_after(node.config.dial_timeout):
-                await node.host.connect(peer_info(peer, node.addresses_of(peer)))
                 raw = await node.host.new_stream(to_libp2p_id(peer), [PAIR_PROTOCOL])
-        except (*NETWORK_ERRORS, trio.TooSlowError) as exc:
+        except (*NETWORK_ERRORS, PeerUnreachable, trio.TooSlowError) as exc:
             logger.info("pairing: %s is not reachable: %s", peer, exc)
             return "unreachable"
         stream = _stream(raw)
