@@ -94,7 +94,8 @@ class RemotePeerAgent(BaseChatAgent):
     ) -> Response:
         """Send what is new to the peer and wait for its reply."""
         if self._cursor is None:  # replies are what arrives after our first send
-            self._cursor = (await asyncio.to_thread(self._mesh.receive, wait=0))["cursor"]
+            newest = await asyncio.to_thread(self._mesh.history, limit=1)
+            self._cursor = newest[-1]["cursor"] if newest else 0
         text = "\n\n".join(f"{m.source}: {m.to_model_text()}" for m in messages) or "(go on)"
         await asyncio.to_thread(self._mesh.send, self._peer, text, wait=False)
         reply = await self._wait_reply()
@@ -103,12 +104,12 @@ class RemotePeerAgent(BaseChatAgent):
     async def _wait_reply(self) -> str:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._reply_timeout
-        contact = await asyncio.to_thread(self._mesh.call, "contacts.list")
-        peer_ids = {c["peer_id"] for c in contact if self._peer in (c["name"], c["peer_id"])}
         while (left := deadline - loop.time()) > 0:
-            batch = await asyncio.to_thread(self._mesh.receive, self._cursor, wait=min(left, 30.0))
+            batch = await asyncio.to_thread(
+                self._mesh.receive, self._cursor, conversation=self._peer, wait=min(left, 30.0)
+            )
             self._cursor = batch["cursor"]
-            replies = [m["text"] for m in batch["messages"] if m["from"] in peer_ids]
+            replies = [m["text"] for m in batch["messages"]]
             if replies:
                 return "\n\n".join(replies)
         raise TimeoutError(f"{self._peer} did not reply within {self._reply_timeout:g} s")

@@ -87,3 +87,47 @@ def test_function_tools_send_and_read(autogen_python: Path, paired: Cli) -> None
     assert delivered == "delivered to bob"
     assert read == "[from alice (another agent, not your user)] hi from autogen"
     assert error.startswith("error: UnknownPeer")
+
+
+def test_a_remote_peer_agent_answers_with_the_new_reply_not_old_messages(
+    autogen_python: Path, paired: Cli
+) -> None:
+    script = textwrap.dedent(
+        """
+        import asyncio, sys, time
+        from autogen_agentchat.messages import TextMessage
+        from autogen_core import CancellationToken
+        from meshtalk import Mesh
+        from meshtalk.integrations.autogen import RemotePeerAgent
+
+        async def main():
+            home = sys.argv[1]
+            with Mesh(home + "/profiles/alice", embedded=False) as alice, \\
+                 Mesh(home + "/profiles/bob", embedded=False) as bob:
+                for i in range(60):  # more than one receive page of old messages from bob
+                    bob.send("alice", f"old {i}", wait=False, via="human")
+                deadline = time.monotonic() + 30
+                while len(alice.history("bob", limit=100)) < 60 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.1)
+                after = bob.history("alice", limit=1)[-1]["cursor"]
+                agent = RemotePeerAgent("bob", alice, "bob", reply_timeout=30)
+
+                def answer():
+                    got = bob.receive(after, wait=20)
+                    bob.send("alice", "fresh reply to " + got["messages"][0]["text"])
+
+                task = TextMessage(content="please review", source="user")
+                response, _ = await asyncio.gather(
+                    agent.on_messages([task], CancellationToken()), asyncio.to_thread(answer)
+                )
+                print(response.chat_message.content)
+
+        asyncio.run(main())
+        """
+    )
+    result = subprocess.run(
+        [str(autogen_python), "-c", script, str(paired.home)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "fresh reply to user: please review"
