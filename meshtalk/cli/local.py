@@ -8,6 +8,7 @@ from typing import Any
 
 from .._version import __version__
 from ..identity import key_path, load_identity, load_or_create_identity
+from ..lock import profile_in_use
 from ..profile import (
     SETTINGS,
     check_key,
@@ -16,7 +17,6 @@ from ..profile import (
     parse_value,
     save_setting,
 )
-from ..protocol.control import CONTROL_SOCKET_NAME
 from .output import emit_json, profile_of, status_line, wants_json
 from .parser import DEFAULT_RENDEZVOUS_LISTEN
 
@@ -112,7 +112,7 @@ def config(args: argparse.Namespace) -> int:
             emit_json({args.key: settings[args.key]})
         else:
             print(f"{args.key} = {_show(settings[args.key])}")
-        if args.action != "get" and (profile / CONTROL_SOCKET_NAME).exists():
+        if args.action != "get" and profile_in_use(profile):
             status_line(
                 "the running node still uses the old value; restart it to apply: "
                 "meshtalk down && meshtalk up --detach"

@@ -158,7 +158,6 @@ class PeerLink:
                 self._mark_sent(float("inf"))  # written, then the stream broke: they were sent
             except MeshtalkError as exc:
                 logger.warning("%s", exc)
-            self._written.clear()
         if self._failure is not None:
             raise self._failure
 

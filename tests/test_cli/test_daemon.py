@@ -117,6 +117,12 @@ def test_messages_survive_a_killed_node_and_reach_it_when_it_returns(cli: Cli) -
         os.kill(pid, signal.SIGKILL)  # the socket file stays behind, stale
         time.sleep(0.2)
         assert "no node is running" in one_line_error(cli.run("alice", "status"), code=3)
+        changed = cli.run("alice", "config", "set", "pair_timeout", "300")
+        assert changed.returncode == 0
+        assert "restart it" not in changed.stderr
+        changed = cli.run("bob", "config", "set", "pair_timeout", "300")
+        assert changed.returncode == 0
+        assert "restart it to apply" in changed.stderr
         for n in range(3):
             queued = cli.json("bob", "send", "alice", f"while you were gone {n}", "--no-wait")
             assert queued["delivered"] is False
