@@ -60,7 +60,6 @@ async def serve_profile(
     profile: Path,
     settings: dict[str, Any],
     *,
-    control: bool = True,
     task_status: Any = None,
 ) -> None:
     """Run a profile's node and its control socket until a `shutdown` request (or cancel).
@@ -77,8 +76,7 @@ async def serve_profile(
     stopping = trio.Event()
     async with open_node(profile, node_config(settings)) as node, trio.open_nursery() as nursery:
         operations = build_operations(node, profile.name, stopping.set, settings)
-        if control:
-            await nursery.start(ControlServer(operations).serve, control_socket_path(profile))
+        await nursery.start(ControlServer(operations).serve, control_socket_path(profile))
         if task_status is not None:
             task_status.started((node, operations))
         await stopping.wait()

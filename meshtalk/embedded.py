@@ -12,7 +12,7 @@ import contextlib
 import functools
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import trio
 
@@ -23,15 +23,15 @@ from .protocol.errors import ControlError, ControlTimeout, MeshtalkError, NodeCl
 __all__ = ["EmbeddedNode"]
 
 
+_START_TIMEOUT: Final = 60.0
+
+
 class EmbeddedNode:
     """Start the profile's node in a daemon thread; `call` runs control operations on it."""
 
-    def __init__(
-        self, profile: Path, serve_control: bool = True, start_timeout: float = 60
-    ) -> None:
+    def __init__(self, profile: Path) -> None:
         self.profile = profile
         self._settings = load_settings(profile)
-        self._serve_control = serve_control
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._token: trio.lowlevel.TrioToken | None = None
@@ -39,8 +39,8 @@ class EmbeddedNode:
         self.operations: dict[str, Any] = {}
         self._thread = threading.Thread(target=self._main, name="meshtalk node", daemon=True)
         self._thread.start()
-        if not self._ready.wait(start_timeout):
-            raise ControlError(f"the embedded node did not start within {start_timeout:g} s")
+        if not self._ready.wait(_START_TIMEOUT):
+            raise ControlError(f"the embedded node did not start within {_START_TIMEOUT:g} s")
         if self._error is not None:
             raise self._error
 
@@ -57,9 +57,7 @@ class EmbeddedNode:
         with trio.CancelScope() as self._scope:
             async with trio.open_nursery() as nursery:
                 _, self.operations = await nursery.start(
-                    functools.partial(
-                        serve_profile, self.profile, self._settings, control=self._serve_control
-                    )
+                    functools.partial(serve_profile, self.profile, self._settings)
                 )
                 self._token = trio.lowlevel.current_trio_token()
                 self._ready.set()

@@ -303,8 +303,8 @@ class Node:
         return contact
 
     def contacts(self) -> list[Contact]:
-        """Every contact."""
-        return self.store.contacts()
+        """Every contact (from the cache that add/remove/trust keep current)."""
+        return list(self._contact_cache().values())
 
     def is_trusted(self, peer: PeerId) -> bool:
         """Whether `peer` may deliver messages to this node."""
@@ -486,9 +486,13 @@ class Node:
             raise queued.error
 
     async def _checkpointer(self) -> None:
-        """Keep the WAL short from a worker thread, off the commit path."""
+        """Keep the WAL short from a worker thread, off the commit path (skipped while idle)."""
+        checkpointed_at = self.store.total_changes
         while True:
             await trio.sleep(self.config.checkpoint_interval)
+            if self.store.total_changes == checkpointed_at:
+                continue
+            checkpointed_at = self.store.total_changes
             try:
                 await trio.to_thread.run_sync(self.store.checkpoint)
             except MeshtalkError as exc:

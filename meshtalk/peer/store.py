@@ -79,6 +79,11 @@ class Store:
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._db.close()
 
+    @property
+    def total_changes(self) -> int:
+        """Rows changed through this store since it was opened (grows with every write)."""
+        return self._db.total_changes
+
     def checkpoint(self) -> None:
         """Copy committed WAL pages into the database without blocking the writer.
 

@@ -11,6 +11,7 @@ import trio
 from meshtalk.peer import inbound
 from meshtalk.peer.models import Direction, MessageStatus
 from meshtalk.peer.node import open_node
+from meshtalk.peer.store import Store
 from meshtalk.protocol import (
     ConfigError,
     DeliveryTimeout,
@@ -156,6 +157,28 @@ async def test_api_errors(tmp_path: Path) -> None:
         with pytest.raises(ProfileLocked, match="in use"):
             async with open_node(tmp_path / "alice"):
                 pass
+
+
+async def test_the_wal_is_checkpointed_after_writes_not_while_idle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpoints: list[Path] = []
+    original = Store.checkpoint
+
+    def counted(store: Store) -> None:
+        checkpoints.append(store.path)
+        original(store)
+
+    monkeypatch.setattr(Store, "checkpoint", counted)
+    config = fast_config(checkpoint_interval=0.05)
+    async with running(tmp_path, "alice", "bob", config=config) as (alice, _bob):
+        await trio.sleep(0.2)
+        checkpoints.clear()
+        await trio.sleep(0.3)  # idle
+        assert checkpoints == []
+        await alice.send("bob", "hello", wait=True)
+        await trio.sleep(0.2)
+        assert alice.store.path in checkpoints
 
 
 async def test_contact_names_are_checked(tmp_path: Path) -> None:
