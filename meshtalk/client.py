@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .identity import DEFAULT_PROFILE
 from .protocol.control import (
     CONTROL_SOCKET_NAME,
     MAX_CONTROL_MESSAGE,
@@ -118,4 +119,4 @@ def connect_control(profile: Path, timeout: float | None = None) -> Iterator[Con
 
 
 def _profile_flag(profile: Path) -> str:
-    return "" if profile.name == "default" else f" --profile {profile.name}"
+    return "" if profile.name == DEFAULT_PROFILE else f" --profile {profile.name}"

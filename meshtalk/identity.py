@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "HOME_ENV",
     "DEFAULT_PROFILE",
+    "PROFILE_ENV",
     "KEY_FILE_NAME",
     "default_home",
     "profile_dir",
@@ -47,6 +48,7 @@ __all__ = [
 ]
 
 HOME_ENV: Final = "MESHTALK_HOME"
+PROFILE_ENV: Final = "MESHTALK_PROFILE"
 DEFAULT_PROFILE: Final = "default"
 KEY_FILE_NAME: Final = "identity.key"
 _FORMAT_TAG: Final = "meshtalk-identity"

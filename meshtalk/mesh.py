@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .client import ControlClient, open_control
-from .identity import profile_dir
+from .identity import PROFILE_ENV, profile_dir
 from .protocol.errors import ControlError, ControlTimeout, NodeNotRunning
 
 __all__ = ["Mesh", "AsyncMesh", "PairingOffer"]
@@ -36,7 +36,7 @@ _READ_ONLY = frozenset(
 
 def _resolve_profile(profile: str | os.PathLike[str] | None) -> Path:
     if profile is None:
-        return profile_dir(os.environ.get("MESHTALK_PROFILE") or None)
+        return profile_dir(os.environ.get(PROFILE_ENV) or None)
     if isinstance(profile, str) and os.sep not in profile:
         return profile_dir(profile)
     return Path(profile)

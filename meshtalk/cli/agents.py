@@ -9,8 +9,8 @@ __all__ = ["mcp"]
 
 def mcp(args: argparse.Namespace) -> int:
     """Serve MCP on stdio until the client hangs up."""
-    from ..identity import profile_dir
     from ..protocol.errors import ConfigError
+    from .output import profile_of
 
     try:
         from ..integrations.mcp_server import run_mcp_server
@@ -19,5 +19,5 @@ def mcp(args: argparse.Namespace) -> int:
             f"the MCP server needs the mcp package ({exc.name} is missing): "
             "pip install 'meshtalk[mcp]'"
         ) from None
-    run_mcp_server(profile_dir(args.profile))
+    run_mcp_server(profile_of(args))
     return 0

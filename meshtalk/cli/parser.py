@@ -6,10 +6,10 @@ import argparse
 import os
 
 from .._version import __version__
+from ..identity import DEFAULT_PROFILE, PROFILE_ENV
 
-__all__ = ["build_parser", "PROFILE_ENV", "DEFAULT_RENDEZVOUS_LISTEN"]
+__all__ = ["build_parser", "DEFAULT_RENDEZVOUS_LISTEN"]
 
-PROFILE_ENV = "MESHTALK_PROFILE"
 DEFAULT_RENDEZVOUS_LISTEN = "/ip4/0.0.0.0/tcp/7400"
 
 _EPILOG = """\
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--profile",
         metavar="NAME",
-        default=os.environ.get(PROFILE_ENV) or "default",
+        default=os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE,
         help=f"which node profile to use (default: ${PROFILE_ENV} or 'default')",
     )
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")

@@ -164,7 +164,6 @@ def build_operations(
 
     async def status(args: dict[str, Any], emit: Emit) -> Any:
         contacts = node.contacts()
-        online = {p.peer_id for p in node.peers() if p.online}
         stats = node.statistics()
         return {
             **(await hello(args, emit)),
@@ -176,7 +175,9 @@ def build_operations(
             "rendezvous_point": stats["discovery"]["point"],
             "mdns": stats["discovery"]["mdns"],
             "contacts": len(contacts),
-            "contacts_online": [c.name or str(c.peer_id) for c in contacts if c.peer_id in online],
+            "contacts_online": [
+                c.name or str(c.peer_id) for c in contacts if node.is_connected(c.peer_id)
+            ],
             "outbox": stats["outbox"],
             "received": stats.get("received", 0),
             "refused": stats.get("refused", 0),

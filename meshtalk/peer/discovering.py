@@ -85,8 +85,8 @@ class NodeDiscovery:
             nursery.start_soon(self.mdns.run, name="meshtalk mdns")
 
     def own_addresses(self) -> list[str]:
-        """The addresses this node tells others about."""
-        return [without_peer_id(a) for a in self.node.listen_addrs if usable_address(a)]
+        """The addresses this node tells others about (listen_addrs has no 0.0.0.0 or ::)."""
+        return [without_peer_id(a) for a in self.node.listen_addrs]
 
     def learn(
         self, peer: PeerId, addresses: list[str] | tuple[str, ...], source: AddressSource

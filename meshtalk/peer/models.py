@@ -17,8 +17,6 @@ __all__ = [
     "Message",
     "MessageStatus",
     "Direction",
-    "MAX_CONTACT_NAME",
-    "check_contact_name",
 ]
 
 
