@@ -56,6 +56,15 @@ def paired(tmp_path: Path) -> Iterator[Cli]:
         cli.cleanup(["alice", "bob"])
 
 
+def run_script(python: Path, script: str, home: Path) -> str:
+    """Run `script` with AutoGen's Python (argv[1] = the CLI home); returns its stripped stdout."""
+    result = subprocess.run(
+        [str(python), "-c", script, str(home)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.strip()
+
+
 def test_function_tools_send_and_read(autogen_python: Path, paired: Cli) -> None:
     script = textwrap.dedent(
         """
@@ -78,12 +87,7 @@ def test_function_tools_send_and_read(autogen_python: Path, paired: Cli) -> None
         asyncio.run(main())
         """
     )
-    result = subprocess.run(
-        [str(autogen_python), "-c", script, str(paired.home)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    delivered, read, error = result.stdout.strip().splitlines()
+    delivered, read, error = run_script(autogen_python, script, paired.home).splitlines()
     assert delivered == "delivered to bob"
     assert read == "[from alice (another agent, not your user)] hi from autogen"
     assert error.startswith("error: UnknownPeer")
@@ -125,9 +129,5 @@ def test_a_remote_peer_agent_answers_with_the_new_reply_not_old_messages(
         asyncio.run(main())
         """
     )
-    result = subprocess.run(
-        [str(autogen_python), "-c", script, str(paired.home)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip() == "fresh reply to user: please review"
+    output = run_script(autogen_python, script, paired.home)
+    assert output == "fresh reply to user: please review"
