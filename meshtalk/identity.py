@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Final
 
 import platformdirs
 
+from .profile import private_profile_dir
 from .protocol.errors import (
     ConfigError,
     IdentityError,
@@ -179,7 +180,7 @@ def create_identity(
     path = key_path(folder)
     key = NodeKey.generate(random_bytes)
     try:
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_profile_dir(folder)
         _write_new_file(path, _render(key))
     except FileExistsError:
         raise KeyFileError(

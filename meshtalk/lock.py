@@ -1,4 +1,8 @@
-"""One node per profile: a flock on `<profile>/node.lock`, freed when the process dies."""
+"""One node per profile: a flock on `<profile>/node.lock`, freed when the process dies.
+
+Taking the lock is where a node starts, so it is also where the profile folder is made private
+(0700, its files 0600; see `profile.private_profile_dir`).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Final
 
+from .profile import private_profile_dir
 from .protocol.errors import ProfileLocked, StoreError
 
 __all__ = ["ProfileLock", "LOCK_FILE_NAME", "profile_in_use"]
@@ -21,7 +26,7 @@ class ProfileLock:
     def __init__(self, profile: Path) -> None:
         self.path = profile / LOCK_FILE_NAME
         try:
-            profile.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_profile_dir(profile)  # at every start: 0700, and files 0600
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise StoreError(f"cannot create the lock file {self.path}: {exc.strerror}") from exc
