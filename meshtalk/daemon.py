@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -20,8 +21,8 @@ from typing import Any, Final
 from .client import connect_control
 from .identity import load_or_create_identity
 from .lock import profile_in_use
-from .profile import load_settings
-from .protocol.errors import MeshtalkError, NodeError, NodeNotRunning, unwrap_group
+from .profile import load_settings, open_private_log, private_profile_dir
+from .protocol.errors import ConfigError, MeshtalkError, NodeError, NodeNotRunning, unwrap_group
 
 __all__ = [
     "LOG_FILE_NAME",
@@ -153,11 +154,11 @@ def start_detached(profile: Path, say: Say) -> dict[str, Any]:
     load_settings(profile)
     load_or_create_identity(profile)  # a damaged key fails here, in this process
     log_path = profile / LOG_FILE_NAME
-    profile.mkdir(parents=True, exist_ok=True)
+    private_profile_dir(profile)
     _rotate(log_path)
     command = [sys.executable, "-m", "meshtalk", "--profile", profile.name, "up"]
     env = {**os.environ, "MESHTALK_HOME": str(profile.parent.parent), "PYTHONUNBUFFERED": "1"}
-    with open(log_path, "ab") as log:
+    with os.fdopen(open_private_log(log_path), "ab") as log:  # 0600, never through a link
         process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -185,12 +186,22 @@ def start_detached(profile: Path, say: Say) -> dict[str, Any]:
 
 
 def _rotate(log_path: Path) -> None:
-    """Keep one previous log (node.log.1) once the log passes _MAX_LOG bytes."""
+    """Keep one previous log (node.log.1) once the log passes _MAX_LOG bytes.
+
+    A symbolic link at node.log is refused, not rotated (nor followed); renaming onto
+    node.log.1 replaces whatever is there, a link included, without following it.
+    """
     try:
-        if log_path.stat().st_size > _MAX_LOG:
-            os.replace(log_path, log_path.with_name(log_path.name + ".1"))
+        info = log_path.lstat()
     except FileNotFoundError:
-        pass
+        return
+    if stat.S_ISLNK(info.st_mode):
+        raise ConfigError(
+            f"{log_path} is a symbolic link; meshtalk writes its log only to a regular file "
+            f"there (remove the link: rm {log_path})"
+        )
+    if info.st_size > _MAX_LOG:
+        os.replace(log_path, log_path.with_name(log_path.name + ".1"))
 
 
 def stop_node(profile: Path, timeout: float = 30.0) -> bool:
