@@ -12,7 +12,9 @@ as identities, so a relay in the middle cannot complete it without the code:
 `confirm` is an HMAC of the shared key proving each side derived the same key; `info` (name
 and addresses) is sealed with a key derived from it. A wrong code fails both confirmations, so
 each side learns it from the other's message or from the ERROR frame. The offerer allows one
-attempt per code: a guesser gets one try, then the code is spent.
+attempt per code: a guesser gets one try, then the code is spent. A PAKE message that is not
+valid (wrong size, not a point of the group, wrong fields) is refused with a PairingError or
+MalformedFrame before the offerer answers, so it is no guess and the caller keeps the offer.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any, Final
 
 import nacl.exceptions
 import nacl.secret
-from spake2 import SPAKE2_A, SPAKE2_B, SPAKEError  # type: ignore[import-untyped]
+from spake2 import SPAKE2_A, SPAKE2_B  # type: ignore[import-untyped]
 
 from .codec import packb, unpackb_strict
 from .errors import (
@@ -61,6 +63,7 @@ __all__ = [
 
 PAIR_PROTOCOL: Final = "/meshtalk/pair/1.0.0"
 MAX_PAIR_MESSAGE: Final = 16 * 1024
+PAKE_MESSAGE_SIZE: Final = 33  # spake2's side byte and one Ed25519 group element
 MAX_NAMEPLATE: Final = 64
 MAX_INFO_ADDRESSES: Final = 32
 MAX_NUMBER: Final = 999
@@ -261,10 +264,25 @@ class _Keys:
 
 
 def _finish(spake: Any, theirs: bytes) -> _Keys:
+    """The keys from the other side's PAKE message; PairingError if it is not a valid one.
+
+    A valid message is exactly a side byte and one encoded group element. spake2 is pure
+    Python and says "invalid" in many ways (SPAKEError, NotOnCurve, ValueError, AssertionError
+    and more), so every exception from it becomes a PairingError: a stranger's bytes never
+    raise anything outside the MeshtalkError tree.
+    """
+    if len(theirs) != PAKE_MESSAGE_SIZE:
+        raise PairingError(
+            f"the other side sent an invalid PAKE message: {len(theirs)} bytes, "
+            f"not {PAKE_MESSAGE_SIZE}"
+        )
     try:
-        return _Keys(hashlib.sha256(spake.finish(theirs)).digest())
-    except (SPAKEError, ValueError, TypeError) as exc:
-        raise PairingError(f"the other side sent an invalid PAKE message: {exc}") from exc
+        shared = spake.finish(theirs)
+    except Exception as exc:  # every way spake2 says "invalid" (see above)
+        raise PairingError(
+            f"the other side sent an invalid PAKE message: {type(exc).__name__}: {exc}"
+        ) from exc
+    return _Keys(hashlib.sha256(shared).digest())
 
 
 _WRONG_CODE: Final = (
@@ -297,10 +315,12 @@ class JoinerHandshake:
 
     def receive_reply(self, message: dict[str, Any], mine: PeerInfo) -> dict[str, Any]:
         """Check the offerer's confirmation; returns CONFIRM (raises WrongCode on mismatch)."""
-        keys = _finish(self._spake, _field(message, "reply", "msg", bytes))
-        if not hmac.compare_digest(
-            _field(message, "reply", "confirm", bytes), keys.offerer_confirm
-        ):
+        if self._keys is not None:
+            raise PairingError("a second REPLY in one pairing")
+        theirs = _field(message, "reply", "msg", bytes)
+        confirm = _field(message, "reply", "confirm", bytes)
+        keys = _finish(self._spake, theirs)
+        if not hmac.compare_digest(confirm, keys.offerer_confirm):
             raise WrongCode(_WRONG_CODE)
         self._keys = keys
         return {
@@ -337,9 +357,18 @@ class OffererHandshake:
         return str(nameplate)
 
     def receive_pake(self, message: dict[str, Any]) -> dict[str, Any]:
-        """Answer the joiner's PAKE with ours and our confirmation."""
+        """Answer the joiner's PAKE with ours and our confirmation.
+
+        Raises (MalformedFrame, PairingError) before anything is sent if the message is not
+        a valid PAKE message; such a message is no guess at the code. Once the REPLY is
+        out, the joiner can check one guess against our confirmation: the caller spends the
+        offer before sending it.
+        """
+        if self._keys is not None:
+            raise PairingError("a second PAKE message in one pairing")
+        theirs = _field(message, "pake", "msg", bytes)
         ours = self._spake.start()
-        self._keys = _finish(self._spake, _field(message, "pake", "msg", bytes))
+        self._keys = _finish(self._spake, theirs)
         return {"t": "reply", "msg": ours, "confirm": self._keys.offerer_confirm}
 
     def receive_confirm(
