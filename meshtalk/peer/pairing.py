@@ -6,9 +6,11 @@
 
 An offer is found by its number: the offering node registers under `meshtalk-pair/<mesh>/<n>`
 at its rendezvous points, and the joiner also asks every peer it saw on the LAN (mDNS). Peers
-without that offer answer "no offer" without spending anything. The offer allows one attempt:
-whatever the outcome, the code is then spent. Invites are offers that outlive the command (and
-the node: they are kept in the store) and carry the offering node's addresses in the token.
+without that offer answer "no offer" without spending anything. The offer allows one attempt,
+one guess at the code: the first valid PAKE message spends it, whatever happens next; an
+invalid one (garbage, a point not on the curve) is refused and spends nothing. Invites are
+offers that outlive the command (and the node: they are kept in the store) and carry the
+offering node's addresses in the token.
 The handshake itself is `meshtalk.protocol.pairing`; see docs/pairing.md.
 """
 
@@ -70,7 +72,8 @@ __all__ = ["Pairing", "PairOffer"]
 
 logger = logging.getLogger("meshtalk.pairing")
 _INVITES_SETTING: Final = "invites"
-_STEP_TIMEOUT: Final = 15.0
+_STEP_TIMEOUT: Final = 15.0  # each read or write of one pairing message
+_HANDSHAKE_TIMEOUT: Final = 40.0  # one whole attempt, as the offerer sees it
 _LAN_RECENT_MS: Final = 10 * 60 * 1000
 
 
@@ -110,6 +113,11 @@ async def _read(stream: PrefixedStream[dict[str, Any]]) -> dict[str, Any]:
     if message is None:
         raise ProtocolError("the other side closed the pairing stream")
     return message
+
+
+async def _write(stream: PrefixedStream[dict[str, Any]], message: dict[str, Any]) -> None:
+    with trio.fail_after(_STEP_TIMEOUT):
+        await stream.write(message)
 
 
 class Pairing:
@@ -205,17 +213,20 @@ class Pairing:
         self.node.store.set_setting(_INVITES_SETTING, json.dumps(saved[-100:]))
         return encode_invite(invite), expires
 
-    def _take_invite(self, nameplate: str) -> PairOffer | None:
-        """Remove a saved invite (one attempt each) and return it as an offer."""
-        saved = self._saved_invites()
-        found = [i for i in saved if i["nameplate"] == nameplate]
+    def _find_invite(self, nameplate: str) -> PairOffer | None:
+        """A saved invite as an offer (still saved: `_drop_invite` spends it)."""
+        found = [i for i in self._saved_invites() if i["nameplate"] == nameplate]
         if not found:
             return None
+        item = found[0]
+        return PairOffer(nameplate, bytes.fromhex(item["secret"]), item["expires_ms"])
+
+    def _drop_invite(self, nameplate: str) -> None:
+        """Forget a saved invite (one attempt each)."""
+        saved = self._saved_invites()
         self.node.store.set_setting(
             _INVITES_SETTING, json.dumps([i for i in saved if i["nameplate"] != nameplate])
         )
-        item = found[0]
-        return PairOffer(nameplate, bytes.fromhex(item["secret"]), item["expires_ms"])
 
     # -- the offering side of the handshake --------------------------------------------------
 
@@ -228,29 +239,85 @@ class Pairing:
 
     async def _serve(self, raw: Any) -> None:
         stream, joiner = _stream(raw), remote_peer(raw)
-        first = await _read(stream)
-        nameplate = OffererHandshake.nameplate_of(first)
-        self._expire()
-        offer = self.offers.get(nameplate)
-        if offer is None and nameplate.startswith("invite:"):
-            offer = self._take_invite(nameplate)
-        if offer is None and nameplate.startswith("invite:"):
-            await stream.write(error_message(CodeExpired("this invite was used or has expired")))
+        try:
+            with trio.fail_after(_HANDSHAKE_TIMEOUT):  # each step has its own, shorter bound
+                await self._answer(stream, joiner)
+        except trio.TooSlowError:
+            logger.info("pairing with %s timed out", joiner)
+
+    async def _answer(self, stream: PrefixedStream[dict[str, Any]], joiner: PeerId) -> None:
+        """One joiner's attempt: refused, or a guess that spends the offer.
+
+        Nothing the joiner sends before a valid PAKE message touches the offer: silence (up
+        to the step timeout), garbage, another nameplate or an invalid PAKE message each get
+        an ERROR (or nothing) and leave the offer as it was. A valid PAKE message spends the
+        offer before the REPLY goes out, because the REPLY's confirmation lets the joiner test
+        one guess at the code offline.
+        """
+        try:
+            first = await _read(stream)
+            nameplate = OffererHandshake.nameplate_of(first)
+        except trio.TooSlowError:
+            silent = PairingError(f"no pairing message within {_STEP_TIMEOUT:g} s")
+            logger.info("pairing: %s opened a stream and said nothing", joiner)
+            await _try_write(stream, error_message(silent))
             return
+        except MeshtalkError as exc:
+            logger.info("pairing: %s sent no valid PAKE message: %s", joiner, exc)
+            await _try_write(stream, error_message(exc))
+            return
+        self._expire()
+        invite = nameplate.startswith("invite:")
+        offer = self.offers.get(nameplate) or (self._find_invite(nameplate) if invite else None)
         if offer is None:
-            await stream.write(error_message(NoPairingOffer(f"no pairing offer {nameplate}")))
+            error: PairingError = (
+                CodeExpired("this invite was used or has expired")
+                if invite
+                else NoPairingOffer(f"no pairing offer {nameplate}")
+            )
+            await _try_write(stream, error_message(error))
             return
         if offer.used:
-            await stream.write(error_message(CodeExpired("this code was already used")))
+            await _try_write(stream, error_message(CodeExpired("this code was already used")))
             return
-        offer.used = True  # one attempt per code, whatever happens next
+        handshake = OffererHandshake(offer.password, self.node.peer_id, joiner, self.random_bytes)
         try:
-            contact = await self._offerer_handshake(stream, first, offer, joiner)
+            reply = handshake.receive_pake(first)
+        except MeshtalkError as exc:
+            logger.warning(
+                "pairing: %s sent an invalid PAKE message for %s (the offer stands): %s",
+                joiner,
+                nameplate,
+                exc,
+            )
+            await _try_write(stream, error_message(exc))
+            return
+        # A valid PAKE message is a guess at the code: one per offer, whatever happens next.
+        # (No await since the checks above, so two joiners cannot both get here.)
+        offer.used = True
+        if invite:
+            self._drop_invite(nameplate)
+        try:
+            contact = await self._offerer_handshake(stream, handshake, reply, offer, joiner)
         except MeshtalkError as exc:
             if isinstance(exc, WrongCode):
                 await _try_write(stream, error_message(exc))
             logger.warning("pairing with %s failed: %s", joiner, exc)
+            if not isinstance(exc, PairingError):
+                exc = PairingError(
+                    f"the pairing with {joiner} failed after it answered the code ({exc}); "
+                    "the code is used up (start again with a new code)"
+                )
             offer.finish(None, exc)
+            return
+        except trio.TooSlowError:
+            offer.finish(
+                None,
+                PairingError(
+                    f"{joiner} answered the code and then went silent; the code is used up "
+                    "(start again with a new code)"
+                ),
+            )
             raise
         except BaseException as exc:
             offer.finish(None, PairingError(f"the pairing stream broke: {exc!r}"))
@@ -260,15 +327,15 @@ class Pairing:
     async def _offerer_handshake(
         self,
         stream: PrefixedStream[dict[str, Any]],
-        first: dict[str, Any],
+        handshake: OffererHandshake,
+        reply: dict[str, Any],
         offer: PairOffer,
         joiner: PeerId,
     ) -> Contact:
-        handshake = OffererHandshake(offer.password, self.node.peer_id, joiner, self.random_bytes)
-        await stream.write(handshake.receive_pake(first))
+        await _write(stream, reply)
         theirs, info = handshake.receive_confirm(await _read(stream), self._own_info())
         contact = self._add(joiner, theirs, offer.name)
-        await stream.write(info)
+        await _write(stream, info)
         return contact
 
     # -- joining -----------------------------------------------------------------------------
@@ -351,7 +418,7 @@ class Pairing:
         stream = _stream(raw)
         try:
             handshake = JoinerHandshake(nameplate, password, node.peer_id, peer, self.random_bytes)
-            await stream.write(handshake.start())
+            await _write(stream, handshake.start())
             try:
                 reply = await _read(stream)
                 confirm = handshake.receive_reply(reply, self._own_info())
@@ -360,7 +427,7 @@ class Pairing:
             except WrongCode as exc:
                 await _try_write(stream, error_message(exc))
                 raise
-            await stream.write(confirm)
+            await _write(stream, confirm)
             theirs = handshake.receive_info(await _read(stream))
             return self._add(peer, theirs, name)
         except (*NETWORK_ERRORS, trio.TooSlowError) as exc:

@@ -2,25 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 
 from meshtalk.discovery import open_rendezvous_point
+from meshtalk.host import PrefixedStream, reset_quietly, to_libp2p_id
+from meshtalk.peer import pairing as peer_pairing
+from meshtalk.peer.addressbook import AddressSource
 from meshtalk.peer.models import Trust
 from meshtalk.peer.node import Node, open_node
 from meshtalk.peer.pairing import PairOffer
 from meshtalk.protocol import (
     CodeExpired,
     InvalidCode,
+    MalformedFrame,
     NodeKey,
     NoPairingOffer,
+    PairingError,
     WrongCode,
 )
-from meshtalk.protocol.pairing import parse_code
+from meshtalk.protocol.codec import packb
+from meshtalk.protocol.pairing import (
+    MAX_PAIR_MESSAGE,
+    PAIR_PROTOCOL,
+    JoinerHandshake,
+    decode_pair_message,
+    parse_code,
+    parse_invite,
+)
 from tests.test_peer.helpers import collect, fast_config
 
 
@@ -49,7 +64,13 @@ def wrong_code_for(offer: PairOffer) -> str:
 
 async def pair(offerer: Node, joiner: Node, code: str | None = None) -> tuple[object, object]:
     """Run both sides at once; returns what each side returned or raised."""
-    offer = offerer.pairing.offer(ttl=30)
+    return await pair_offer(offerer, joiner, offerer.pairing.offer(ttl=30), code)
+
+
+async def pair_offer(
+    offerer: Node, joiner: Node, offer: PairOffer, code: str | None = None
+) -> tuple[object, object]:
+    """`pair` with an offer the test already made."""
     results: dict[str, object] = {}
 
     async def offering() -> None:
@@ -185,3 +206,150 @@ async def test_a_peer_cannot_take_a_name_that_is_another_peers_id(tmp_path: Path
         assert on_alice == alice.contact(impostor.peer_id)
         assert alice.contact(impostor.peer_id).name is None
         assert str(alice.resolve(victim)) == victim
+
+
+# -- strangers at a live offer ---------------------------------------------------------------
+
+NOT_ON_CURVE = (2).to_bytes(32, "little")  # y = 2 has no x on Ed25519
+
+
+@asynccontextmanager
+async def raw_pair_stream(
+    stranger: Node, target: Node, encode: Callable[[Any], bytes] = packb
+) -> AsyncIterator[PrefixedStream[dict[str, Any]]]:
+    """A pairing stream from `stranger` to `target` on which the test writes what it likes."""
+    stranger.discovery.learn(target.peer_id, target.listen_addrs, AddressSource.BOOTSTRAP)
+    await stranger.dial(target.peer_id)
+    raw = await stranger.host.new_stream(to_libp2p_id(target.peer_id), [PAIR_PROTOCOL])
+    try:
+        yield PrefixedStream(raw, MAX_PAIR_MESSAGE, encode, decode_pair_message)
+    finally:
+        await reset_quietly(raw)
+
+
+async def answer_to(stranger: Node, target: Node, message: Any) -> dict[str, Any] | None:
+    """What `target` answers to one message (dict, or raw bytes sent as one frame body)."""
+    encode = (lambda m: m) if isinstance(message, bytes) else packb
+    async with raw_pair_stream(stranger, target, encode) as stream:
+        await stream.write(message)
+        with trio.fail_after(10):
+            return await stream.read()
+
+
+def invalid_pake_messages(nameplate: str) -> list[Any]:
+    """Each is refused without a guess at the code: wrong sizes, points off the curve..."""
+
+    def pake(msg: Any) -> dict[str, Any]:
+        return {"t": "pake", "nameplate": nameplate, "msg": msg}
+
+    return [
+        b"\xc1",  # not msgpack
+        packb(["pake", nameplate]),  # msgpack, not a map
+        {"t": "pake", "nameplate": nameplate},  # no msg
+        pake("a string"),
+        pake(b""),
+        pake(b"A"),
+        pake(b"A" + NOT_ON_CURVE),  # 33 bytes, the right size, not a point
+        pake(b"A" + NOT_ON_CURVE + bytes(32) + b"\x01"),  # 66 bytes (the fuzzer's find)
+        pake(b"A" + bytes(32)),  # a point outside the prime-order group
+        pake(b"A" + (1).to_bytes(32, "little")),  # the identity element
+        pake(b"B" + (4).to_bytes(32, "little")),  # the offerer's own side
+        pake(b"A" + bytes(64)),  # 65 bytes
+        pake(bytes(16000)),
+        {"t": "confirm", "confirm": bytes(32), "info": b""},  # CONFIRM before any PAKE
+    ]
+
+
+async def test_invalid_pake_messages_are_refused_and_leave_the_offer_to_the_real_joiner(
+    tmp_path: Path,
+) -> None:
+    async with two_nodes(tmp_path, "alice", "bob", "mallory") as (alice, bob, mallory):
+        offer = alice.pairing.offer(ttl=60)
+        for message in invalid_pake_messages(offer.nameplate):
+            answer = await answer_to(mallory, alice, message)
+            assert answer is not None, message
+            assert answer["t"] == "error", message
+            assert answer["code"] in (MalformedFrame.code, PairingError.code), answer
+            assert not offer.used, message
+            assert not offer.done.is_set(), message
+        # the code still works for the person who has it
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(alice.pairing.wait, offer)
+            contact = await bob.pairing.join(offer.code or "", timeout=10)
+        assert contact.peer_id == alice.peer_id
+        assert alice.contact(bob.peer_id).trust is Trust.TRUSTED
+        assert [c.peer_id for c in alice.contacts()] == [bob.peer_id]
+
+
+async def test_an_invalid_pake_message_does_not_spend_an_invite(tmp_path: Path) -> None:
+    async with two_nodes(tmp_path, "alice", "bob", "mallory") as (alice, bob, mallory):
+        token, _ = alice.pairing.invite(ttl=60)
+        nameplate = parse_invite(token).nameplate
+        for message in invalid_pake_messages(nameplate)[2:]:  # the ones that name the invite
+            answer = await answer_to(mallory, alice, message)
+            assert answer is not None
+            assert answer["code"] in (MalformedFrame.code, PairingError.code), answer
+        contact = await bob.pairing.join_invite(token, timeout=10)
+        assert contact.peer_id == alice.peer_id
+
+
+async def test_a_valid_pake_message_is_the_one_guess_even_from_many_strangers_at_once(
+    tmp_path: Path,
+) -> None:
+    """Ten strangers race with well-formed guesses: exactly one gets a REPLY (its guess), the
+    others and then the real joiner are told the code is used."""
+    async with two_nodes(tmp_path, "alice", "bob", "mallory") as (alice, bob, mallory):
+        offer = alice.pairing.offer(ttl=60)
+        guess = wrong_code_for(offer).encode()
+        answers: list[dict[str, Any] | None] = []
+
+        async def stranger() -> None:
+            handshake = JoinerHandshake(
+                offer.nameplate, guess, mallory.peer_id, alice.peer_id, os.urandom
+            )
+            answers.append(await answer_to(mallory, alice, handshake.start()))
+
+        mallory.discovery.learn(alice.peer_id, alice.listen_addrs, AddressSource.BOOTSTRAP)
+        await mallory.dial(alice.peer_id)
+        async with trio.open_nursery() as nursery:
+            for _ in range(10):
+                nursery.start_soon(stranger)
+        with pytest.raises(PairingError, match="used up"):  # the guesser left after the REPLY
+            await alice.pairing.wait(offer)
+        kinds = sorted(a["t"] if a is not None else "closed" for a in answers)
+        assert kinds == ["error"] * 9 + ["reply"]
+        assert all(a["code"] == CodeExpired.code for a in answers if a and a["t"] == "error")
+        with pytest.raises(NoPairingOffer):  # the offer is gone with its one guess
+            await bob.pairing.join(offer.code or "", timeout=1.5)
+        assert alice.contacts() == []
+
+
+async def test_a_stranger_that_goes_silent_holds_nothing_for_long(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(peer_pairing, "_STEP_TIMEOUT", 0.5)
+    async with two_nodes(tmp_path, "alice", "bob", "mallory") as (alice, bob, mallory):
+        offer = alice.pairing.offer(ttl=60)
+        # silent before any message: the offerer stops waiting, the offer is untouched
+        async with raw_pair_stream(mallory, alice) as stream:
+            with trio.fail_after(5):
+                answer = await stream.read()
+        assert answer is not None
+        assert (answer["code"], answer["message"]) == (
+            PairingError.code,
+            "no pairing message within 0.5 s",
+        )
+        assert not offer.used
+        on_alice, _ = await pair_offer(alice, bob, offer)
+        assert on_alice == alice.contact(bob.peer_id)
+        # silent after a valid PAKE message: that was the guess; the offer ends, and says why
+        offer = alice.pairing.offer(ttl=60)
+        handshake = JoinerHandshake(
+            offer.nameplate, b"1-not-it", mallory.peer_id, alice.peer_id, os.urandom
+        )
+        async with raw_pair_stream(mallory, alice) as stream:
+            await stream.write(handshake.start())
+            with trio.fail_after(5):
+                assert (await stream.read() or {}).get("t") == "reply"
+                with pytest.raises(PairingError, match="went silent"):
+                    await alice.pairing.wait(offer)
