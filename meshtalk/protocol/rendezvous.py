@@ -6,9 +6,11 @@ message travels as an unsigned-varint length prefix plus the protobuf body, the 
 schema: unknown fields are skipped as protobuf requires, groups and malformed varints are
 refused, and every length is checked against the bytes that are really there.
 
-A field that is absent and a field that is present with its default value are different here
-(`ttl=None` vs `ttl=0`): the spec gives "no TTL" a meaning (the point's default) and a TTL of 0
-is an error the point reports as E_INVALID_TTL.
+The schema is proto2, so a field that is absent reads as its default: a message without `type`
+is a REGISTER (0) and a response without `status` is OK (0). Clients with proto3-style encoders
+(js-libp2p's, and any that omit default values) send REGISTER exactly so. The encoder still
+writes `type`, `status` and `ttl` even when zero, as rust-libp2p requires. An absent TTL
+decodes as None and a TTL of 0 as 0; the point reads both as "the default TTL".
 """
 
 from __future__ import annotations
@@ -263,6 +265,8 @@ def decode_message(body: bytes) -> RendezvousMessage:
     """Decode one rendezvous message body; raises MalformedFrame on anything invalid."""
     outer = _parse(body)
     kind = _get_uint(outer, 1)
+    if kind is None:
+        kind = MessageType.REGISTER  # proto2: an absent enum field reads as its default (0)
     if kind == MessageType.REGISTER:
         raw = _get_bytes(outer, 2)
         if raw is None:
@@ -296,6 +300,4 @@ def decode_message(body: bytes) -> RendezvousMessage:
             _get_bytes(fields, 2) or b"",
             _get_text(fields, 4),
         )
-    if kind is None:
-        raise MalformedFrame("rendezvous message has no type")
     raise MalformedFrame(f"unknown rendezvous message type {kind}")

@@ -52,6 +52,17 @@ def test_absent_and_zero_ttl_are_different() -> None:
     assert decode_message(encode_message(Register("x", b"r", None))).ttl is None  # type: ignore[union-attr]
 
 
+def test_absent_enum_fields_read_as_their_proto2_defaults() -> None:
+    # What js-libp2p's (proto3-style) encoder sends for REGISTER: no type (REGISTER = 0) and
+    # no ttl (0, "the default"); every default-valued field is simply left out.
+    assert decode_message(bytes.fromhex("12060a0178120101")) == Register("x", b"\x01", None)
+    # a REGISTER_RESPONSE or DISCOVER_RESPONSE without status: OK
+    assert decode_message(bytes.fromhex("08011a0318a038")) == RegisterResponse(Status.OK, "", 7200)
+    assert decode_message(bytes.fromhex("08043200")) == DiscoverResponse(Status.OK)
+    # a DISCOVER with nothing but its type and an empty body: every namespace, default limit
+    assert decode_message(bytes.fromhex("08032a00")) == Discover("", None, b"")
+
+
 def test_unknown_fields_are_skipped() -> None:
     body = encode_message(Unregister("ns"))
     # field 9 as varint, field 10 as fixed64, field 11 as fixed32, field 12 as bytes
@@ -63,7 +74,7 @@ def test_unknown_fields_are_skipped() -> None:
 @pytest.mark.parametrize(
     ("body", "complaint"),
     [
-        (b"", "no type"),
+        (b"", "no register body"),  # no type: a REGISTER, but without its body
         (bytes([0x08, 0x09]), "unknown rendezvous message type 9"),
         (bytes([0x08, 0x00]), "no register body"),
         (bytes([0x08, 0x02]), "no UNREGISTER body"),
