@@ -4,10 +4,11 @@ Any node can serve one (`NodeConfig(rendezvous_point=True)`), or `open_rendezvou
 one on a host of its own. For each request on a stream (several may follow each other, as go
 clients send them) the point answers with the spec's status:
 
-- REGISTER: namespace and TTL are checked first (E_INVALID_NAMESPACE, E_INVALID_TTL), then the
-  signed record (E_INVALID_SIGNED_PEER_RECORD), then that the record is the connection's own
-  peer (E_NOT_AUTHORIZED), then the limits (E_NOT_AUTHORIZED per peer, E_UNAVAILABLE when a
-  namespace or the point is full).
+- REGISTER: namespace and TTL are checked first (E_INVALID_NAMESPACE, E_INVALID_TTL; an absent
+  TTL or a TTL of 0 gets the default), then the signed record (E_INVALID_SIGNED_PEER_RECORD),
+  then that the record is the connection's own peer (E_NOT_AUTHORIZED), then the limits
+  (E_NOT_AUTHORIZED per peer; E_UNAVAILABLE per connection, per source address, per
+  namespace, in total, and for the byte budgets of records).
 - DISCOVER: E_INVALID_NAMESPACE, E_INVALID_COOKIE; the limit is capped, not refused.
 - UNREGISTER removes the connection's peer's registration and gets no answer (as in the spec).
 
@@ -17,9 +18,11 @@ seconds is reset; the point goes on serving everyone else. Requests are capped a
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+import weakref
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
@@ -48,7 +51,7 @@ from ..protocol.rendezvous import (
     Unregister,
 )
 from .records import open_peer_record
-from .registry import Registry, RegistryLimits
+from .registry import Registry, RegistryLimits, source_of
 from .rendezvous import RendezvousStream
 
 __all__ = ["RendezvousPoint", "open_rendezvous_point", "MAX_REQUEST_SIZE"]
@@ -70,6 +73,9 @@ class RendezvousPoint:
         self.clock = clock
         self.idle_timeout = idle_timeout
         self.counters: dict[str, int] = {}
+        # A number per connection, so the registry holds no reference to a closed one.
+        self._connections: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+        self._numbers = itertools.count(1)
 
     def attach(self, host: Any) -> None:
         """Serve `/rendezvous/1.0.0` on `host`."""
@@ -82,9 +88,31 @@ class RendezvousPoint:
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
 
+    def _connection_of(self, stream: Any) -> Hashable:
+        """The connection a stream belongs to, as a number the registry can keep."""
+        connection = stream.muxed_conn
+        try:
+            number = self._connections.get(connection)
+            if number is None:
+                number = self._connections[connection] = next(self._numbers)
+        except TypeError:  # not weakly referenceable: fall back to its identity
+            return ("id", id(connection))
+        return number
+
+    @staticmethod
+    def _source_of(stream: Any) -> str:
+        """The source address of a stream's connection (see `registry.source_of`)."""
+        try:
+            remote = stream.get_remote_address()
+        except Exception:  # a transport without addresses, or a closed connection
+            remote = None
+        return source_of(remote[0] if remote else None)
+
     async def serve_stream(self, stream: Any) -> None:
         """Answer requests on one stream until it ends, misbehaves or idles."""
         peer = remote_peer(stream).to_bytes()
+        connection = self._connection_of(stream)
+        source = self._source_of(stream)
         wire = RendezvousStream(stream, MAX_REQUEST_SIZE)
         while True:
             try:
@@ -98,7 +126,7 @@ class RendezvousPoint:
                 return
             if request is None:
                 return
-            response = self.handle(peer, request)
+            response = self.handle(peer, request, connection=connection, source=source)
             if isinstance(response, bool):
                 self._count("malformed")
                 logger.info("reset a rendezvous stream that sent a %s", type(request).__name__)
@@ -107,12 +135,20 @@ class RendezvousPoint:
                 await wire.write(response)
 
     def handle(
-        self, peer: bytes, request: RendezvousMessage
+        self,
+        peer: bytes,
+        request: RendezvousMessage,
+        *,
+        connection: Hashable | None = None,
+        source: str | None = None,
     ) -> RegisterResponse | DiscoverResponse | bool | None:
-        """The answer to one request from `peer` (None: no answer; False: a protocol error)."""
+        """The answer to one request from `peer` (None: no answer; False: a protocol error).
+
+        A registration is charged to `connection` and `source` (see `Registry.register`).
+        """
         if isinstance(request, Register):
             self._count("register")
-            return self._register(peer, request)
+            return self._register(peer, request, connection, source)
         if isinstance(request, Discover):
             self._count("discover")
             try:
@@ -129,7 +165,13 @@ class RendezvousPoint:
             return None
         return False
 
-    def _register(self, peer: bytes, request: Register) -> RegisterResponse:
+    def _register(
+        self,
+        peer: bytes,
+        request: Register,
+        connection: Hashable | None,
+        source: str | None,
+    ) -> RegisterResponse:
         try:
             ttl = self.registry.check(request.ns, request.ttl)
             try:
@@ -141,7 +183,15 @@ class RendezvousPoint:
                     f"the record is for {record.peer_id}, not for the peer that sent it",
                     Status.E_NOT_AUTHORIZED,
                 )
-            self.registry.register(peer, request.ns, request.signed_peer_record, ttl, self.clock())
+            self.registry.register(
+                peer,
+                request.ns,
+                request.signed_peer_record,
+                ttl,
+                self.clock(),
+                connection=connection,
+                source=source,
+            )
         except RendezvousError as exc:
             self._count(f"refused_{Status(exc.status).name}")
             return RegisterResponse(exc.status, str(exc))

@@ -78,7 +78,7 @@ async def test_bad_requests_get_the_specs_status_and_the_point_goes_on() -> None
         async with client_of(addresses[0]) as bad, client_of(addresses[0]) as good:
             here = own_address(bad)
             with refused(Status.E_INVALID_TTL):
-                await bad.register(NS, here, ttl=0)
+                await bad.register(NS, here, ttl=1)
             with refused(Status.E_INVALID_TTL):
                 await bad.register(NS, here, ttl=10**12)
             with refused(Status.E_INVALID_NAMESPACE):
@@ -184,3 +184,74 @@ async def test_a_discover_request_needs_no_registration() -> None:
             response = await wire.read()
             assert isinstance(response, DiscoverResponse)
             assert (response.status, response.registrations) == (Status.OK, ())
+
+
+async def test_ttl_zero_means_the_default() -> None:
+    point = open_rendezvous_point(NodeKey.generate())
+    async with point as (_, addresses), client_of(addresses[0]) as client:
+        assert await client.register(NS, own_address(client), ttl=0) == 7200
+
+
+async def test_a_register_without_type_or_ttl_is_accepted() -> None:
+    # the bytes a proto3-style encoder (js-libp2p's) sends: no type (REGISTER), no ttl
+    async with open_rendezvous_point(NodeKey.generate()) as (point, addresses):
+        async with client_of(addresses[0]) as client:
+            record = sign_peer_record(client.key, own_address(client))
+            body = b"\x0a" + encode_uvarint(len(NS)) + NS.encode()
+            body += b"\x12" + encode_uvarint(len(record)) + record
+            message = b"\x12" + encode_uvarint(len(body)) + body
+            stream = await raw_stream(client)
+            await stream.write(encode_uvarint(len(message)) + message)
+            response = await RendezvousStream(stream).read()
+            assert response == RegisterResponse(Status.OK, ttl=7200)
+            records, _, _ = await client.discover(NS)
+            assert [r.peer_id for r in records] == [client.key.peer_id]
+        assert "malformed" not in point.statistics()
+
+
+async def test_a_connection_over_its_cap_is_refused_and_another_is_not() -> None:
+    limits = RegistryLimits(max_registrations_per_connection=3, max_registrations_per_peer=64)
+    async with open_rendezvous_point(NodeKey.generate(), limits=limits) as (point, addresses):
+        async with client_of(addresses[0]) as greedy, client_of(addresses[0]) as other:
+            here = own_address(greedy)
+            for n in range(3):
+                await greedy.register(f"{NS}/{n}", here)
+            await greedy.register(f"{NS}/0", here)  # a refresh is no new registration
+            for n in range(3, 6):
+                with refused(Status.E_UNAVAILABLE):
+                    await greedy.register(f"{NS}/{n}", here)
+            # a refusal is an answer, not a reset: the same stream goes on
+            stream = greedy._stream
+            records, _, _ = await greedy.discover(f"{NS}/1")
+            assert greedy._stream is stream
+            assert [r.peer_id for r in records] == [greedy.key.peer_id]
+            for n in range(3):
+                await other.register(f"{NS}/{n}", own_address(other))
+        stats = point.statistics()
+        assert stats["registrations"] == 6
+        assert stats["refused_E_UNAVAILABLE"] == 3
+        assert stats["connections"] == 2
+        assert "malformed" not in stats
+
+
+async def test_a_source_address_over_its_cap_is_refused() -> None:
+    # every client here comes from 127.0.0.1: separate peers and connections, one source
+    limits = RegistryLimits(max_registrations_per_source=3, max_record_bytes_per_source=10**6)
+    async with open_rendezvous_point(NodeKey.generate(), limits=limits) as (point, addresses):
+        async with (
+            client_of(addresses[0]) as a,
+            client_of(addresses[0]) as b,
+            client_of(addresses[0]) as c,
+            client_of(addresses[0]) as d,
+        ):
+            await a.register(NS, own_address(a))
+            await b.register(NS, own_address(b))
+            await c.register(NS, own_address(c))
+            with refused(Status.E_UNAVAILABLE):
+                await d.register(NS, own_address(d))
+            await a.unregister(NS)
+            await trio.sleep(0.1)  # UNREGISTER has no answer
+            await d.register(NS, own_address(d))  # the source has room again
+        stats = point.statistics()
+        assert (stats["registrations"], stats["sources"]) == (3, 1)
+        assert point.registry._per_source.keys() == {"127.0.0.1"}

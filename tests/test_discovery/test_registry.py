@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meshtalk.discovery.registry import Registry, RegistryLimits
+from meshtalk.discovery.registry import Registry, RegistryLimits, source_of
 from meshtalk.protocol import RendezvousError
 from meshtalk.protocol.rendezvous import Status
 
@@ -21,8 +21,9 @@ def test_ttl_defaults_and_bounds() -> None:
     registry = Registry(RegistryLimits(min_ttl=120, default_ttl=7200, max_ttl=3600 * 72))
     assert registry.check("ns", None) == 7200
     assert registry.check("ns", 120) == 120
+    assert registry.check("ns", 0) == 7200  # libp2p clients send 0 (or nothing) for "default"
     with refused(Status.E_INVALID_TTL):
-        registry.check("ns", 0)
+        registry.check("ns", 1)
     with refused(Status.E_INVALID_TTL):
         registry.check("ns", 3600 * 72 + 1)
     with refused(Status.E_INVALID_TTL):
@@ -146,8 +147,94 @@ def test_expired_registrations_leave_no_trace() -> None:
     assert registry.expire(now=121) == 1000
     assert registry.statistics() == {
         "registrations": 0,
+        "record_bytes": 0,
         "namespaces": 0,
         "peers": 0,
+        "connections": 0,
+        "sources": 0,
         "index_entries": 0,
         "expiry_entries": 0,
     }
+
+
+def test_source_of_groups_ipv6_by_its_64_and_unknown_hosts_together() -> None:
+    assert source_of("192.0.2.7") == "192.0.2.7"
+    assert source_of("::ffff:192.0.2.7") == "192.0.2.7"
+    assert source_of("2001:db8:1:2:aaaa::1") == source_of("2001:db8:1:2:bbbb::9")
+    assert source_of("2001:db8:1:2::1") == "2001:db8:1:2::/64"
+    assert source_of("2001:db8:1:3::1") != source_of("2001:db8:1:2::1")
+    assert source_of(None) == source_of("") == source_of("not an address") == "unknown"
+
+
+def test_caps_per_connection_count_and_bytes() -> None:
+    limits = RegistryLimits(max_registrations_per_connection=3, max_record_bytes_per_connection=25)
+    registry = Registry(limits)
+    for n in range(3):
+        registry.register(peer(n), "ns", b"x" * 5, 600, 0, connection=1, source="192.0.2.1")
+    registry.register(peer(0), "ns", b"y" * 5, 600, 0, connection=1)  # a refresh fits
+    with refused(Status.E_UNAVAILABLE):
+        registry.register(peer(3), "ns", b"x", 600, 0, connection=1)  # four registrations
+    registry.register(peer(3), "ns", b"x", 600, 0, connection=2)  # another connection may
+    with refused(Status.E_UNAVAILABLE):
+        registry.register(peer(4), "a", b"x" * 25, 600, 0, connection=2)  # 1 + 25 > 25 bytes
+    registry.register(peer(4), "a", b"x" * 24, 600, 0, connection=2)
+    with refused(Status.E_UNAVAILABLE):  # a refresh that grows past the budget is refused...
+        registry.register(peer(0), "ns", b"z" * 16, 600, 0, connection=1)
+    page, _ = registry.discover("ns", None, b"", 0)  # ...and keeps what it would replace
+    assert b"y" * 5 in [r.signed_peer_record for r in page]
+    registry.register(peer(0), "ns", b"z" * 15, 600, 0, connection=1)  # exactly 25 is fine
+    assert registry.statistics()["record_bytes"] == 15 + 10 + 1 + 24
+    assert registry.unregister(peer(1), "ns")
+    registry.register(peer(5), "ns", b"x" * 5, 600, 0, connection=1)  # room again
+
+
+def test_caps_per_source_address_count_and_bytes() -> None:
+    limits = RegistryLimits(max_registrations_per_source=4, max_record_bytes_per_source=100)
+    registry = Registry(limits)
+    for n in range(4):  # four peers, four connections, one address: the per-peer cap is no help
+        registry.register(peer(n), "ns", b"r" * 10, 600, 0, connection=n, source="192.0.2.1")
+    with refused(Status.E_UNAVAILABLE):
+        registry.register(peer(4), "ns", b"r", 600, 0, connection=4, source="192.0.2.1")
+    registry.register(peer(4), "ns", b"r", 600, 0, connection=5, source="192.0.2.2")
+    with refused(Status.E_UNAVAILABLE):
+        registry.register(peer(5), "ns", b"r" * 100, 600, 0, source="192.0.2.2")  # 101 bytes
+    registry.register(peer(5), "ns", b"r" * 99, 600, 0, source="192.0.2.2")
+    # moving a registration to a full source is refused too
+    with refused(Status.E_UNAVAILABLE):
+        registry.register(peer(4), "ns", b"r", 600, 0, source="192.0.2.1")
+    registry.expire(now=601)
+    registry.register(peer(6), "ns", b"r", 601, 601, source="192.0.2.1")  # freed by expiry
+    assert registry.statistics()["sources"] == 1
+
+
+def test_total_record_byte_budget() -> None:
+    registry = Registry(RegistryLimits(max_record_bytes=1000))
+    for n in range(9):
+        registry.register(peer(n), "ns", b"r" * 100, 600, 0, source=f"192.0.2.{n}")
+    registry.register(peer(9), "ns", b"r" * 100, 600, 0, source="192.0.2.9")
+    with refused(Status.E_UNAVAILABLE):
+        registry.register(peer(10), "ns", b"r", 600, 0, source="192.0.2.10")
+    with refused(Status.E_UNAVAILABLE):
+        registry.register(peer(0), "ns", b"r" * 101, 600, 0, source="192.0.2.0")
+    registry.register(peer(0), "ns", b"r" * 50, 600, 0, source="192.0.2.0")  # shrinking is fine
+    registry.register(peer(10), "ns", b"r" * 50, 600, 0, source="192.0.2.10")
+    assert registry.statistics()["record_bytes"] == 1000
+
+
+def test_the_default_caps_bound_what_free_key_pairs_buy() -> None:
+    limits = RegistryLimits()
+    # one address: at most max_registrations_per_source records, whatever the key pairs
+    assert limits.max_registrations_per_source * limits.max_record_size <= 4 * 1024 * 1024
+    assert limits.max_record_bytes_per_source <= 1024 * 1024
+    assert limits.max_record_bytes_per_connection <= 64 * 1024
+    # the whole point: records within a budget far below 100,000 x 4 KiB
+    assert limits.max_record_bytes <= 32 * 1024 * 1024
+    registry = Registry(limits)
+    statuses: list[int] = []
+    for n in range(2000):  # 2,000 free key pairs behind one address, 4 KiB each
+        try:
+            registry.register(peer(n), "ns", b"r" * 4096, 600, 0, connection=n, source="192.0.2.1")
+        except RendezvousError as exc:
+            statuses.append(exc.status)
+    assert registry.statistics()["record_bytes"] <= limits.max_record_bytes_per_source
+    assert statuses == [Status.E_UNAVAILABLE] * (2000 - limits.max_record_bytes_per_source // 4096)
