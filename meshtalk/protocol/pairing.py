@@ -263,22 +263,35 @@ class _Keys:
         return PeerInfo.from_wire(unpackb_strict(plain, MalformedFrame, "pairing info"))
 
 
-def _finish(spake: Any, theirs: bytes) -> _Keys:
-    """The keys from the other side's PAKE message; PairingError if it is not a valid one.
+def _check_pake(spake: Any, theirs: bytes, side: bytes) -> None:
+    """Refuse with PairingError anything but a side byte and one valid group element.
 
-    A valid message is exactly a side byte and one encoded group element. spake2 is pure
-    Python and says "invalid" in many ways (SPAKEError, NotOnCurve, ValueError, AssertionError
-    and more), so every exception from it becomes a PairingError: a stranger's bytes never
-    raise anything outside the MeshtalkError tree.
+    This runs before our own (costly) `start()`, so an invalid message costs little. spake2 is
+    pure Python and says "invalid" in many ways (NotOnCurve, ValueError, AssertionError and
+    more): every exception from it becomes a PairingError, so a stranger's bytes never raise
+    anything outside the MeshtalkError tree.
     """
     if len(theirs) != PAKE_MESSAGE_SIZE:
         raise PairingError(
             f"the other side sent an invalid PAKE message: {len(theirs)} bytes, "
             f"not {PAKE_MESSAGE_SIZE}"
         )
+    if theirs[:1] != side:
+        raise PairingError(f"the other side sent an invalid PAKE message: not from side {side!r}")
+    try:  # on the curve, in the prime-order group, not the identity
+        spake.params.group.bytes_to_element(theirs[1:])
+    except Exception as exc:  # every way spake2 says "invalid" (see above)
+        raise PairingError(
+            f"the other side sent an invalid PAKE message: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _finish(spake: Any, theirs: bytes, side: bytes) -> _Keys:
+    """The keys from the other side's PAKE message (`_check_pake` first, then spake2's own)."""
+    _check_pake(spake, theirs, side)
     try:
         shared = spake.finish(theirs)
-    except Exception as exc:  # every way spake2 says "invalid" (see above)
+    except Exception as exc:  # every way spake2 says "invalid" (see `_check_pake`)
         raise PairingError(
             f"the other side sent an invalid PAKE message: {type(exc).__name__}: {exc}"
         ) from exc
@@ -319,7 +332,7 @@ class JoinerHandshake:
             raise PairingError("a second REPLY in one pairing")
         theirs = _field(message, "reply", "msg", bytes)
         confirm = _field(message, "reply", "confirm", bytes)
-        keys = _finish(self._spake, theirs)
+        keys = _finish(self._spake, theirs, b"B")
         if not hmac.compare_digest(confirm, keys.offerer_confirm):
             raise WrongCode(_WRONG_CODE)
         self._keys = keys
@@ -367,8 +380,9 @@ class OffererHandshake:
         if self._keys is not None:
             raise PairingError("a second PAKE message in one pairing")
         theirs = _field(message, "pake", "msg", bytes)
+        _check_pake(self._spake, theirs, b"A")
         ours = self._spake.start()
-        self._keys = _finish(self._spake, theirs)
+        self._keys = _finish(self._spake, theirs, b"A")
         return {"t": "reply", "msg": ours, "confirm": self._keys.offerer_confirm}
 
     def receive_confirm(

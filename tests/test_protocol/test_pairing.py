@@ -243,3 +243,13 @@ def test_one_handshake_takes_one_pake_message() -> None:
     handshake.receive_pake(first)
     with pytest.raises(PairingError, match="second PAKE"):
         handshake.receive_pake(first)
+
+
+def test_an_invalid_pake_message_is_refused_before_the_offerer_does_its_own_part() -> None:
+    # the cheap checks come before spake2's start(): refusing costs little, and changes nothing
+    handshake = offerer()
+    for element in (NOT_ON_CURVE, bytes(32), (1).to_bytes(32, "little")):
+        with pytest.raises(PairingError, match="invalid PAKE"):
+            handshake.receive_pake({"t": "pake", "nameplate": "code:7", "msg": b"A" + element})
+    first = wire(JoinerHandshake("code:7", b"7-a-b", BOB, ALICE, counter_bytes()).start())
+    assert handshake.receive_pake(first)["t"] == "reply"
