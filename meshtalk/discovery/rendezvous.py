@@ -49,6 +49,10 @@ __all__ = [
 
 logger = logging.getLogger("meshtalk.rendezvous")
 _PAGE: Final = 100
+# What a point's answer may make a client believe: the spec's default when the point grants
+# nothing, and never more than the longest TTL any point here grants (refreshing early is safe).
+DEFAULT_TTL: Final = 2 * 3600
+MAX_GRANTED_TTL: Final = 72 * 3600
 
 
 def namespace_for(mesh: str) -> str:
@@ -131,13 +135,18 @@ class RendezvousClient:
     async def register(
         self, ns: str, addresses: list[str], ttl: int | None = None, seq: int | None = None
     ) -> int:
-        """Register this node's signed record under `ns`; returns the TTL the point granted."""
+        """Register this node's signed record under `ns`; returns the TTL the point granted.
+
+        A TTL the point does not state is the one asked for (or the spec's default, 2 h); a
+        granted TTL above 72 h counts as 72 h.
+        """
         record = sign_peer_record(self.key, addresses, seq)
         response = await self._exchange(Register(ns, record, ttl))
         if not isinstance(response, RegisterResponse):
             raise ProtocolError(f"expected REGISTER_RESPONSE, got {type(response).__name__}")
         _raise_for_status(response.status, response.status_text, f"registering under {ns!r}")
-        return response.ttl if response.ttl else (ttl or 0)
+        granted = response.ttl or ttl or DEFAULT_TTL
+        return min(granted, MAX_GRANTED_TTL)
 
     async def unregister(self, ns: str) -> None:
         """Remove this node's registration under `ns` (the spec sends no answer)."""

@@ -22,6 +22,7 @@ from meshtalk.protocol.rendezvous import (
     Status,
 )
 from tests.test_discovery.helpers import client_of, own_address, raw_stream
+from tests.test_protocol.test_rendezvous import EDGES, pb_bytes, pb_uint
 
 NS = "meshtalk/test"
 
@@ -255,3 +256,46 @@ async def test_a_source_address_over_its_cap_is_refused() -> None:
         stats = point.statistics()
         assert (stats["registrations"], stats["sources"]) == (3, 1)
         assert point.registry._per_source.keys() == {"127.0.0.1"}
+
+
+async def test_the_live_handler_answers_integers_at_the_edges() -> None:
+    async with open_rendezvous_point(NodeKey.generate()) as (point, addresses):
+        async with client_of(addresses[0]) as client:
+            record = sign_peer_record(client.key, own_address(client))
+            stream = await raw_stream(client)
+            wire = RendezvousStream(stream)
+            for value in EDGES:  # one stream: no answer may be a reset
+                register = pb_bytes(1, NS.encode()) + pb_bytes(2, record) + pb_uint(3, value)
+                for message in (
+                    pb_bytes(2, register),  # no type: REGISTER
+                    pb_uint(1, 3) + pb_bytes(5, pb_bytes(1, NS.encode()) + pb_uint(2, value)),
+                ):
+                    await stream.write(encode_uvarint(len(message)) + message)
+                    with trio.fail_after(5):
+                        response = await wire.read()
+                    if isinstance(response, RegisterResponse):
+                        granted = value & (2**64 - 1)
+                        if granted in (0, 1) or granted > 72 * 3600:
+                            want = 7200 if granted == 0 else None
+                            assert response.ttl == want, value
+                            ok = Status.OK if granted == 0 else Status.E_INVALID_TTL
+                            assert response.status == ok, value
+                    else:
+                        assert isinstance(response, DiscoverResponse)
+                        assert response.status == Status.OK
+                        assert len(response.registrations) == 1
+        assert "malformed" not in point.statistics()
+
+
+async def test_the_client_bounds_the_ttl_a_point_grants(monkeypatch: pytest.MonkeyPatch) -> None:
+    point = open_rendezvous_point(NodeKey.generate())
+    async with point as (_, addresses), client_of(addresses[0]) as client:
+        for granted, want in ((2**64 - 1, 72 * 3600), (None, 7200), (0, 7200), (600, 600)):
+
+            async def answer(
+                request: object, reply: bool = True, granted: int | None = granted
+            ) -> RegisterResponse:
+                return RegisterResponse(Status.OK, ttl=granted)
+
+            monkeypatch.setattr(client, "_exchange", answer)
+            assert await client.register(NS, own_address(client)) == want

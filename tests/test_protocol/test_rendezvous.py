@@ -13,6 +13,7 @@ from meshtalk.protocol.frames import NEED_DATA, FrameDecoder, encode_uvarint
 from meshtalk.protocol.rendezvous import (
     Discover,
     DiscoverResponse,
+    MessageType,
     Register,
     RegisterResponse,
     RendezvousMessage,
@@ -118,3 +119,63 @@ def test_any_corruption_decodes_or_raises_malformed_frame(
     body[position % len(body)] = value
     with contextlib.suppress(MalformedFrame):
         decode_message(bytes(body))
+
+
+# -- integers at the edges, in every integer field ------------------------------------------
+
+EDGES = [0, 1, 2**31, 2**32, 2**53, 2**63 - 1, 2**63, 2**64 - 1, -1, -(2**63)]
+
+
+def pb_varint(value: int) -> bytes:
+    """A protobuf varint; a negative value as int64 does it (ten bytes, two's complement)."""
+    value &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def pb_uint(number: int, value: int) -> bytes:
+    return encode_uvarint(number << 3) + pb_varint(value)
+
+
+def pb_bytes(number: int, value: bytes) -> bytes:
+    return encode_uvarint(number << 3 | 2) + encode_uvarint(len(value)) + value
+
+
+REGISTER_BODY = pb_bytes(1, b"ns") + pb_bytes(2, b"record")
+
+
+def edge_messages(value: int) -> dict[str, bytes]:
+    """One rendezvous message per integer field, with `value` in that field."""
+    return {
+        "type": pb_uint(1, value) + pb_bytes(2, REGISTER_BODY),
+        "Register.ttl": pb_bytes(2, REGISTER_BODY + pb_uint(3, value)),
+        "RegisterResponse.status": pb_uint(1, 1) + pb_bytes(3, pb_uint(1, value)),
+        "RegisterResponse.ttl": pb_uint(1, 1) + pb_bytes(3, pb_uint(3, value)),
+        "Discover.limit": pb_uint(1, 3) + pb_bytes(5, pb_uint(2, value)),
+        "DiscoverResponse.status": pb_uint(1, 4) + pb_bytes(6, pb_uint(3, value)),
+        "DiscoverResponse.registration.ttl": pb_uint(1, 4)
+        + pb_bytes(6, pb_bytes(1, REGISTER_BODY + pb_uint(3, value))),
+    }
+
+
+@pytest.mark.parametrize("value", EDGES)
+def test_integer_edges_decode_within_64_bits_or_raise_malformed_frame(value: int) -> None:
+    for field_name, body in edge_messages(value).items():
+        try:
+            message = decode_message(body)
+        except MalformedFrame:
+            # only the message type can be refused: an unknown one, or one whose body is not
+            # the REGISTER body these messages carry
+            assert field_name == "type"
+            assert value != MessageType.REGISTER
+            continue
+        if field_name == "type":
+            assert message == Register("ns", b"record", None)
+        integers = [getattr(message, name, None) for name in ("ttl", "limit", "status")]
+        integers += [r.ttl for r in getattr(message, "registrations", ())]
+        for number in integers:
+            assert number is None or 0 <= number < 2**64, (field_name, number)
