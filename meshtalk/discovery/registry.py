@@ -34,7 +34,7 @@ from typing import Any, Final
 from ..protocol.errors import RendezvousError
 from ..protocol.rendezvous import MAX_NAMESPACE_LENGTH, Register, Status
 
-__all__ = ["RegistryLimits", "Registry", "source_of"]
+__all__ = ["RegistryLimits", "Registry"]
 
 _COOKIE_SIZE: Final = 24
 
