@@ -7,12 +7,16 @@ libp2p, so every part can be tested with plain bytes and a fixed clock.
 from .codec import MAX_DEPTH, check_value, packb, unpackb_strict
 from .envelope import (
     MAX_ENVELOPE_SIZE,
+    MAX_LAMPORT,
+    MAX_LAMPORT_STEP,
     MAX_RECIPIENTS,
     PROTOCOL_VERSION,
     Body,
     Envelope,
+    check_lamport_step,
     direct_conversation_id,
     new_message_id,
+    next_lamport,
     peer_id_from_bytes,
 )
 from .errors import *  # noqa: F403
@@ -57,8 +61,12 @@ __all__ = [
     "PROTOCOL_VERSION",
     "Body",
     "Envelope",
+    "MAX_LAMPORT",
+    "MAX_LAMPORT_STEP",
+    "check_lamport_step",
     "direct_conversation_id",
     "new_message_id",
+    "next_lamport",
     "peer_id_from_bytes",
     "DEFAULT_MAX_FRAME_SIZE",
     "MAX_ACK_IDS",

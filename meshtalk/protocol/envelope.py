@@ -10,13 +10,17 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .codec import check_value, packb, unpackb_strict
-from .errors import InvalidPeerId, MalformedEnvelope, MessageTooLarge
+from .errors import InvalidPeerId, LamportOutOfRange, MalformedEnvelope, MessageTooLarge
 from .keys import PeerId, RandomBytes
 
 __all__ = [
     "PROTOCOL_VERSION",
     "MAX_ENVELOPE_SIZE",
     "MAX_RECIPIENTS",
+    "MAX_LAMPORT",
+    "MAX_LAMPORT_STEP",
+    "next_lamport",
+    "check_lamport_step",
     "Body",
     "Envelope",
     "new_message_id",
@@ -35,8 +39,13 @@ Body = Any
 str-keyed maps, nested at most `codec.MAX_DEPTH` deep."""
 
 _KIND_RE: Final = re.compile(r"[a-z][a-z0-9._-]{0,31}")
-_UINT64_MAX: Final = 2**64 - 1
 _INT64_MAX: Final = 2**63 - 1
+MAX_LAMPORT: Final = 2**53 - 1
+"""Largest Lamport counter: fits SQLite's signed 64-bit integers and is exact as a JSON/JS
+number. A well-behaved peer adds one per message, so it never gets near it."""
+MAX_LAMPORT_STEP: Final = 2**20
+"""How far past a conversation's counter an incoming message may jump. A peer that jumps further
+is refused (LamportOutOfRange), so reaching MAX_LAMPORT would take over 8 billion messages."""
 _REQUIRED_KEYS: Final = frozenset({"v", "id", "k", "c", "a", "r", "t", "l", "b"})
 _ALL_KEYS: Final = _REQUIRED_KEYS | {"re", "m"}
 
@@ -53,6 +62,20 @@ def direct_conversation_id(a: PeerId, b: PeerId) -> bytes:
     """The id of the one-to-one conversation between two peers (the same from either side)."""
     low, high = sorted((a.to_bytes(), b.to_bytes()))
     return hashlib.blake2b(low + high, digest_size=ID_LENGTH, person=b"meshtalk/direct").digest()
+
+
+def next_lamport(local: int, seen: int = 0) -> int:
+    """The counter for a new message: one past everything known, saturating at MAX_LAMPORT."""
+    return min(max(local, seen) + 1, MAX_LAMPORT)
+
+
+def check_lamport_step(lamport: int, local: int) -> None:
+    """Refuse an incoming counter that jumps more than MAX_LAMPORT_STEP past `local`."""
+    if lamport > local + MAX_LAMPORT_STEP:
+        raise LamportOutOfRange(
+            f"Lamport counter {lamport} jumps more than {MAX_LAMPORT_STEP} past the "
+            f"conversation's {local}"
+        )
 
 
 @functools.lru_cache(maxsize=4096)
@@ -127,7 +150,12 @@ class Envelope:
         if len(recipients) > 1 and len(set(recipients)) != len(recipients):
             raise MalformedEnvelope("envelope recipients list the same peer twice")
         _require_int(self.timestamp_ms, "timestamp", _INT64_MAX)
-        _require_int(self.lamport, "Lamport counter", _UINT64_MAX)
+        if type(self.lamport) is not int or not 0 <= self.lamport <= MAX_LAMPORT:
+            if type(self.lamport) is not int or self.lamport < 0:
+                raise MalformedEnvelope("envelope Lamport counter must be an integer >= 0")
+            raise LamportOutOfRange(
+                f"envelope Lamport counter must be from 0 to {MAX_LAMPORT}, not {self.lamport}"
+            )
         if type(self.body) is not str:
             check_value(self.body, MalformedEnvelope, "envelope body")
         if self.metadata is not None:

@@ -24,6 +24,8 @@ __all__ = [
     "ReplayedMessage",
     "ClockSkew",
     "NotAuthorized",
+    "LamportOutOfRange",
+    "ConversationMismatch",
     "IdentityError",
     "InvalidPeerId",
     "KeyFileError",
@@ -43,6 +45,7 @@ __all__ = [
     "RendezvousError",
     "InvalidSignedRecord",
     "GuardTripped",
+    "InternalError",
     "PairingError",
     "InvalidCode",
     "WrongCode",
@@ -153,6 +156,20 @@ class NotAuthorized(MessageRejected):
     code = 207
 
 
+class LamportOutOfRange(MessageRejected):
+    """A message's Lamport counter is above the protocol's cap, or jumps too far past the
+    conversation's counter (a peer may not push another node's clock to the edge)."""
+
+    code = 208
+
+
+class ConversationMismatch(MessageRejected):
+    """A message names a conversation it does not belong to: a direct conversation's id with
+    another author or recipient set, or a named conversation its author is not a member of."""
+
+    code = 209
+
+
 class IdentityError(MeshtalkError):
     """A problem with a node identity: a key, a key file or a peer ID."""
 
@@ -247,6 +264,14 @@ class GuardTripped(NodeError):
     """A conversation limit for agents was reached (rate, turns without a human, size)."""
 
     code = 508
+
+
+class InternalError(NodeError):
+    """meshtalk hit an unexpected error with one message or request; the node goes on.
+
+    This is a bug: please report it with the node's log."""
+
+    code = 509
 
 
 class DiscoveryError(MeshtalkError):

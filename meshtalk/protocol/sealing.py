@@ -14,13 +14,14 @@ from nacl.bindings import crypto_box_easy_afternm, crypto_box_open_easy_afternm,
 from nacl.exceptions import BadSignatureError, CryptoError
 
 from .codec import packb, unpackb_strict
-from .envelope import MAX_ENVELOPE_SIZE, Envelope, peer_id_from_bytes
+from .envelope import ID_LENGTH, MAX_ENVELOPE_SIZE, Envelope, peer_id_from_bytes
 from .errors import (
     AuthorMismatch,
     BadSignature,
     ClockSkew,
     DecryptionFailed,
     InvalidPeerId,
+    LamportOutOfRange,
     MalformedEnvelope,
     MessageTooLarge,
     NotARecipient,
@@ -103,6 +104,17 @@ def _parse_header(data: bytes) -> tuple[bytes, bytes, bytes]:
     return author, recipient, box
 
 
+def _signed_id(packed: bytes) -> bytes | None:
+    """The 16-byte `id` of a signed envelope that failed validation, if it has one."""
+    try:
+        wire = unpackb_strict(packed, MalformedEnvelope, "envelope")
+    except MalformedEnvelope:
+        return None
+    if type(wire) is dict and type(wire.get("id")) is bytes and len(wire["id"]) == ID_LENGTH:
+        return bytes(wire["id"])
+    return None
+
+
 def open_sealed(
     data: bytes,
     my_key: NodeKey,
@@ -132,7 +144,13 @@ def open_sealed(
         crypto_sign_open(plain[:_SIGNATURE_SIZE] + SIGNING_CONTEXT + packed, author.public_key)
     except BadSignatureError as exc:
         raise BadSignature(f"message signature does not verify against {author}") from exc
-    envelope = Envelope.unpack(packed)
+    try:
+        envelope = Envelope.unpack(packed)
+    except (MalformedEnvelope, MessageTooLarge, LamportOutOfRange) as exc:
+        # The author signed these bytes, so the id inside names the message it refuses: the
+        # sender can fail that one message instead of resending it forever.
+        claimed = _signed_id(packed)
+        raise (exc.about(claimed) if claimed is not None else exc) from None
     if envelope.author != author:
         raise AuthorMismatch(
             f"message signed by {author} claims to be written by {envelope.author}"

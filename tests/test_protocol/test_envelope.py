@@ -10,12 +10,17 @@ import pytest
 from meshtalk.protocol import (
     MAX_DEPTH,
     MAX_ENVELOPE_SIZE,
+    MAX_LAMPORT,
+    MAX_LAMPORT_STEP,
     Envelope,
+    LamportOutOfRange,
     MalformedEnvelope,
     MessageTooLarge,
     NodeKey,
+    check_lamport_step,
     direct_conversation_id,
     new_message_id,
+    next_lamport,
     packb,
 )
 from tests.conftest import NOW_MS, make_envelope
@@ -47,7 +52,8 @@ def nested(depth: int) -> Any:
         ("timestamp_ms", True),
         ("timestamp_ms", 1.5),
         ("lamport", -1),
-        ("lamport", 2**64),
+        ("lamport", -(2**63)),
+        ("lamport", 1.0),
         ("version", 2),
         ("version", True),
         ("body", {1: "int key"}),
@@ -63,6 +69,33 @@ def test_invalid_fields_are_refused(
 ) -> None:
     with pytest.raises(MalformedEnvelope):
         make_envelope(alice, bob, **{field: value})
+
+
+@pytest.mark.parametrize("lamport", [MAX_LAMPORT + 1, 2**63 - 1, 2**63, 2**64 - 1, 2**64])
+def test_a_lamport_counter_above_the_cap_is_refused(
+    alice: NodeKey, bob: NodeKey, lamport: int
+) -> None:
+    with pytest.raises(LamportOutOfRange, match="Lamport counter must be from 0 to"):
+        make_envelope(alice, bob, lamport=lamport)
+
+
+@pytest.mark.parametrize("lamport", [0, 1, 2**31, 2**32, MAX_LAMPORT])
+def test_a_lamport_counter_up_to_the_cap_round_trips(
+    alice: NodeKey, bob: NodeKey, lamport: int
+) -> None:
+    envelope = make_envelope(alice, bob, lamport=lamport)
+    assert Envelope.unpack(envelope.pack()).lamport == lamport
+
+
+def test_the_lamport_rule_saturates_and_bounds_jumps() -> None:
+    assert next_lamport(0) == 1
+    assert next_lamport(5, 9) == 10
+    assert next_lamport(9, 5) == 10
+    assert next_lamport(MAX_LAMPORT) == MAX_LAMPORT
+    assert next_lamport(0, MAX_LAMPORT) == MAX_LAMPORT
+    check_lamport_step(MAX_LAMPORT_STEP, 0)
+    with pytest.raises(LamportOutOfRange, match="jumps more than"):
+        check_lamport_step(MAX_LAMPORT_STEP + 1, 0)
 
 
 def test_duplicate_recipients_refused(alice: NodeKey, bob: NodeKey) -> None:
