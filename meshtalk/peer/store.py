@@ -9,17 +9,20 @@ at the cost of an fsync per transaction.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from ..profile import private_store_file
 from ..protocol.codec import packb
-from ..protocol.envelope import Envelope, peer_id_from_bytes
-from ..protocol.errors import ConfigError, StoreError
+from ..protocol.envelope import Envelope, check_lamport_step, next_lamport, peer_id_from_bytes
+from ..protocol.errors import ConfigError, MeshtalkError, StoreError
 from ..protocol.keys import PeerId
 from .addressbook import AddressBook
+from .admission import admit_incoming, claim_direct, create_conversation
 from .models import Contact, Conversation, Direction, Message, MessageStatus, Trust
 from .rows import (
     MESSAGE_COLUMNS,
@@ -42,6 +45,9 @@ _INSERT_MESSAGE: Final = (
 )
 _INSERT_INCOMING: Final = "INSERT OR IGNORE" + _INSERT_MESSAGE  # a duplicate is recognised
 _INSERT_OUTGOING: Final = "INSERT" + _INSERT_MESSAGE
+DEFAULT_MAX_REFUSALS: Final = 1_000
+"""Refused peers remembered (the most recent win)."""
+_MAX_REFUSAL_TEXT: Final = 1_000
 
 
 def _raise_lamports(db: sqlite3.Connection, lamports: dict[bytes, int]) -> None:
@@ -59,7 +65,9 @@ class Store:
         if durability not in ("normal", "full"):
             raise ConfigError(f"durability must be 'normal' or 'full', not {durability!r}")
         self.path = path
+        self.max_refusals = DEFAULT_MAX_REFUSALS
         try:
+            private_store_file(path)  # 0600 first: SQLite gives -wal, -shm its mode
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={durability.upper()}")
@@ -235,7 +243,13 @@ class Store:
                 "INSERT INTO refusals (peer_id, count, last_ms, last_error) VALUES (?, 1, ?, ?) "
                 "ON CONFLICT (peer_id) DO UPDATE SET count = count + 1, last_ms = excluded.last_ms,"
                 " last_error = excluded.last_error",
-                (peer.to_bytes(), now_ms, error),
+                (peer.to_bytes(), now_ms, error[:_MAX_REFUSAL_TEXT]),
+            )
+            # Bounded like the address book: every stranger that opens a stream lands here.
+            db.execute(
+                "DELETE FROM refusals WHERE peer_id IN (SELECT peer_id FROM refusals "
+                "ORDER BY last_ms DESC, rowid DESC LIMIT -1 OFFSET ?)",
+                (self.max_refusals,),
             )
 
     def refusals(self) -> dict[PeerId, int]:
@@ -244,24 +258,6 @@ class Store:
         return {peer_id_from_bytes(row[0]): row[1] for row in rows}
 
     # -- conversations ----------------------------------------------------------------------
-
-    def _create_conversation(
-        self,
-        db: sqlite3.Connection,
-        conversation: bytes,
-        kind: str,
-        name: str | None,
-        members: Iterable[PeerId],
-        now_ms: int,
-    ) -> None:
-        db.execute(
-            "INSERT INTO conversations (id, kind, name, created_ms) VALUES (?, ?, ?, ?)",
-            (conversation, kind, name, now_ms),
-        )
-        db.executemany(
-            "INSERT OR IGNORE INTO conversation_members (conversation, peer_id) VALUES (?, ?)",
-            [(conversation, m.to_bytes()) for m in members],
-        )
 
     def members(self, conversation: bytes) -> tuple[PeerId, ...]:
         """The members of a conversation (empty if it does not exist)."""
@@ -331,18 +327,24 @@ class Store:
             for conversation, kind, members, build in items:
                 if conversation not in lamports:
                     row = db.execute(
-                        "SELECT lamport FROM conversations WHERE id = ?", (conversation,)
+                        "SELECT kind, lamport FROM conversations WHERE id = ?", (conversation,)
                     ).fetchone()
-                    lamports[conversation] = 0 if row is None else row[0]
-                    if row is None:
+                    # A direct id held by a named conversation was squatted: claim_direct below
+                    # moves that one away.
+                    usable = row is not None and (kind != "direct" or row[0] == "direct")
+                    lamports[conversation] = int(row[1]) if usable else 0
+                    if not usable:
                         missing.add(conversation)
                 try:
-                    envelope, copies = build(lamports[conversation] + 1)
+                    envelope, copies = build(next_lamport(lamports[conversation]))
                 except Exception as exc:
                     results.append(exc)
                     continue
                 if conversation in missing:  # created only once a message in it succeeds
-                    self._create_conversation(db, conversation, kind, None, members, now_ms)
+                    if kind == "direct":
+                        claim_direct(db, conversation, (members[0], members[1]), now_ms)
+                    else:
+                        create_conversation(db, conversation, kind, members, now_ms)
                     missing.discard(conversation)
                 lamports[conversation] = envelope.lamport
                 cursor = self._insert_message(
@@ -390,24 +392,26 @@ class Store:
         return cursor.lastrowid if cursor.rowcount == 1 else None
 
     def store_incoming(
-        self, items: Sequence[tuple[Envelope, bytes]], me: PeerId, direct_id: Any, now_ms: int
-    ) -> list[IncomingResult | str]:
+        self, items: Sequence[tuple[Envelope, bytes]], me: PeerId, now_ms: int
+    ) -> list[IncomingResult | MeshtalkError]:
         """Store received envelopes in one transaction; duplicates are recognised, not stored.
 
-        Returns, per item, an IncomingResult or the reason it was refused (the author is not a
-        member of the conversation it writes to). `direct_id(a, b)` names direct conversations.
+        Returns, per item, an IncomingResult or the refusal (see peer/admission.py: the
+        conversation it writes to is not the author's, or its Lamport counter jumps too far).
         """
-        results: list[IncomingResult | str] = []
-        admitted: dict[tuple[bytes, bytes], str | None] = {}
+        results: list[IncomingResult | MeshtalkError] = []
+        admitted: dict[tuple[bytes, PeerId, tuple[PeerId, ...]], MeshtalkError | None] = {}
         lamports: dict[bytes, int] = {}
         with self._transaction() as db:
             for envelope, sealed in items:
-                key = (envelope.conversation, envelope.author.to_bytes())
+                key = (envelope.conversation, envelope.author, envelope.recipients)
                 if key not in admitted:
-                    admitted[key] = self._admit_to_conversation(db, envelope, me, direct_id, now_ms)
+                    admitted[key] = admit_incoming(db, envelope, me, now_ms)
                 refusal = admitted[key]
+                if refusal is None:
+                    refusal = self._check_lamport(db, envelope, lamports)
                 if refusal is not None:
-                    results.append(refusal)
+                    results.append(copy.copy(refusal).about(envelope.id))
                     continue
                 cursor = self._insert_message(
                     db, envelope, Direction.IN, sealed, MessageStatus.RECEIVED, now_ms
@@ -419,37 +423,26 @@ class Store:
                     ).fetchone()
                     results.append(IncomingResult(envelope.id, row[0], duplicate=True))
                     continue
-                previous = lamports.get(envelope.conversation, 0)
+                previous = lamports[envelope.conversation]
                 lamports[envelope.conversation] = max(previous, envelope.lamport)
                 results.append(IncomingResult(envelope.id, cursor, duplicate=False))
             _raise_lamports(db, lamports)
         return results
 
-    def _admit_to_conversation(
-        self,
-        db: sqlite3.Connection,
-        envelope: Envelope,
-        me: PeerId,
-        direct_id: Any,
-        now_ms: int,
-    ) -> str | None:
-        conversation, author = envelope.conversation, envelope.author
-        # The author is always a party to its own direct conversation with this node.
-        is_direct = conversation == direct_id(author, me)
-        row = db.execute("SELECT kind FROM conversations WHERE id = ?", (conversation,)).fetchone()
-        if row is None:
-            if is_direct:
-                self._create_conversation(db, conversation, "direct", None, (author, me), now_ms)
-            else:
-                members = dict.fromkeys((author, *envelope.recipients))
-                self._create_conversation(db, conversation, "group", None, members, now_ms)
-        elif not is_direct:
-            member = db.execute(
-                "SELECT 1 FROM conversation_members WHERE conversation = ? AND peer_id = ?",
-                (conversation, author.to_bytes()),
+    @staticmethod
+    def _check_lamport(
+        db: sqlite3.Connection, envelope: Envelope, lamports: dict[bytes, int]
+    ) -> MeshtalkError | None:
+        conversation = envelope.conversation
+        if conversation not in lamports:
+            row = db.execute(
+                "SELECT lamport FROM conversations WHERE id = ?", (conversation,)
             ).fetchone()
-            if member is None:
-                return f"{author} is not a member of conversation {conversation.hex()}"
+            lamports[conversation] = 0 if row is None else int(row[0])
+        try:
+            check_lamport_step(envelope.lamport, lamports[conversation])
+        except MeshtalkError as exc:
+            return exc
         return None
 
     def pending(self, recipient: PeerId, after_cursor: int, limit: int) -> list[OutboxItem]:

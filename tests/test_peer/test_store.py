@@ -12,6 +12,7 @@ from meshtalk.peer.schema import SCHEMA_VERSION
 from meshtalk.peer.store import IncomingResult, Store
 from meshtalk.protocol import (
     ConfigError,
+    ConversationMismatch,
     Envelope,
     NodeKey,
     StoreError,
@@ -122,8 +123,8 @@ def test_build_failure_rolls_back(store: Store, alice: NodeKey, bob: NodeKey) ->
 def test_incoming_dedup_and_conversations(store: Store, alice: NodeKey, bob: NodeKey) -> None:
     env = make_envelope(alice, bob, lamport=5)
     sealed = seal(env, alice, bob.peer_id)
-    [first] = store.store_incoming([(env, sealed)], bob.peer_id, direct_conversation_id, NOW_MS)
-    [again] = store.store_incoming([(env, sealed)], bob.peer_id, direct_conversation_id, NOW_MS)
+    [first] = store.store_incoming([(env, sealed)], bob.peer_id, NOW_MS)
+    [again] = store.store_incoming([(env, sealed)], bob.peer_id, NOW_MS)
     assert isinstance(first, IncomingResult)
     assert isinstance(again, IncomingResult)
     assert not first.duplicate
@@ -141,12 +142,15 @@ def test_incoming_dedup_and_conversations(store: Store, alice: NodeKey, bob: Nod
 def test_group_membership_is_enforced(store: Store, alice: NodeKey, bob: NodeKey) -> None:
     mallory = fixed_key("mallory")
     group = b"g" * 16
+    for key in (alice, mallory):
+        store.upsert_contact(key.peer_id, None, (), Trust.TRUSTED, NOW_MS)
     env = make_envelope(alice, bob, conversation=group)
-    store.store_incoming([(env, b"")], bob.peer_id, direct_conversation_id, NOW_MS)
+    store.store_incoming([(env, b"")], bob.peer_id, NOW_MS)
     intruder = make_envelope(mallory, bob, conversation=group, id=b"m" * 16)
-    [result] = store.store_incoming([(intruder, b"")], bob.peer_id, direct_conversation_id, NOW_MS)
-    assert isinstance(result, str)
-    assert "not a member" in result
+    [result] = store.store_incoming([(intruder, b"")], bob.peer_id, NOW_MS)
+    assert isinstance(result, ConversationMismatch)
+    assert "not a member" in str(result)
+    assert result.message_id == b"m" * 16
 
 
 def test_consumer_cursors_only_move_forward(store: Store) -> None:
