@@ -243,6 +243,13 @@ class RendezvousSession:
                         delay = backoff * random.uniform(0.5, 1.0)
                         backoff = min(backoff * 2, self.retry_max)
                     interval = fastest
+                except Exception as exc:  # a bug, maybe triggered by the point: back off, go on
+                    self.state, self.last_error = "failed", f"{type(exc).__name__}: {exc}"
+                    logger.exception("rendezvous session with %s failed", self.client.point)
+                    self._must_register, self._cookie = True, b""
+                    delay = backoff * random.uniform(0.5, 1.0)
+                    backoff = min(backoff * 2, self.retry_max)
+                    interval = fastest
                 wake = self._wake = trio.Event()
                 with trio.move_on_after(delay):
                     await wake.wait()

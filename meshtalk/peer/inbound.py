@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING, NoReturn
 
 from ..host import remote_peer
-from ..protocol.errors import MeshtalkError, NotAuthorized, ProtocolError
+from ..protocol.errors import MeshtalkError, MessageRejected, NotAuthorized, ProtocolError
 from ..protocol.frames import (
     MAX_ACK_IDS,
     AckFrame,
@@ -92,18 +92,45 @@ def _receive_batch(node: Node, frames: list[Frame]) -> list[Frame]:
             continue
         accepted.append((envelope, frame.sealed))
     if accepted:
-        results = node.store_incoming(accepted)
+        results = _store(node, accepted)
         acked: list[bytes] = []
         for (envelope, _), result in zip(accepted, results, strict=True):
             if isinstance(result, IncomingResult):
                 acked.append(envelope.id)
             else:
-                refusal = NotAuthorized(result)
-                node.count_refusal(envelope.author, refusal)
-                replies.append(ErrorFrame.from_exception(refusal, envelope.id))
+                node.count_refusal(envelope.author, result)
+                replies.append(ErrorFrame.from_exception(result, envelope.id))
         for start in range(0, len(acked), MAX_ACK_IDS):
             replies.append(AckFrame(tuple(acked[start : start + MAX_ACK_IDS])))
     return replies
+
+
+def _store(
+    node: Node, accepted: list[tuple[Envelope, bytes]]
+) -> list[IncomingResult | MeshtalkError]:
+    """Store a batch; if that fails with a bug (not a StoreError, which ends the stream and is
+    retried), store each message alone and refuse only the one that fails, so one message can
+    never block a sender's link."""
+    try:
+        return node.store_incoming(accepted)
+    except MeshtalkError:
+        raise
+    except Exception:
+        logger.exception("storing a batch of %d incoming message(s) failed", len(accepted))
+    results: list[IncomingResult | MeshtalkError] = []
+    for item in accepted:
+        try:
+            results.extend(node.store_incoming([item]))
+        except MeshtalkError:
+            raise
+        except Exception as exc:
+            results.append(
+                MessageRejected(
+                    f"{node.peer_id} could not store this message ({type(exc).__name__}); it "
+                    "is refused for good"
+                ).about(item[0].id)
+            )
+    return results
 
 
 def _raise_unexpected(frame: Frame) -> NoReturn:

@@ -46,6 +46,7 @@ from ..protocol.errors import (
     ConfigError,
     DeliveryFailed,
     DeliveryTimeout,
+    InternalError,
     InvalidPeerId,
     MeshtalkError,
     NodeClosed,
@@ -77,6 +78,13 @@ __all__ = ["Node", "NodeConfig", "MessageStream", "open_node", "PROTOCOL_VERSION
 
 PROTOCOL_VERSIONS: Final = (1,)
 logger = logging.getLogger("meshtalk.node")
+
+
+def _internal_error(doing: str, exc: BaseException) -> InternalError:
+    return InternalError(
+        f"{doing} failed unexpectedly ({type(exc).__name__}: {exc}); nothing of it was kept, "
+        "the node goes on (please report this with the node's log)"
+    )
 
 
 def _wall_clock_ms() -> int:
@@ -497,6 +505,8 @@ class Node:
                 await trio.to_thread.run_sync(self.store.checkpoint)
             except MeshtalkError as exc:
                 logger.warning("%s", exc)
+            except Exception:  # the WAL just grows until the next try; the node goes on
+                logger.exception("checkpointing the store failed unexpectedly")
 
     async def _committer(self) -> None:
         """Commit queued sends in groups: concurrent senders share one transaction."""
@@ -510,6 +520,11 @@ class Node:
                 )
             except MeshtalkError as exc:
                 results = [exc] * len(batch)
+            except Exception as exc:
+                # A bug, not the caller's fault: fail these sends, never the node (the
+                # transaction rolled back, so nothing of them was stored).
+                logger.exception("storing %d outgoing message(s) failed", len(batch))
+                results = [_internal_error("storing the message", exc)] * len(batch)
             for queued, result in zip(batch, results, strict=True):
                 if isinstance(result, Exception):
                     queued.error = result
@@ -594,11 +609,11 @@ class Node:
 
     # -- receiving ---------------------------------------------------------------------------
 
-    def store_incoming(self, items: list[tuple[Envelope, bytes]]) -> list[IncomingResult | str]:
+    def store_incoming(
+        self, items: list[tuple[Envelope, bytes]]
+    ) -> list[IncomingResult | MeshtalkError]:
         """Store opened envelopes (called by inbound streams) and wake readers."""
-        results = self.store.store_incoming(
-            items, self.peer_id, direct_conversation_id, self.clock()
-        )
+        results = self.store.store_incoming(items, self.peer_id, self.clock())
         stored = sum(1 for r in results if isinstance(r, IncomingResult) and not r.duplicate)
         self.statistics_counter["received"] += stored
         self.statistics_counter["duplicates"] += sum(

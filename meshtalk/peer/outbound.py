@@ -70,7 +70,7 @@ class PeerLink:
         # (when to mark "sent" if still unacked, [(message id, cursor)]) per write, oldest first
         self._written: deque[tuple[float, list[tuple[bytes, int]]]] = deque()
         self._wrote = trio.Event()
-        self._failure: BaseException | None = None
+        self._failure: Exception | None = None
         self._redial = False
 
     def kick(self, size: int = 0) -> None:
@@ -102,18 +102,21 @@ class PeerLink:
         backoff = config.retry_initial
         while True:
             changed = self._changed
-            if not self.node.store.pending(self.peer, 0, 1):
-                self.state = "idle"
-                await self._wait_change(changed)
-                continue
             try:
+                if not self.node.store.pending(self.peer, 0, 1):
+                    self.state = "idle"
+                    await self._wait_change(changed)
+                    continue
                 await self._deliver()
                 backoff = config.retry_initial
             except (*NETWORK_ERRORS, MeshtalkError, trio.TooSlowError) as exc:
-                self._redial = True
-                self.node.statistics_counter["delivery_interruptions"] += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                self._interrupted(exc)
                 logger.info("delivery to %s interrupted: %s", self.peer, self.last_error)
+            except Exception as exc:
+                # A bug in our own code or a library's: this link backs off and retries (the
+                # outbox still holds everything), the node and the other links go on.
+                self._interrupted(exc)
+                logger.exception("delivery to %s failed unexpectedly", self.peer)
             finally:
                 self._in_flight.clear()
                 self._in_flight_bytes = 0
@@ -123,6 +126,11 @@ class PeerLink:
                 await retry.wait()
                 backoff = config.retry_initial
             backoff = min(backoff * 2, config.retry_max)
+
+    def _interrupted(self, exc: BaseException) -> None:
+        self._redial = True
+        self.node.statistics_counter["delivery_interruptions"] += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
 
     async def _open(self) -> FramedStream:
         node, config = self.node, self.node.config
@@ -170,7 +178,7 @@ class PeerLink:
         # Either task ending ends both; the first error is re-raised by _deliver (no groups).
         try:
             await task(framed)
-        except (*NETWORK_ERRORS, MeshtalkError) as exc:
+        except Exception as exc:  # the link's run() tells expected failures from bugs
             if self._failure is None:
                 self._failure = exc
         scope.cancel()
