@@ -204,3 +204,14 @@ async def test_plaintext_dialer_cannot_connect(tmp_path: Path) -> None:
                 await close_host(plain)
         assert bob.store.incoming(0, 10) == []
         await still_serving(alice, bob, "noise only")
+
+
+async def test_refusals_of_strangers_are_bounded(tmp_path: Path) -> None:
+    async with running(tmp_path, "alice", "bob") as (alice, bob):
+        bob.store.max_refusals = 3
+        strangers = [NodeKey.generate() for _ in range(5)]
+        for stranger in strangers:
+            async with rogue_stream(stranger, bob, hello=False) as framed:
+                assert isinstance(await reply(framed), ErrorFrame)
+        assert set(bob.store.refusals()) == {s.peer_id for s in strangers[-3:]}
+        await still_serving(alice, bob, "bounded")

@@ -185,3 +185,16 @@ def test_group_commit_isolates_a_failing_message(
     assert [m.body for m in store.history(conversation, 0, 10)] == ["m1", "m2"]
     assert len(store.pending(bob.peer_id, 0, 10)) == 2
     assert store.conversations()[0].lamport == 2
+
+
+def test_refusals_keep_only_the_most_recent_peers(store: Store) -> None:
+    store.max_refusals = 5
+    strangers = [fixed_key(f"stranger{i}").peer_id for i in range(20)]
+    for when, peer in enumerate(strangers):
+        store.record_refusal(peer, "NotAuthorized: " + "x" * 5000, NOW_MS + when)
+    store.record_refusal(strangers[-1], "again", NOW_MS + 99)
+    refusals = store.refusals()
+    assert set(refusals) == set(strangers[-5:])
+    assert refusals[strangers[-1]] == 2
+    [text] = store._db.execute("SELECT max(length(last_error)) FROM refusals").fetchone()
+    assert text <= 1_000
