@@ -277,6 +277,8 @@ def safe_handler(
             await handler(stream)
         except NETWORK_ERRORS as exc:
             logger.debug("%s stream ended: %r", name, exc)
+        except MeshtalkError as exc:  # a refusal the handler already answered: one line
+            logger.info("%s stream closed: %s: %s", name, type(exc).__name__, exc)
         except Exception:
             logger.exception(
                 "%s stream handler failed; the stream is reset, the node goes on", name

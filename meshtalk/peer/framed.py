@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import trio
 
-from ..protocol.errors import MalformedFrame
+from ..protocol.errors import FrameTimeout, MalformedFrame
 from ..protocol.frames import (
     DEFAULT_MAX_FRAME_SIZE,
     NEED_DATA,
@@ -26,11 +26,24 @@ READ_SIZE: Final = 256 * 1024
 class FramedStream:
     """A stream that reads and writes meshtalk frames (one reader task, one writer at a time)."""
 
-    def __init__(self, stream: Any, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+    def __init__(
+        self,
+        stream: Any,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        *,
+        frame_timeout: float | None = None,
+        on_buffered: Callable[[int], None] | None = None,
+    ) -> None:
+        """`frame_timeout`: seconds a frame that has begun may take to arrive whole (else
+        FrameTimeout). `on_buffered(n)` hears how many bytes of an unfinished frame this stream
+        holds after each read, and may raise to refuse more."""
         self.stream = stream
         self._decoder: FrameDecoder[Frame] = FrameDecoder(max_frame_size)
         self._pending: list[Frame] = []
         self._write_lock = trio.Lock()
+        self._frame_timeout = frame_timeout
+        self._on_buffered = on_buffered
+        self._partial: tuple[int, float] | None = None  # (frames decoded, when the next began)
 
     async def read_frames(self) -> list[Frame]:
         """Every frame available after at least one read; raises EOFError at a clean end."""
@@ -39,7 +52,7 @@ class FramedStream:
             if frames:
                 return frames
             try:
-                data = await self.stream.read(READ_SIZE)
+                data = await self._read()
             except EOFError:
                 self._decoder.end_of_stream()
                 raise
@@ -47,6 +60,23 @@ class FramedStream:
                 self._decoder.end_of_stream()
                 raise EOFError("stream closed")
             self._decoder.receive_data(data)
+            if self._on_buffered is not None:
+                self._on_buffered(self._decoder.buffered)
+
+    async def _read(self) -> bytes:
+        decoder = self._decoder
+        if self._frame_timeout is None or not decoder.buffered:
+            self._partial = None
+            return await self.stream.read(READ_SIZE)  # type: ignore[no-any-return]
+        if self._partial is None or self._partial[0] != decoder.frames_decoded:
+            self._partial = (decoder.frames_decoded, trio.current_time())
+        deadline = self._partial[1] + self._frame_timeout
+        with trio.move_on_at(deadline):
+            return await self.stream.read(READ_SIZE)  # type: ignore[no-any-return]
+        raise FrameTimeout(
+            f"a frame did not arrive whole within {self._frame_timeout:.0f} s "
+            f"({decoder.buffered} bytes of it came); the stream is closed"
+        )
 
     def _drain(self) -> list[Frame]:
         frames = self._pending

@@ -12,7 +12,13 @@ import logging
 from typing import TYPE_CHECKING, NoReturn
 
 from ..host import remote_peer
-from ..protocol.errors import MeshtalkError, MessageRejected, NotAuthorized, ProtocolError
+from ..protocol.errors import (
+    MeshtalkError,
+    MessageRejected,
+    NotAuthorized,
+    ProtocolError,
+    StreamRefused,
+)
 from ..protocol.frames import (
     MAX_ACK_IDS,
     AckFrame,
@@ -29,6 +35,7 @@ if TYPE_CHECKING:
     from libp2p.abc import INetStream
 
     from ..protocol.envelope import Envelope
+    from ..protocol.keys import PeerId
     from .node import Node
 
 __all__ = ["serve_inbound_stream"]
@@ -39,13 +46,36 @@ logger = logging.getLogger("meshtalk.inbound")
 async def serve_inbound_stream(node: Node, stream: INetStream) -> None:
     """Run one inbound stream until it ends (exceptions are the caller's wrapper's concern)."""
     peer = remote_peer(stream)
-    framed = FramedStream(stream, node.config.max_frame_size)
+    config = node.config
     if not node.is_trusted(peer):
         refusal = NotAuthorized(f"{node.peer_id} does not accept messages from {peer}")
         node.count_refusal(peer, refusal)
-        await framed.write_frames([ErrorFrame.from_exception(refusal)])
-        await stream.close()
+        await _refuse(stream, refusal)
         return
+    try:
+        share = node.inbound_limits.admit(peer)
+    except StreamRefused as exc:
+        logger.info("refused a message stream from %s: %s", peer, exc)
+        await _refuse(stream, exc)
+        return
+    try:
+        framed = FramedStream(
+            stream,
+            config.max_frame_size,
+            frame_timeout=config.frame_timeout,
+            on_buffered=share.buffered_now,
+        )
+        await _serve(node, peer, framed)
+    finally:
+        share.release()
+
+
+async def _refuse(stream: INetStream, refusal: MeshtalkError) -> None:
+    await FramedStream(stream).write_frames([ErrorFrame.from_exception(refusal)])
+    await stream.close()
+
+
+async def _serve(node: Node, peer: PeerId, framed: FramedStream) -> None:
     try:
         theirs = await framed.hello(node.versions, node.agent, node.config.handshake_timeout)
         negotiate_version(node.versions, theirs)

@@ -60,6 +60,7 @@ from ..protocol.sealing import DEFAULT_MAX_AGE_MS, DEFAULT_MAX_FUTURE_SKEW_MS, s
 from .addressbook import AddressSource, KnownAddress
 from .discovering import NodeDiscovery
 from .inbound import serve_inbound_stream
+from .inbound_limits import InboundLimits
 from .listen import ensure_listening, preferred_listen_addrs
 from .models import (
     Contact,
@@ -104,6 +105,10 @@ class NodeConfig:
     max_in_flight: int = 4096
     max_in_flight_bytes: int = 256 * 1024
     ack_timeout: float = 30.0
+    frame_timeout: float = 30.0  # a frame that has begun must arrive whole within this
+    max_inbound_streams_per_peer: int = 4
+    max_inbound_streams: int = 1024
+    max_inbound_buffered_bytes: int = 64 * 1024 * 1024  # unfinished frames, every peer together
     checkpoint_interval: float = 1.0
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     max_future_skew_ms: int = DEFAULT_MAX_FUTURE_SKEW_MS
@@ -164,6 +169,11 @@ class Node:
         self._outbox_changed = trio.Event()
         self._commit_wakeup = trio.Event()
         self._lock: ProfileLock | None = None
+        self.inbound_limits = InboundLimits(
+            self.config.max_inbound_streams_per_peer,
+            self.config.max_inbound_streams,
+            self.config.max_inbound_buffered_bytes,
+        )
         self.discovery = NodeDiscovery(self)
         self.pairing = Pairing(self)
         self._addresses_learned = trio.Event()
@@ -653,6 +663,7 @@ class Node:
             "outbox": self.store.outbox_size(),
             "links": {str(p): link.statistics() for p, link in self._links.items()},
             "discovery": self.discovery.statistics(),
+            "inbound": self.inbound_limits.statistics(),
         }
 
 

@@ -16,6 +16,8 @@ __all__ = [
     "MalformedEnvelope",
     "MessageTooLarge",
     "UnsupportedVersion",
+    "FrameTimeout",
+    "StreamRefused",
     "MessageRejected",
     "BadSignature",
     "AuthorMismatch",
@@ -106,6 +108,19 @@ class UnsupportedVersion(ProtocolError):
     """The two sides share no protocol version; upgrade the older node."""
 
     code = 105
+
+
+class FrameTimeout(ProtocolError):
+    """A frame that had begun did not arrive whole in time: the stream is closed."""
+
+    code = 106
+
+
+class StreamRefused(ProtocolError):
+    """The receiver holds as many streams, or as many bytes of unfinished frames, as it allows
+    (per peer or in all); try again later."""
+
+    code = 107
 
 
 class MessageRejected(MeshtalkError):

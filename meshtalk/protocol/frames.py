@@ -244,6 +244,16 @@ class FrameDecoder(Generic[T]):
             self._error = MalformedFrame(f"stream ended inside a frame ({left} bytes left over)")
             raise self._error
 
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet decoded (the start of an unfinished frame)."""
+        return len(self._buffer) - self._start
+
+    @property
+    def frames_decoded(self) -> int:
+        """How many frames were decoded so far."""
+        return self._frames_decoded
+
     def statistics(self) -> dict[str, int]:
         """Buffered bytes and frames decoded so far."""
         buffered = len(self._buffer) - self._start
