@@ -19,13 +19,11 @@ import tempfile
 from pathlib import Path
 
 import trio
+from children import ROOT, rss_mb
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.children import ROOT, rss_mb  # noqa: E402
-from meshtalk.host import MSG_PROTOCOL, build_host, close_host, peer_info, to_libp2p_id  # noqa: E402
-from meshtalk.peer.framed import FramedStream  # noqa: E402
-from meshtalk.protocol import NodeKey, PeerId, encode_uvarint  # noqa: E402
+from meshtalk.host import MSG_PROTOCOL, build_host, close_host, peer_info, to_libp2p_id
+from meshtalk.peer.framed import FramedStream
+from meshtalk.protocol import NodeKey, PeerId, encode_uvarint
 
 LOCAL = "/ip4/127.0.0.1/tcp/0"
 
@@ -57,14 +55,15 @@ async def main() -> None:
     args = parser.parse_args()
     rogue = NodeKey.generate()
     with tempfile.TemporaryDirectory() as home:
-        child = subprocess.Popen(
+        child = subprocess.Popen(  # noqa: ASYNC220 (setup, before anything is measured)
             [sys.executable, "-m", "tests.test_peer.node_process", str(Path(home) / "bob")],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             cwd=ROOT,
         )
-        assert child.stdin is not None and child.stdout is not None
+        assert child.stdin is not None
+        assert child.stdout is not None
         try:
             ready = json.loads(child.stdout.readline())
             command = {"op": "contact", "peer": str(rogue.peer_id), "name": "rogue", "addrs": []}
