@@ -64,9 +64,9 @@ def make_request(request_id: int, op: str, args: dict[str, Any]) -> dict[str, An
 def read_request(message: dict[str, Any]) -> tuple[int, str, dict[str, Any]]:
     """Check a request: returns (id, op, args)."""
     request_id, op, args = message.get("id"), message.get("op"), message.get("args", {})
-    if not isinstance(request_id, int) or not isinstance(op, str) or not isinstance(args, dict):
+    if type(request_id) is not int or not isinstance(op, str) or not isinstance(args, dict):
         raise MalformedFrame("a control request needs an integer id, an op and an args map")
-    if message.get("v") != CONTROL_VERSION:
+    if type(message.get("v")) is not int or message.get("v") != CONTROL_VERSION:  # not 1.0, True
         raise UnsupportedVersion(
             f"control protocol version {message.get('v')!r} is not supported; this node speaks "
             f"version {CONTROL_VERSION} (is the meshtalk command from another release?)"

@@ -67,6 +67,7 @@ PAKE_MESSAGE_SIZE: Final = 33  # spake2's side byte and one Ed25519 group elemen
 MAX_NAMEPLATE: Final = 64
 MAX_INFO_ADDRESSES: Final = 32
 MAX_NUMBER: Final = 999
+MAX_EXPIRES_MS: Final = 2**63 - 1  # an invite's expiry, ms since the epoch: a signed 64-bit int
 INVITE_PREFIX: Final = "mt1"
 _CODE_RE: Final = re.compile(r"([1-9][0-9]{0,2})-([a-z]+)-([a-z]+)")
 _WORD_SET: Final = frozenset(WORDS)
@@ -173,7 +174,8 @@ def parse_invite(token: str) -> Invite:
         and isinstance(invite.invite_id, bytes)
         and isinstance(invite.secret, bytes)
         and len(invite.secret) >= 16
-        and isinstance(invite.expires_ms, int)
+        and type(invite.expires_ms) is int  # not a bool
+        and 0 <= invite.expires_ms <= MAX_EXPIRES_MS
     ):
         raise bad
     return invite
