@@ -92,7 +92,11 @@ async def _serve(node: Node, peer: PeerId, framed: FramedStream) -> None:
             # The byte stream is out of sync: report, then the wrapper resets the stream.
             await framed.write_frames([ErrorFrame.from_exception(exc)])
             raise
-        replies = _receive_batch(node, frames)
+        try:
+            replies = _receive_batch(node, frames)
+        except ProtocolError as exc:  # a frame the dialer may not send: say so, then reset
+            await framed.write_frames([ErrorFrame.from_exception(exc)])
+            raise
         if replies:
             await framed.write_frames(replies)
 

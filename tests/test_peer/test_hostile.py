@@ -215,3 +215,20 @@ async def test_refusals_of_strangers_are_bounded(tmp_path: Path) -> None:
                 assert isinstance(await reply(framed), ErrorFrame)
         assert set(bob.store.refusals()) == {s.peer_id for s in strangers[-3:]}
         await still_serving(alice, bob, "bounded")
+
+
+@pytest.mark.parametrize("frame", [HelloFrame((1,), "again"), AckFrame((b"i" * 16,))])
+async def test_a_frame_the_dialer_may_not_send_is_answered_before_the_reset(
+    tmp_path: Path, frame: Frame
+) -> None:
+    rogue = NodeKey.generate()
+    async with running(tmp_path, "alice", "bob") as (alice, bob):
+        bob.add_contact(rogue.peer_id, "rogue")
+        async with rogue_stream(rogue, bob) as framed:
+            await framed.write_frames([frame])
+            answer = await reply(framed)
+            assert isinstance(answer, ErrorFrame)
+            assert answer.code == 100
+            with trio.fail_after(10), pytest.raises(EOFError):
+                await framed.read_frames()
+        await still_serving(alice, bob, "after the odd frame")
