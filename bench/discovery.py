@@ -98,7 +98,7 @@ async def node_child(profile: str, point: str, total: int) -> None:
 
 async def discover_child(point: str, requests: int) -> None:
     from meshtalk.discovery import RendezvousClient
-    from meshtalk.host import build_host, close_host, parse_multiaddrs, split_peer_address
+    from meshtalk.net.host import build_host, close_host, parse_multiaddrs, split_peer_address
     from meshtalk.protocol import NodeKey
     from meshtalk.protocol.rendezvous import Discover, DiscoverResponse
 

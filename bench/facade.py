@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from children import percentiles
 
 from meshtalk import Mesh
-from meshtalk.daemon import node_config
+from meshtalk.facade.daemon import node_config
 from meshtalk.peer.guards import AgentGuard, GuardLimits
 from meshtalk.peer.node import open_node
 from meshtalk.peer.store import STORE_FILE_NAME, Store

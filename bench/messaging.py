@@ -47,7 +47,7 @@ async def trio_echo_server() -> None:
 async def libp2p_echo_server() -> None:
     import multiaddr
 
-    from meshtalk.host import build_host, close_host, quiet_libp2p_logging
+    from meshtalk.net.host import build_host, close_host, quiet_libp2p_logging
     from meshtalk.protocol import NodeKey
 
     quiet_libp2p_logging()
@@ -115,7 +115,7 @@ async def measure_libp2p(round_trips: int, messages: int) -> tuple[float, float,
     import multiaddr
     from libp2p.peer.peerinfo import info_from_p2p_addr
 
-    from meshtalk.host import build_host, close_host, quiet_libp2p_logging
+    from meshtalk.net.host import build_host, close_host, quiet_libp2p_logging
     from meshtalk.protocol import NodeKey
 
     quiet_libp2p_logging()

@@ -21,8 +21,8 @@ from pathlib import Path
 import trio
 from children import ROOT, rss_mb
 
-from meshtalk.host import MSG_PROTOCOL, build_host, close_host, peer_info, to_libp2p_id
-from meshtalk.peer.framed import FramedStream
+from meshtalk.net.framed import FramedStream
+from meshtalk.net.host import MSG_PROTOCOL, build_host, close_host, peer_info, to_libp2p_id
 from meshtalk.protocol import NodeKey, PeerId, encode_uvarint
 
 LOCAL = "/ip4/127.0.0.1/tcp/0"

@@ -8,7 +8,7 @@ first use.
 from typing import Any
 
 from ._version import __version__
-from .identity import (
+from .profile import (
     DEFAULT_PROFILE,
     HOME_ENV,
     KEY_FILE_NAME,
@@ -62,11 +62,11 @@ _MESH_NAMES = ("Mesh", "AsyncMesh", "PairingOffer")
 
 def __getattr__(name: str) -> Any:
     if name in _MESH_NAMES:
-        from . import mesh
+        from .facade import mesh
 
         return getattr(mesh, name)
     if name in _CLIENT_NAMES:
-        from . import client
+        from .control import client
 
         return getattr(client, name)
     if name in _NODE_NAMES:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from meshtalk.identity import (
+from meshtalk.profile.identity import (
     create_identity,
     default_home,
     key_path,
@@ -131,7 +131,7 @@ def test_symlink_and_directory_are_refused(profile: Path, tmp_path: Path) -> Non
 
 FULL_DISK_SCRIPT = """
 import resource, signal, sys
-from meshtalk.identity import create_identity
+from meshtalk.profile.identity import create_identity
 from meshtalk.protocol import KeyFileError
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))

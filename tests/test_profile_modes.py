@@ -91,7 +91,7 @@ async def test_a_readable_identity_key_is_still_refused_not_tightened(tmp_path: 
         pass
     key = tmp_path / "alice" / "identity.key"
     key.chmod(0o644)  # others may have copied it: the user must decide, not meshtalk
-    from meshtalk.lock import ProfileLock
+    from meshtalk.profile.lock import ProfileLock
 
     ProfileLock(tmp_path / "alice").release()
     assert mode(key) == 0o644

@@ -7,9 +7,9 @@ import json
 from typing import Any
 
 from .._version import __version__
-from ..identity import key_path, load_identity, load_or_create_identity
-from ..lock import profile_in_use
-from ..profile import (
+from ..profile.identity import key_path, load_identity, load_or_create_identity
+from ..profile.lock import profile_in_use
+from ..profile.settings import (
     SETTINGS,
     check_key,
     config_path,
@@ -61,7 +61,7 @@ def id(args: argparse.Namespace) -> int:
 
 def up(args: argparse.Namespace) -> int:
     """Run the node: in the foreground, or detached once it is ready."""
-    from ..daemon import run_foreground, start_detached
+    from ..facade.daemon import run_foreground, start_detached
 
     profile = profile_of(args)
     if not args.detach:
@@ -79,7 +79,7 @@ def up(args: argparse.Namespace) -> int:
 
 def down(args: argparse.Namespace) -> int:
     """Stop the background node."""
-    from ..daemon import stop_node
+    from ..facade.daemon import stop_node
 
     profile = profile_of(args)
     stopped = stop_node(profile)
@@ -133,7 +133,7 @@ def rendezvous(args: argparse.Namespace) -> int:
     import trio
 
     from ..discovery.point import open_rendezvous_point
-    from ..host import parse_multiaddrs
+    from ..net.host import parse_multiaddrs
 
     profile = profile_of(args)
     listen = args.listen or [DEFAULT_RENDEZVOUS_LISTEN]
@@ -163,7 +163,7 @@ def rendezvous(args: argparse.Namespace) -> int:
 
 def selfcheck(args: argparse.Namespace) -> int:
     """Verify the installation without any network."""
-    from ..selfcheck import CheckStep, run_selfcheck
+    from .selfcheck import CheckStep, run_selfcheck
 
     def report(step: CheckStep) -> None:
         if not wants_json(args):

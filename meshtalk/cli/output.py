@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..identity import profile_dir
+from ..profile.paths import profile_dir
 
 __all__ = [
     "wants_json",

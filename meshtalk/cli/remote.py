@@ -7,7 +7,7 @@ import sys
 import threading
 from typing import Any
 
-from ..client import connect_control
+from ..control.client import connect_control
 from ..protocol.errors import ConfigError
 from .output import (
     ago,

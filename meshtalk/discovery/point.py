@@ -28,7 +28,7 @@ from typing import Any, Final
 
 import trio
 
-from ..host import (
+from ..net.host import (
     NETWORK_ERRORS,
     announce_addrs,
     build_host,

@@ -21,8 +21,8 @@ from libp2p.peer.id import ID
 from libp2p.peer.peer_record import PEER_RECORD_ENVELOPE_DOMAIN
 from libp2p.peer.peer_record import PeerRecord as Libp2pPeerRecord
 
-from ..host import without_peer_id
-from ..identity import libp2p_key_pair
+from ..net.host import without_peer_id
+from ..profile.identity import libp2p_key_pair
 from ..protocol.errors import InvalidPeerId, InvalidSignedRecord
 from ..protocol.keys import NodeKey, PeerId
 

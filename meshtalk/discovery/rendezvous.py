@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import trio
 
-from ..host import NETWORK_ERRORS, PrefixedStream, peer_info, reset_quietly, to_libp2p_id
+from ..net.host import NETWORK_ERRORS, PrefixedStream, peer_info, reset_quietly, to_libp2p_id
 from ..protocol.errors import (
     InvalidSignedRecord,
     MeshtalkError,

@@ -29,7 +29,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "meshtalk's AutoGen support needs autogen-agentchat 0.7: pip install 'meshtalk[autogen]'"
     ) from exc
 
-from ..mesh import Mesh
+from ..facade.mesh import Mesh
 from ..protocol.errors import DeliveryTimeout, MeshtalkError
 
 __all__ = ["meshtalk_tools", "RemotePeerAgent", "serve_agent"]

@@ -24,7 +24,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "meshtalk's LangChain tools need langchain-core: pip install 'meshtalk[langchain]'"
     ) from exc
 
-from ..mesh import Mesh
+from ..facade.mesh import Mesh
 from ..protocol.errors import DeliveryTimeout, MeshtalkError
 
 __all__ = ["meshtalk_tools"]

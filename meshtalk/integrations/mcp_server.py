@@ -18,7 +18,7 @@ from typing import Any
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
-from ..mesh import AsyncMesh, PairingOffer
+from ..facade.mesh import AsyncMesh, PairingOffer
 from ..protocol.errors import DeliveryTimeout, MeshtalkError
 
 __all__ = ["build_server", "run_mcp_server", "INSTRUCTIONS"]

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from ..host import without_peer_id
+from ..net.host import without_peer_id
 from ..protocol.envelope import peer_id_from_bytes
 from ..protocol.keys import PeerId
 

@@ -16,7 +16,7 @@ from ..discovery.mdns import MdnsService
 from ..discovery.point import RendezvousPoint
 from ..discovery.records import PeerRecord, open_peer_record
 from ..discovery.rendezvous import RendezvousClient, RendezvousSession, namespace_for
-from ..host import NETWORK_ERRORS, peer_info, split_peer_address, to_libp2p_id, without_peer_id
+from ..net.host import NETWORK_ERRORS, peer_info, split_peer_address, to_libp2p_id, without_peer_id
 from ..protocol.errors import InvalidSignedRecord
 from ..protocol.keys import PeerId
 from .addressbook import AddressSource

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, NoReturn
 
-from ..host import remote_peer
+from ..net.framed import FramedStream
+from ..net.host import remote_peer
 from ..protocol.errors import (
     MeshtalkError,
     MessageRejected,
@@ -28,7 +29,6 @@ from ..protocol.frames import (
     negotiate_version,
 )
 from ..protocol.sealing import open_sealed
-from .framed import FramedStream
 from .store import IncomingResult
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ import trio
 
 from .._version import __version__
 from ..discovery.registry import RegistryLimits
-from ..host import (
+from ..net.host import (
     MSG_PROTOCOL,
     NETWORK_ERRORS,
     announce_addrs,
@@ -39,8 +39,8 @@ from ..host import (
     to_libp2p_id,
     without_peer_id,
 )
-from ..identity import load_or_create_identity
-from ..lock import ProfileLock
+from ..profile.identity import load_or_create_identity
+from ..profile.lock import ProfileLock
 from ..protocol.envelope import Envelope, direct_conversation_id, new_message_id
 from ..protocol.errors import (
     ConfigError,

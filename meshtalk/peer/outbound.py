@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from ..host import (
+from ..net.framed import FramedStream
+from ..net.host import (
     MSG_PROTOCOL,
     NETWORK_ERRORS,
     reset_quietly,
@@ -39,7 +40,6 @@ from ..host import (
 )
 from ..protocol.errors import MeshtalkError, PeerUnreachable, ProtocolError
 from ..protocol.frames import AckFrame, ErrorFrame, MessageFrame, negotiate_version
-from .framed import FramedStream
 
 if TYPE_CHECKING:
     from ..protocol.keys import PeerId

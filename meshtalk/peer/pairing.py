@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import trio
 
-from ..host import (
+from ..net.host import (
     NETWORK_ERRORS,
     PrefixedStream,
     parse_multiaddrs,

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from ..profile import private_store_file
+from ..profile.paths import private_store_file
 from ..protocol.codec import packb
 from ..protocol.envelope import Envelope, check_lamport_step, next_lamport, peer_id_from_bytes
 from ..protocol.errors import ConfigError, MeshtalkError, StoreError

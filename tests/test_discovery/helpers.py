@@ -10,7 +10,7 @@ import multiaddr
 import trio
 
 from meshtalk.discovery import RendezvousClient
-from meshtalk.host import build_host, close_host, peer_info, split_peer_address, to_libp2p_id
+from meshtalk.net.host import build_host, close_host, peer_info, split_peer_address, to_libp2p_id
 from meshtalk.protocol import NodeKey
 from meshtalk.protocol.rendezvous import PROTOCOL_ID
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from meshtalk.identity import load_or_create_identity
+from meshtalk.profile.identity import load_or_create_identity
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ from libp2p.peer.peer_record import PeerRecord as Libp2pPeerRecord
 
 from meshtalk.discovery import RegistryLimits, open_rendezvous_point, sign_peer_record
 from meshtalk.discovery.rendezvous import RendezvousStream
-from meshtalk.identity import libp2p_key_pair
+from meshtalk.profile.identity import libp2p_key_pair
 from meshtalk.protocol import NodeKey, RendezvousError
 from meshtalk.protocol.frames import encode_uvarint
 from meshtalk.protocol.rendezvous import (

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from meshtalk.client import connect_control
-from meshtalk.peer.control import ControlServer, control_socket_path
-from meshtalk.peer.control_ops import build_operations
+from meshtalk.control.client import connect_control
+from meshtalk.control.operations import build_operations
+from meshtalk.control.server import ControlServer, control_socket_path
 from meshtalk.peer.node import open_node
 from meshtalk.protocol.control import (
     MAX_CONTROL_MESSAGE,

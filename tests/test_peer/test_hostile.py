@@ -18,10 +18,10 @@ from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.transport.tcp.tcp import TCP
 
-from meshtalk.host import MSG_PROTOCOL, build_host, close_host, peer_info, to_libp2p_id
-from meshtalk.identity import libp2p_key_pair
-from meshtalk.peer.framed import FramedStream
+from meshtalk.net.framed import FramedStream
+from meshtalk.net.host import MSG_PROTOCOL, build_host, close_host, peer_info, to_libp2p_id
 from meshtalk.peer.node import Node
+from meshtalk.profile.identity import libp2p_key_pair
 from meshtalk.protocol import (
     AckFrame,
     DecryptionFailed,

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import trio
 
-from meshtalk.host import (
+from meshtalk.net.framed import FramedStream
+from meshtalk.net.host import (
     MSG_PROTOCOL,
     NETWORK_ERRORS,
     build_host,
@@ -27,7 +28,6 @@ from meshtalk.host import (
     peer_info,
     to_libp2p_id,
 )
-from meshtalk.peer.framed import FramedStream
 from meshtalk.peer.node import Node
 from meshtalk.protocol import (
     AckFrame,

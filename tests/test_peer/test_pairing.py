@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from meshtalk.discovery import open_rendezvous_point
-from meshtalk.host import PrefixedStream, reset_quietly, to_libp2p_id
+from meshtalk.net.host import PrefixedStream, reset_quietly, to_libp2p_id
 from meshtalk.peer import pairing as peer_pairing
 from meshtalk.peer.addressbook import AddressSource
 from meshtalk.peer.models import Trust

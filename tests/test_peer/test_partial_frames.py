@@ -8,8 +8,8 @@ import pytest
 import trio
 import trio.testing
 
-from meshtalk.host import MSG_PROTOCOL, build_host, close_host, peer_info, to_libp2p_id
-from meshtalk.peer.framed import FramedStream
+from meshtalk.net.framed import FramedStream
+from meshtalk.net.host import MSG_PROTOCOL, build_host, close_host, peer_info, to_libp2p_id
 from meshtalk.peer.inbound_limits import InboundLimits
 from meshtalk.protocol import (
     ErrorFrame,

@@ -50,8 +50,8 @@ def test_exported_names_exist(package: object) -> None:
 @pytest.mark.parametrize(
     "module",
     [
-        "meshtalk.identity",
-        "meshtalk.client",
+        "meshtalk.profile.identity",
+        "meshtalk.control.client",
         "meshtalk.discovery.point",
         "meshtalk.discovery.records",
         "meshtalk.discovery.registry",
@@ -77,6 +77,6 @@ def test_private_modules_declare_all_and_are_reexported(module: str) -> None:
 
 
 def test_the_control_client_starts_without_trio_or_libp2p() -> None:
-    modules = loaded_modules("import meshtalk.cli.remote, meshtalk.client")
+    modules = loaded_modules("import meshtalk.cli.remote, meshtalk.control.client")
     heavy = {m for m in modules if m.split(".")[0] in {"trio", "libp2p", "sqlite3", "spake2"}}
     assert not heavy, f"the CLI's client side pulled in {sorted(heavy)}"

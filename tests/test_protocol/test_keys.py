@@ -8,7 +8,7 @@ from libp2p.peer.id import ID
 from nacl.bindings import crypto_sign_ed25519_pk_to_curve25519
 from nacl.public import Box
 
-from meshtalk.identity import libp2p_key_pair
+from meshtalk.profile.identity import libp2p_key_pair
 from meshtalk.protocol import IdentityError, InvalidPeerId, NodeKey, PeerId
 from tests.conftest import fixed_key
 

@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import Final
 
-from .profile import private_profile_dir
-from .protocol.errors import ProfileLocked, StoreError
+from ..protocol.errors import ProfileLocked, StoreError
+from .paths import private_profile_dir
 
 __all__ = ["ProfileLock", "LOCK_FILE_NAME", "profile_in_use"]
 

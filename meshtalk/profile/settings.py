@@ -4,19 +4,12 @@ Every key has a type and a check, so a bad value is reported with its key name w
 comes from the file or from `meshtalk config set`. Unknown keys are refused (a typo should not
 be silently ignored). Writing goes through a temporary file and a rename, so a crash never
 leaves half a file.
-
-Everything in a profile is private to its user: the folder is 0700 and every file 0600, whatever
-the umask. `private_profile_dir` makes or fixes the folder (and tightens files another user could
-read, with a warning); `private_file` and `open_private_log` create single files that way.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import logging
 import os
-import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,7 +18,8 @@ from typing import Any, Final
 
 import tomli_w
 
-from .protocol.errors import ConfigError, StoreError
+from ..protocol.errors import ConfigError
+from .paths import FILE_MODE, private_profile_dir
 
 __all__ = [
     "CONFIG_FILE_NAME",
@@ -38,101 +32,9 @@ __all__ = [
     "parse_value",
     "config_path",
     "check_key",
-    "private_profile_dir",
-    "private_file",
-    "private_store_file",
-    "open_private_log",
 ]
 
 CONFIG_FILE_NAME: Final = "config.toml"
-_DIR_MODE: Final = 0o700
-_FILE_MODE: Final = 0o600
-# The identity key is never tightened in place: one others could read is refused (identity.py).
-_LEFT_ALONE: Final = frozenset({"identity.key"})
-_log = logging.getLogger("meshtalk.profile")
-
-
-def private_profile_dir(profile: Path) -> Path:
-    """Make the profile folder 0700, creating it if needed, and tighten what others could read.
-
-    A folder that already existed open to group or others is set to 0700, and regular files in
-    it readable by group or others to 0600, each with a warning naming the path and old mode.
-    """
-    profile.mkdir(parents=True, exist_ok=True, mode=_DIR_MODE)
-    if os.name != "posix":
-        return profile
-    mode = stat.S_IMODE(os.stat(profile).st_mode)
-    if mode & 0o077:
-        os.chmod(profile, _DIR_MODE)
-        _log.warning(
-            "profile folder %s was open to other users (mode %04o); set it to 0700", profile, mode
-        )
-    loose: list[str] = []
-    with os.scandir(profile) as entries:
-        for entry in entries:
-            if entry.name in _LEFT_ALONE or not entry.is_file(follow_symlinks=False):
-                continue
-            file_mode = stat.S_IMODE(entry.stat(follow_symlinks=False).st_mode)
-            if file_mode & 0o077:
-                os.chmod(entry.path, file_mode & _FILE_MODE)
-                loose.append(f"{entry.name} ({file_mode:04o})")
-    if loose:
-        _log.warning(
-            "files in profile %s were readable by other users; set to 0600: %s",
-            profile,
-            ", ".join(sorted(loose)),
-        )
-    return profile
-
-
-def _tighten(fd: int) -> None:
-    if os.name == "posix" and stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
-        os.fchmod(fd, _FILE_MODE)
-
-
-def private_file(path: Path) -> None:
-    """Create `path` empty with mode 0600 if it is missing; tighten it to 0600 if it exists."""
-    fd = os.open(path, os.O_RDONLY | os.O_CREAT, _FILE_MODE)
-    try:
-        _tighten(fd)
-    finally:
-        os.close(fd)
-
-
-def private_store_file(path: Path) -> None:
-    """Make a SQLite database file 0600 before it is opened (SQLite gives its -wal and -shm
-    files the database file's mode), and tighten a -wal or -shm left from before."""
-    try:
-        private_file(path)
-        for suffix in ("-wal", "-shm", "-journal"):
-            side = path.with_name(path.name + suffix)
-            with contextlib.suppress(FileNotFoundError):
-                if side.lstat().st_mode & 0o077 and not side.is_symlink():
-                    os.chmod(side, _FILE_MODE)
-    except OSError as exc:
-        raise StoreError(f"cannot open the store {path}: {exc.strerror or exc}") from exc
-
-
-def open_private_log(path: Path) -> int:
-    """Open a log file for appending, mode 0600, never through a symbolic link: returns the fd."""
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(path, flags, _FILE_MODE)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise ConfigError(
-                f"{path} is a symbolic link; meshtalk writes its log only to a regular file "
-                f"there (remove the link: rm {path})"
-            ) from None
-        raise ConfigError(f"cannot open the log {path}: {exc.strerror or exc}") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ConfigError(f"{path} is not a regular file; meshtalk writes its log only there")
-        _tighten(fd)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
 
 
 def _multiaddrs(value: Any) -> list[str]:
@@ -336,7 +238,7 @@ def save_settings(profile: Path, values: Mapping[str, Any]) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)  # left by a crash, perhaps with another mode
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-        with os.fdopen(os.open(temporary, flags, _FILE_MODE), "w", encoding="utf-8") as file:
+        with os.fdopen(os.open(temporary, flags, FILE_MODE), "w", encoding="utf-8") as file:
             file.write(tomli_w.dumps(data))
         os.replace(temporary, path)
     except OSError as exc:

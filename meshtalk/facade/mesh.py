@@ -21,9 +21,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .client import ControlClient, open_control
-from .identity import PROFILE_ENV, profile_dir
-from .protocol.errors import ControlError, ControlTimeout, NodeNotRunning
+from ..control.client import ControlClient, open_control
+from ..profile.paths import PROFILE_ENV, profile_dir
+from ..protocol.errors import ControlError, ControlTimeout, NodeNotRunning
 
 __all__ = ["Mesh", "AsyncMesh", "PairingOffer"]
 

@@ -13,23 +13,28 @@ import binascii
 import contextlib
 import errno
 import os
-import re
 import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-import platformdirs
-
-from .profile import private_profile_dir
-from .protocol.errors import (
-    ConfigError,
+from ..protocol.errors import (
     IdentityError,
     KeyFileCorrupt,
     KeyFileError,
     KeyFileInsecure,
     KeyFileMissing,
 )
-from .protocol.keys import NodeKey, RandomBytes
+from ..protocol.keys import NodeKey, RandomBytes
+from .paths import (
+    DEFAULT_PROFILE,
+    HOME_ENV,
+    KEY_FILE_NAME,
+    PROFILE_ENV,
+    default_home,
+    key_path,
+    private_profile_dir,
+    profile_dir,
+)
 
 if TYPE_CHECKING:
     from libp2p.crypto.keys import KeyPair
@@ -48,39 +53,9 @@ __all__ = [
     "libp2p_key_pair",
 ]
 
-HOME_ENV: Final = "MESHTALK_HOME"
-PROFILE_ENV: Final = "MESHTALK_PROFILE"
-DEFAULT_PROFILE: Final = "default"
-KEY_FILE_NAME: Final = "identity.key"
 _FORMAT_TAG: Final = "meshtalk-identity"
 _FORMAT_VERSION: Final = "1"
 _MAX_KEY_FILE: Final = 4096
-_PROFILE_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-
-
-def default_home() -> Path:
-    """`$MESHTALK_HOME` if set, else the platform's per-user data folder for meshtalk."""
-    env = os.environ.get(HOME_ENV)
-    if env:
-        return Path(env).expanduser()
-    return Path(platformdirs.user_data_dir("meshtalk", appauthor=False))
-
-
-def profile_dir(profile: str | None = None, home: str | os.PathLike[str] | None = None) -> Path:
-    """The folder of profile `profile` (default "default") under `home` (default_home())."""
-    name = DEFAULT_PROFILE if profile is None else profile
-    if not _PROFILE_RE.fullmatch(name):
-        raise ConfigError(
-            f"profile name {name!r} is not allowed: use 1-64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-    base = Path(home).expanduser() if home is not None else default_home()
-    return base / "profiles" / name
-
-
-def key_path(profile: str | os.PathLike[str]) -> Path:
-    """Where the identity key of the profile folder `profile` lives."""
-    return Path(profile) / KEY_FILE_NAME
 
 
 def _render(key: NodeKey) -> bytes:

@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .identity import DEFAULT_PROFILE
-from .protocol.control import (
+from ..profile.identity import DEFAULT_PROFILE
+from ..protocol.control import (
     CONTROL_SOCKET_NAME,
     MAX_CONTROL_MESSAGE,
     decode_control,
@@ -25,8 +25,8 @@ from .protocol.control import (
     make_request,
     read_reply,
 )
-from .protocol.errors import ControlError, FrameTooLarge, NodeNotRunning
-from .protocol.frames import NEED_DATA, FrameDecoder
+from ..protocol.errors import ControlError, FrameTooLarge, NodeNotRunning
+from ..protocol.frames import NEED_DATA, FrameDecoder
 
 __all__ = ["ControlClient", "connect_control", "open_control"]
 

@@ -31,10 +31,10 @@ from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.transport.tcp.tcp import TCP
 
-from .identity import libp2p_key_pair
-from .protocol.errors import ConfigError, MeshtalkError
-from .protocol.frames import NEED_DATA, FrameDecoder, encode_uvarint
-from .protocol.keys import NodeKey, PeerId
+from ..profile.identity import libp2p_key_pair
+from ..protocol.errors import ConfigError, MeshtalkError
+from ..protocol.frames import NEED_DATA, FrameDecoder, encode_uvarint
+from ..protocol.keys import NodeKey, PeerId
 
 __all__ = [
     "NETWORK_ERRORS",

@@ -18,11 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from .client import connect_control
-from .identity import load_or_create_identity
-from .lock import profile_in_use
-from .profile import load_settings, open_private_log, private_profile_dir
-from .protocol.errors import ConfigError, MeshtalkError, NodeError, NodeNotRunning, unwrap_group
+from ..control.client import connect_control
+from ..profile.identity import load_or_create_identity
+from ..profile.lock import profile_in_use
+from ..profile.paths import open_private_log, private_profile_dir
+from ..profile.settings import load_settings
+from ..protocol.errors import ConfigError, MeshtalkError, NodeError, NodeNotRunning, unwrap_group
 
 __all__ = [
     "LOG_FILE_NAME",
@@ -42,7 +43,7 @@ Say = Callable[[str], None]
 
 def node_config(settings: dict[str, Any]) -> Any:
     """The NodeConfig a profile's settings describe."""
-    from .peer.node import NodeConfig
+    from ..peer.node import NodeConfig
 
     return NodeConfig(
         listen=settings["listen"],
@@ -70,9 +71,9 @@ async def serve_profile(
     """
     import trio
 
-    from .peer.control import ControlServer, control_socket_path
-    from .peer.control_ops import build_operations
-    from .peer.node import open_node
+    from ..control.operations import build_operations
+    from ..control.server import ControlServer, control_socket_path
+    from ..peer.node import open_node
 
     stopping = trio.Event()
     async with open_node(profile, node_config(settings)) as node, trio.open_nursery() as nursery:
@@ -88,7 +89,7 @@ async def serve_profile(
 async def _run(profile: Path, settings: dict[str, Any], say: Say) -> None:
     import trio
 
-    from .peer.control import control_socket_path
+    from ..control.server import control_socket_path
 
     async with trio.open_nursery() as nursery:
 

@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .identity import create_identity, load_identity, profile_dir
-from .protocol import (
+from ..profile.identity import create_identity, load_identity, profile_dir
+from ..protocol import (
     DecryptionFailed,
     Envelope,
     MeshtalkError,

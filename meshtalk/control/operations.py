@@ -15,16 +15,16 @@ from typing import Any
 import trio
 
 from .._version import __version__
-from ..host import split_peer_address
-from ..profile import default_settings
+from ..net.host import split_peer_address
+from ..peer.guards import AgentGuard, GuardLimits
+from ..peer.models import Contact, KnownPeer, Message, Trust
+from ..peer.node import Node
+from ..profile.settings import default_settings
 from ..protocol.control import CONTROL_VERSION
 from ..protocol.envelope import direct_conversation_id
 from ..protocol.errors import ConfigError
 from ..protocol.keys import PeerId
-from .control import Emit, Operation
-from .guards import AgentGuard, GuardLimits
-from .models import Contact, KnownPeer, Message, Trust
-from .node import Node
+from .server import Emit, Operation
 
 __all__ = ["build_operations", "contact_view", "message_view", "peer_view", "agent_view"]
 

@@ -16,9 +16,9 @@ from typing import Any, Final
 
 import trio
 
+from ..profile.settings import load_settings
+from ..protocol.errors import ControlError, ControlTimeout, MeshtalkError, NodeClosed, unwrap_group
 from .daemon import serve_profile
-from .profile import load_settings
-from .protocol.errors import ControlError, ControlTimeout, MeshtalkError, NodeClosed, unwrap_group
 
 __all__ = ["EmbeddedNode"]
 
