@@ -242,7 +242,7 @@ def build_operations(
         found: list[dict[str, Any]] = []
         with trio.move_on_after(wait):
             while True:
-                incoming = node._incoming
+                incoming = node.incoming_changed
                 batch = node.store.incoming(after, limit)
                 contacts = {c.peer_id: c for c in node.contacts()} if batch else {}
                 known = {peer: c.name for peer, c in contacts.items()}
@@ -302,7 +302,7 @@ def build_operations(
         if after is None:
             after = node.store.last_cursor()
         while True:
-            incoming = node._incoming
+            incoming = node.incoming_changed
             for view in views(_fetch(node, conversation, after, 100)):
                 await emit({"message": view})
                 after = view["cursor"]

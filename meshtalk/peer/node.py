@@ -634,6 +634,11 @@ class Node:
             self._incoming = trio.Event()
         return results
 
+    @property
+    def incoming_changed(self) -> trio.Event:
+        """An event set when the next message is stored (take it before reading the store)."""
+        return self._incoming
+
     def messages(self, after: int | None = None, consumer: str | None = None) -> MessageStream:
         """Incoming messages, oldest first, waiting for new ones forever.
 
