@@ -62,9 +62,10 @@ _MESH_NAMES = ("Mesh", "AsyncMesh", "PairingOffer")
 
 def __getattr__(name: str) -> Any:
     if name in _MESH_NAMES:
-        from .facade import mesh
+        from .facade import async_mesh, mesh, offer
 
-        return getattr(mesh, name)
+        home = {"Mesh": mesh, "AsyncMesh": async_mesh, "PairingOffer": offer}[name]
+        return getattr(home, name)
     if name in _CLIENT_NAMES:
         from .control import client
 

@@ -16,9 +16,11 @@ from typing import Any, Final
 
 import trio
 
+from ..control.server import Operation
 from ..profile.settings import load_settings
 from ..protocol.errors import ControlError, ControlTimeout, MeshtalkError, NodeClosed, unwrap_group
 from .daemon import serve_profile
+from .transport import OnEvent
 
 __all__ = ["EmbeddedNode"]
 
@@ -27,7 +29,10 @@ _START_TIMEOUT: Final = 60.0
 
 
 class EmbeddedNode:
-    """Start the profile's node in a daemon thread; `call` runs control operations on it."""
+    """Start the profile's node in a daemon thread; `call` runs control operations on it.
+
+    A `meshtalk.facade.transport.Transport`, like the control socket's `SocketTransport`.
+    """
 
     def __init__(self, profile: Path) -> None:
         self.profile = profile
@@ -36,7 +41,7 @@ class EmbeddedNode:
         self._error: BaseException | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._scope: trio.CancelScope | None = None
-        self.operations: dict[str, Any] = {}
+        self.operations: dict[str, Operation] = {}
         self._thread = threading.Thread(target=self._main, name="meshtalk node", daemon=True)
         self._thread.start()
         if not self._ready.wait(_START_TIMEOUT):
@@ -62,7 +67,9 @@ class EmbeddedNode:
                 self._token = trio.lowlevel.current_trio_token()
                 self._ready.set()
 
-    async def _call(self, op: str, args: dict[str, Any], on_event: Any, timeout: float) -> Any:
+    async def _call(
+        self, op: str, args: dict[str, Any], on_event: OnEvent | None, timeout: float
+    ) -> Any:
         operation = self.operations.get(op)
         if operation is None:
             raise ControlError(f"unknown control operation {op!r}")
@@ -74,7 +81,7 @@ class EmbeddedNode:
         with trio.fail_after(timeout):
             return await operation(args, emit)
 
-    def call(self, op: str, args: dict[str, Any], on_event: Any, timeout: float) -> Any:
+    def call(self, op: str, args: dict[str, Any], on_event: OnEvent | None, timeout: float) -> Any:
         """Run one control operation on the node and return its result."""
         if self._token is None or not self._thread.is_alive():
             raise NodeClosed("the embedded node is not running")

@@ -18,7 +18,8 @@ from typing import Any
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
-from ..facade.mesh import AsyncMesh, PairingOffer
+from ..facade.async_mesh import AsyncMesh
+from ..facade.offer import PairingOffer
 from ..protocol.errors import DeliveryTimeout, MeshtalkError
 
 __all__ = ["build_server", "run_mcp_server", "INSTRUCTIONS"]

@@ -1,0 +1,147 @@
+"""`AsyncMesh`: `Mesh` for asyncio code (agent frameworks that are not trio).
+
+    async with AsyncMesh("alice") as mesh:
+        await mesh.send("bob", "hello", wait=True)
+        batch = await mesh.receive(wait=30)
+
+Every call runs the same `Mesh` method in a worker thread; long-polls are taken in slices so
+that a cancelled task frees its thread soon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from ..protocol.errors import ControlError
+from .mesh import Mesh
+from .offer import PairingOffer
+
+__all__ = ["AsyncMesh"]
+
+_WAIT_SLICE = 1.0  # seconds an AsyncMesh long-poll holds a worker thread at a time
+
+
+class AsyncMesh:
+    """`Mesh` for asyncio code: the same methods, awaited (each call runs in a worker thread)."""
+
+    def __init__(
+        self,
+        profile: str | os.PathLike[str] | None = None,
+        *,
+        embedded: bool | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self._args = (profile, embedded, timeout)
+        self._mesh: Mesh | None = None
+
+    async def start(self) -> AsyncMesh:
+        """Connect to (or start) the node; `async with AsyncMesh(...)` does it for you."""
+        profile, embedded, timeout = self._args
+        self._mesh = await asyncio.to_thread(Mesh, profile, embedded=embedded, timeout=timeout)
+        return self
+
+    @property
+    def sync(self) -> Mesh:
+        """The underlying `Mesh` (after `start`)."""
+        if self._mesh is None:
+            raise ControlError("AsyncMesh is not started: use `async with AsyncMesh(...)`")
+        return self._mesh
+
+    async def aclose(self) -> None:
+        """Let go of the node."""
+        if self._mesh is not None:
+            await asyncio.to_thread(self._mesh.close)
+
+    async def __aenter__(self) -> AsyncMesh:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _run(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(method, *args, **kwargs)
+
+    async def call(self, op: str, **args: Any) -> Any:
+        """Run any control operation."""
+        return await self._run(self.sync.call, op, **args)
+
+    async def whoami(self) -> dict[str, Any]:
+        """This node."""
+        result: dict[str, Any] = await self._run(self.sync.whoami)
+        return result
+
+    async def send(self, to: str, text: str, **kwargs: Any) -> str:
+        """See `Mesh.send`."""
+        return str(await self._run(self.sync.send, to, text, **kwargs))
+
+    async def receive(
+        self, after: int | None = None, *, wait: float = 0.0, **kwargs: Any
+    ) -> dict[str, Any]:
+        """See `Mesh.receive`. Long waits are taken in slices of at most a second, so that
+        cancelling the awaiting task frees its worker thread within a second."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            step = max(0.0, min(_WAIT_SLICE, deadline - loop.time()))
+            batch: dict[str, Any] = await self._run(self.sync.receive, after, wait=step, **kwargs)
+            if batch["messages"] or loop.time() >= deadline:
+                return batch
+            if kwargs.get("consumer") is None:
+                after = batch["cursor"]
+
+    async def messages(
+        self, after: int | None = None, *, consumer: str | None = None, poll: float = 30.0
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every message from trusted contacts, waiting for new ones forever."""
+        while True:
+            batch = await self.receive(after, wait=poll, consumer=consumer)
+            for message in batch["messages"]:
+                yield message
+            after = batch["cursor"]
+
+    async def history(self, conversation: str | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+        """See `Mesh.history`."""
+        result: list[dict[str, Any]] = await self._run(self.sync.history, conversation, **kwargs)
+        return result
+
+    async def conversations(self) -> list[dict[str, Any]]:
+        """See `Mesh.conversations`."""
+        result: list[dict[str, Any]] = await self._run(self.sync.conversations)
+        return result
+
+    async def peers(self) -> list[dict[str, Any]]:
+        """See `Mesh.peers`."""
+        result: list[dict[str, Any]] = await self._run(self.sync.peers)
+        return result
+
+    async def contacts(self) -> list[dict[str, Any]]:
+        """See `Mesh.contacts`."""
+        result: list[dict[str, Any]] = await self._run(self.sync.contacts)
+        return result
+
+    async def add_contact(self, peer: str, name: str | None = None) -> dict[str, Any]:
+        """See `Mesh.add_contact`."""
+        result: dict[str, Any] = await self._run(self.sync.add_contact, peer, name)
+        return result
+
+    async def start_pairing(self, ttl: float | None = None) -> PairingOffer:
+        """See `Mesh.start_pairing` (await `asyncio.to_thread(offer.wait)` for the result)."""
+        offer: PairingOffer = await self._run(self.sync.start_pairing, ttl)
+        return offer
+
+    async def pair_join(self, code: str, **kwargs: Any) -> dict[str, Any]:
+        """See `Mesh.pair_join`."""
+        result: dict[str, Any] = await self._run(self.sync.pair_join, code, **kwargs)
+        return result
+
+    async def invite(self, ttl: float | None = None) -> str:
+        """See `Mesh.invite`."""
+        return str(await self._run(self.sync.invite, ttl))
+
+    async def join(self, token: str, **kwargs: Any) -> dict[str, Any]:
+        """See `Mesh.join`."""
+        result: dict[str, Any] = await self._run(self.sync.join, token, **kwargs)
+        return result
