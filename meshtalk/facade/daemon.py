@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ..control.client import connect_control
 from ..profile.identity import load_or_create_identity
@@ -24,6 +24,13 @@ from ..profile.lock import profile_in_use
 from ..profile.paths import open_private_log, private_profile_dir
 from ..profile.settings import load_settings
 from ..protocol.errors import ConfigError, MeshtalkError, NodeError, NodeNotRunning, unwrap_group
+
+if TYPE_CHECKING:  # trio and the node load on first use: `meshtalk down` needs neither
+    from trio import CancelScope
+    from trio_typing import TaskStatus  # py-libp2p's trio-typing stubs stand in for trio's
+
+    from ..control.server import Operation
+    from ..peer.node import Node, NodeConfig
 
 __all__ = [
     "LOG_FILE_NAME",
@@ -39,9 +46,10 @@ _START_TIMEOUT: Final = 60.0
 _MAX_LOG: Final = 5 * 1024 * 1024
 
 Say = Callable[[str], None]
+Started = tuple["Node", dict[str, "Operation"]]  # what serve_profile reports once it serves
 
 
-def node_config(settings: dict[str, Any]) -> Any:
+def node_config(settings: dict[str, Any]) -> NodeConfig:
     """The NodeConfig a profile's settings describe."""
     from ..peer.node import NodeConfig
 
@@ -62,7 +70,7 @@ async def serve_profile(
     profile: Path,
     settings: dict[str, Any],
     *,
-    task_status: Any = None,
+    task_status: TaskStatus[Started] | None = None,
 ) -> None:
     """Run a profile's node and its control socket until a `shutdown` request (or cancel).
 
@@ -93,7 +101,7 @@ async def _run(profile: Path, settings: dict[str, Any], say: Say) -> None:
 
     async with trio.open_nursery() as nursery:
 
-        async def node_then_stop(task_status: Any) -> None:
+        async def node_then_stop(task_status: TaskStatus[Started]) -> None:
             await serve_profile(profile, settings, task_status=task_status)
             nursery.cancel_scope.cancel()  # `meshtalk down`: the other tasks end too
 
@@ -111,7 +119,7 @@ async def _run(profile: Path, settings: dict[str, Any], say: Say) -> None:
     say("stopping")
 
 
-async def _stop_on_signals(scope: Any) -> None:
+async def _stop_on_signals(scope: CancelScope) -> None:
     import trio
 
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -120,7 +128,7 @@ async def _stop_on_signals(scope: Any) -> None:
             return
 
 
-async def _report_messages(node: Any, say: Say) -> None:
+async def _report_messages(node: Node, say: Say) -> None:
     names = {c.peer_id: c.name for c in node.contacts()}
     async for message in node.messages(after=node.store.last_cursor()):
         if message.author not in names:
