@@ -72,8 +72,8 @@ def time_guard_check(alice: Path) -> float:
     """Microseconds per check_agent_send at default limits on alice's conversation with bob."""
     store = Store(alice / STORE_FILE_NAME)
     try:
-        [conversation] = [c.id for c in store.conversations()]
-        history = functools.partial(store.recent_authorship, conversation)
+        [conversation] = [c.id for c in store.messages.conversations()]
+        history = functools.partial(store.messages.recent_authorship, conversation)
         limits = GuardLimits.from_settings(default_settings())
         guard, now = AgentGuard(limits), int(time.time() * 1000)
         started = time.perf_counter()

@@ -41,8 +41,6 @@ LAYERS: tuple[frozenset[str], ...] = (
 # a known one that is gone fails test_known_cycles_are_still_there until it is deleted here
 # (the same holds for every allowlist below: each can only shrink).
 KNOWN_CYCLES: tuple[frozenset[str], ...] = (
-    # issue 13: being removed (the store package split).
-    frozenset({"meshtalk.peer.store", "meshtalk.peer.addressbook"}),
     # issue 13: being removed (node.py's helpers import Node under TYPE_CHECKING).
     frozenset(
         {
@@ -64,7 +62,6 @@ LONG_MODULES: frozenset[str] = frozenset(
         "meshtalk.facade.mesh",  # issue 13: being split
         "meshtalk.peer.node",  # issue 13: being split
         "meshtalk.peer.pairing",  # issue 13: being split
-        "meshtalk.peer.store",  # issue 13: being split
     }
 )
 

@@ -84,14 +84,14 @@ async def _demo(root: Path, say: Say) -> None:
             log("carol joined with the token: alice and carol are paired too")
 
             wire = len(seal_probe(bob, alice))
-            after = alice.store.last_cursor()
+            after = alice.store.messages.last_cursor()
             started = time.monotonic()
             await bob.send("alice", "hi alice, bob here", wait=True, timeout=20)
             took = (time.monotonic() - started) * 1000
             text = await _first_message(alice, after)
             log(f"bob -> alice: {text!r} delivered and acked in {took:.0f} ms "
                 f"(signed by bob, encrypted for alice, ~{wire} bytes on the wire)")  # fmt: skip
-            after = bob.store.last_cursor()
+            after = bob.store.messages.last_cursor()
             await alice.send("bob", "hello bob! welcome to the mesh", wait=True, timeout=20)
             log(f"alice -> bob: {await _first_message(bob, after)!r} delivered")
 
@@ -100,7 +100,7 @@ async def _demo(root: Path, say: Say) -> None:
             for text in ("carol, are you there?", "the plan is ready when you are"):
                 await alice.send("carol", text)
             log(f"alice sends carol 2 messages; they wait in alice's outbox "
-                f"(outbox: {alice.store.outbox_size()})")  # fmt: skip
+                f"(outbox: {alice.store.outbox.size()})")  # fmt: skip
             await trio.sleep(1.0)
             carol = await carol_stack.enter_async_context(
                 open_node(root / "carol", _config(point_addrs, "carol"))
@@ -108,7 +108,7 @@ async def _demo(root: Path, say: Say) -> None:
             log("carol is back (same profile and identity)")
             with trio.fail_after(30):
                 delivered = await alice.wait_flushed(timeout=30)
-            got = [m.text for m in carol.store.incoming(0, 10)]
+            got = [m.text for m in carol.store.messages.incoming(0, 10)]
             log(f"carol received {len(got)} message(s) from alice: {got}")
             if not delivered or len(got) != 2:
                 raise RuntimeError("carol did not get alice's messages")

@@ -219,7 +219,7 @@ def build_operations(
         contact = node.contact(to)
         conversation = explicit or direct_conversation_id(node.peer_id, contact.peer_id)
         if via != "human":
-            history = functools.partial(node.store.recent_authorship, conversation)
+            history = functools.partial(node.store.messages.recent_authorship, conversation)
             guard.check(conversation, text, history, node.clock())
         message_id = await node.send(
             contact.peer_id, text, conversation=explicit, metadata={"via": via}
@@ -235,7 +235,7 @@ def build_operations(
         consumer = _arg(args, "consumer", str, None)
         after = _arg(args, "after", int, None)
         if after is None:
-            after = node.store.consumer_cursor(consumer) if consumer is not None else 0
+            after = node.store.messages.consumer_cursor(consumer) if consumer is not None else 0
         conversation = conversation_of(_arg(args, "conversation", str, None))
         wait = min(float(_arg(args, "wait", (int, float), 0)), 300.0)
         limit = _arg(args, "limit", int, 50)
@@ -243,7 +243,7 @@ def build_operations(
         with trio.move_on_after(wait):
             while True:
                 incoming = node.incoming_changed
-                batch = node.store.incoming(after, limit)
+                batch = node.store.messages.incoming(after, limit)
                 contacts = {c.peer_id: c for c in node.contacts()} if batch else {}
                 known = {peer: c.name for peer, c in contacts.items()}
                 for message in batch:
@@ -257,7 +257,7 @@ def build_operations(
                     break
                 await incoming.wait()
         if consumer is not None:
-            node.store.set_consumer_cursor(consumer, after)
+            node.store.messages.set_consumer_cursor(consumer, after)
         return {"messages": found, "cursor": after}
 
     async def conversations(args: dict[str, Any], emit: Emit) -> Any:
@@ -282,25 +282,25 @@ def build_operations(
 
     async def inbox(args: dict[str, Any], emit: Emit) -> Any:
         consumer = "cli-inbox"
-        after = node.store.consumer_cursor(consumer)
+        after = node.store.messages.consumer_cursor(consumer)
         limit = _arg(args, "limit", int, 1000)
-        found = node.store.incoming(after, limit)
+        found = node.store.messages.incoming(after, limit)
         if found and not _arg(args, "peek", bool, False):
-            node.store.set_consumer_cursor(consumer, found[-1].cursor)
+            node.store.messages.set_consumer_cursor(consumer, found[-1].cursor)
         return views(found)
 
     async def history(args: dict[str, Any], emit: Emit) -> Any:
         conversation = conversation_of(_arg(args, "conversation", str, None))
         after, limit = _arg(args, "after", int, None), _arg(args, "limit", int, 100)
         if after is None:  # the newest `limit` messages
-            return views(node.store.latest(conversation, limit))
+            return views(node.store.messages.latest(conversation, limit))
         return views(_fetch(node, conversation, after, limit))
 
     async def follow(args: dict[str, Any], emit: Emit) -> Any:
         conversation = conversation_of(_arg(args, "conversation", str, None))
         after = _arg(args, "after", int, None)
         if after is None:
-            after = node.store.last_cursor()
+            after = node.store.messages.last_cursor()
         while True:
             incoming = node.incoming_changed
             for view in views(_fetch(node, conversation, after, 100)):
@@ -363,5 +363,5 @@ def build_operations(
 
 def _fetch(node: Node, conversation: bytes | None, after: int, limit: int) -> list[Message]:
     if conversation is None:
-        return node.store.all_messages(after, limit)
-    return node.store.history(conversation, after, limit)
+        return node.store.messages.all_messages(after, limit)
+    return node.store.messages.history(conversation, after, limit)

@@ -130,7 +130,7 @@ async def _stop_on_signals(scope: CancelScope) -> None:
 
 async def _report_messages(node: Node, say: Say) -> None:
     names = {c.peer_id: c.name for c in node.contacts()}
-    async for message in node.messages(after=node.store.last_cursor()):
+    async for message in node.messages(after=node.store.messages.last_cursor()):
         if message.author not in names:
             names = {c.peer_id: c.name for c in node.contacts()}
         sender = names.get(message.author) or str(message.author)

@@ -35,6 +35,7 @@ from ..profile.identity import libp2p_key_pair
 from ..protocol.errors import ConfigError, MeshtalkError
 from ..protocol.frames import NEED_DATA, FrameDecoder, encode_uvarint
 from ..protocol.keys import NodeKey, PeerId
+from .addresses import without_peer_id
 
 __all__ = [
     "NETWORK_ERRORS",
@@ -243,12 +244,6 @@ def peer_info(peer: PeerId, addresses: Sequence[str]) -> PeerInfo:
             addr = addr.decapsulate_code(multiaddr.protocols.P_P2P)
         addrs.append(addr)
     return PeerInfo(to_libp2p_id(peer), addrs)
-
-
-def without_peer_id(address: str) -> str:
-    """The address without a trailing /p2p/<id> (a relayed address keeps its relay's)."""
-    head, separator, tail = address.rpartition("/p2p/")
-    return head if separator and "/" not in tail else address
 
 
 def split_peer_address(address: str) -> tuple[PeerId, str]:

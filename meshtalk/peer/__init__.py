@@ -1,9 +1,9 @@
 """The running node: libp2p host, stream handlers, store, outbox, contacts and the trio API."""
 
-from .addressbook import AddressBook, AddressSource, KnownAddress
 from .models import Contact, Conversation, Direction, KnownPeer, Message, MessageStatus, Trust
 from .node import PROTOCOL_VERSIONS, MessageStream, Node, NodeConfig, open_node
 from .pairing import Pairing, PairOffer
+from .store import AddressBook, AddressSource, KnownAddress
 
 __all__ = [
     "AddressBook",

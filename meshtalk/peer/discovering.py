@@ -19,7 +19,7 @@ from ..discovery.rendezvous import RendezvousClient, RendezvousSession, namespac
 from ..net.host import NETWORK_ERRORS, peer_info, split_peer_address, to_libp2p_id, without_peer_id
 from ..protocol.errors import InvalidSignedRecord
 from ..protocol.keys import PeerId
-from .addressbook import AddressSource
+from .store import AddressSource
 
 if TYPE_CHECKING:
     from .node import Node

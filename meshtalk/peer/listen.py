@@ -35,7 +35,7 @@ def preferred_listen_addrs(configured: list[str], store: Store) -> list[str]:
     """The configured addresses, with port 0 replaced by the port this node had last time."""
     preferred = []
     for original in configured:
-        remembered = store.get_setting(_setting(original))
+        remembered = store.db.get_setting(_setting(original))
         if remembered is not None and original.endswith("/tcp/0"):
             preferred.append(original[: -len("0")] + remembered)
         else:
@@ -65,4 +65,4 @@ async def ensure_listening(
         if original.endswith("/tcp/0"):
             ports = sorted(p for b_ip, p in bound if b_ip == ip)
             if ports:
-                store.set_setting(_setting(original), str(ports[0]))
+                store.db.set_setting(_setting(original), str(ports[0]))

@@ -57,7 +57,6 @@ from ..protocol.errors import (
 from ..protocol.frames import DEFAULT_MAX_FRAME_SIZE
 from ..protocol.keys import PeerId
 from ..protocol.sealing import DEFAULT_MAX_AGE_MS, DEFAULT_MAX_FUTURE_SKEW_MS, seal
-from .addressbook import AddressSource, KnownAddress
 from .discovering import NodeDiscovery
 from .inbound import serve_inbound_stream
 from .inbound_limits import InboundLimits
@@ -73,7 +72,7 @@ from .models import (
 )
 from .outbound import PeerLink
 from .pairing import Pairing
-from .store import STORE_FILE_NAME, IncomingResult, Store
+from .store import STORE_FILE_NAME, AddressSource, IncomingResult, KnownAddress, Store
 
 __all__ = ["Node", "NodeConfig", "MessageStream", "open_node", "PROTOCOL_VERSIONS"]
 
@@ -233,7 +232,7 @@ class Node:
                             self.listen_addrs = announce_addrs(self._host)
                             nursery.start_soon(self._committer)
                             nursery.start_soon(self._checkpointer)
-                            for peer in self._store.recipients_with_pending():
+                            for peer in self._store.outbox.recipients_with_pending():
                                 self._link(peer).kick()
                             self.discovery.run(nursery)
                             task_status.started(self)
@@ -266,7 +265,7 @@ class Node:
 
     def _contact_cache(self) -> dict[PeerId, Contact]:
         if self._contacts is None:
-            self._contacts = {c.peer_id: c for c in self.store.contacts()}
+            self._contacts = {c.peer_id: c for c in self.store.contacts.all()}
         return self._contacts
 
     def resolve(self, ref: str | PeerId) -> PeerId:
@@ -295,7 +294,7 @@ class Node:
         if name is not None:
             check_contact_name(name)
         parse_multiaddrs(addresses)
-        contact = self.store.upsert_contact(peer_id, name, addresses, trust, self.clock())
+        contact = self.store.contacts.upsert(peer_id, name, addresses, trust, self.clock())
         self._contacts = None
         if peer_id in self._links:
             self._links[peer_id].retry_now()
@@ -304,7 +303,7 @@ class Node:
     def remove_contact(self, ref: str | PeerId) -> None:
         """Forget a contact; its messages stay in the store."""
         peer = self.resolve(ref)
-        if not self.store.remove_contact(peer):
+        if not self.store.contacts.remove(peer):
             raise UnknownPeer(f"{ref} is not a contact")
         self._contacts = None
 
@@ -421,11 +420,13 @@ class Node:
         self.statistics_counter["refused"] += 1
         logger.info("refused a delivery from %s: %s", peer or "an unknown sender", error)
         if peer is not None:
-            self.store.record_refusal(peer, f"{type(error).__name__}: {error}", self.clock())
+            self.store.contacts.record_refusal(
+                peer, f"{type(error).__name__}: {error}", self.clock()
+            )
 
     def note_connected(self, peer: PeerId) -> None:
         """A trusted peer is connected: update last-seen and flush its outbox now."""
-        self.store.note_seen(peer, self.clock())
+        self.store.contacts.note_seen(peer, self.clock())
         self._contacts = None
         self.discovery.harvest_identify(peer)
         link = self._links.get(peer)
@@ -525,7 +526,7 @@ class Node:
             self._commit_wakeup = trio.Event()
             batch, self._commit_queue = self._commit_queue, []
             try:
-                results = self.store.queue_outgoing_many(
+                results = self.store.messages.queue_outgoing_many(
                     [(q.conversation, q.kind, q.members, q.build) for q in batch], self.clock()
                 )
             except MeshtalkError as exc:
@@ -566,7 +567,7 @@ class Node:
 
         Raises DeliveryFailed if a recipient refused it, DeliveryTimeout after `timeout` s.
         """
-        message = self.store.message(self.peer_id, message_id)
+        message = self.store.messages.message(self.peer_id, message_id)
         if message is None:
             raise UnknownPeer(f"this node sent no message {message_id.hex()}")
         if message.status is MessageStatus.DELIVERED:
@@ -590,7 +591,7 @@ class Node:
         with trio.move_on_after(timeout if timeout is not None else float("inf")):
             while True:
                 changed = self._outbox_changed
-                if not self.store.has_pending():
+                if not self.store.outbox.has_pending():
                     return True
                 await changed.wait()
         return False
@@ -602,7 +603,7 @@ class Node:
     def delivery_acked(self, peer: PeerId, message_ids: list[bytes]) -> None:
         """Called by a link when `peer` acked these ids."""
         self._note_outbox_change()
-        for message_id in self.store.acknowledge(peer, message_ids):
+        for message_id in self.store.outbox.acknowledge(peer, message_ids):
             event = self._waiters.get(message_id)
             if event is not None:
                 event.set()
@@ -611,7 +612,7 @@ class Node:
         """Called by a link when `peer` refused a message for good."""
         logger.warning("%s refused message %s: %s", peer, message_id.hex(), error)
         self._note_outbox_change()
-        if self.store.fail(peer, message_id, f"{type(error).__name__}: {error}"):
+        if self.store.outbox.fail(peer, message_id, f"{type(error).__name__}: {error}"):
             event = self._waiters.get(message_id)
             if event is not None:
                 self._failures[message_id] = error
@@ -623,7 +624,7 @@ class Node:
         self, items: list[tuple[Envelope, bytes]]
     ) -> list[IncomingResult | MeshtalkError]:
         """Store opened envelopes (called by inbound streams) and wake readers."""
-        results = self.store.store_incoming(items, self.peer_id, self.clock())
+        results = self.store.messages.store_incoming(items, self.peer_id, self.clock())
         stored = sum(1 for r in results if isinstance(r, IncomingResult) and not r.duplicate)
         self.statistics_counter["received"] += stored
         self.statistics_counter["duplicates"] += sum(
@@ -646,7 +647,7 @@ class Node:
         message counts as handled when the consumer asks for the next one).
         """
         if after is None:
-            after = self.store.consumer_cursor(consumer) if consumer is not None else 0
+            after = self.store.messages.consumer_cursor(consumer) if consumer is not None else 0
         return MessageStream(self, after, consumer)
 
     def history(
@@ -655,17 +656,17 @@ class Node:
         """Messages of a conversation (an id, or a contact for the direct one), both ways."""
         if not isinstance(conversation, bytes):
             conversation = direct_conversation_id(self.peer_id, self.resolve(conversation))
-        return self.store.history(conversation, after, limit)
+        return self.store.messages.history(conversation, after, limit)
 
     def conversations(self) -> list[Conversation]:
         """Every conversation, most recently active first."""
-        return self.store.conversations()
+        return self.store.messages.conversations()
 
     def statistics(self) -> dict[str, Any]:
         """Counters, outbox size and the state of each peer link."""
         return {
             **self.statistics_counter,
-            "outbox": self.store.outbox_size(),
+            "outbox": self.store.outbox.size(),
             "links": {str(p): link.statistics() for p, link in self._links.items()},
             "discovery": self.discovery.statistics(),
             "inbound": self.inbound_limits.statistics(),
@@ -688,13 +689,13 @@ class MessageStream:
     async def __anext__(self) -> Message:
         node = self._node
         if self._consumer is not None and self._handled is not None:
-            node.store.set_consumer_cursor(self._consumer, self._handled)
+            node.store.messages.set_consumer_cursor(self._consumer, self._handled)
             self._handled = None
         while not self._buffer:
             event = node._incoming
             if node._closed.is_set():
                 raise NodeClosed("the node stopped")
-            batch = node.store.incoming(self.cursor, 100)
+            batch = node.store.messages.incoming(self.cursor, 100)
             if batch:
                 self._buffer.extend(batch)
             else:

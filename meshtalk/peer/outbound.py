@@ -103,7 +103,7 @@ class PeerLink:
         while True:
             changed = self._changed
             try:
-                if not self.node.store.pending(self.peer, 0, 1):
+                if not self.node.store.outbox.pending(self.peer, 0, 1):
                     self.state = "idle"
                     await self._wait_change(changed)
                     continue
@@ -200,7 +200,7 @@ class PeerLink:
                 await self._wait_change(changed)
                 continue
             room = config.max_in_flight - len(self._in_flight)
-            items = store.pending(self.peer, cursor, min(_BATCH, room))
+            items = store.outbox.pending(self.peer, cursor, min(_BATCH, room))
             if not items:
                 self._unsent_bytes = 0
                 await self._wait_change(changed)
@@ -247,7 +247,7 @@ class PeerLink:
             _, written = self._written.popleft()
             cursors.extend(c for message_id, c in written if message_id in self._in_flight)
         if cursors:
-            self.node.store.mark_sent(self.peer, cursors)
+            self.node.store.outbox.mark_sent(self.peer, cursors)
 
     async def _read_replies(self, framed: FramedStream) -> None:
         node, timeout = self.node, self.node.config.ack_timeout

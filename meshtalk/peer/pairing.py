@@ -62,8 +62,8 @@ from ..protocol.pairing import (
     parse_code,
     parse_invite,
 )
-from .addressbook import AddressSource
 from .models import MAX_CONTACT_NAME, Contact, Trust, check_contact_name
+from .store import AddressSource
 
 if TYPE_CHECKING:
     from .node import Node
@@ -196,7 +196,7 @@ class Pairing:
     # -- invites -----------------------------------------------------------------------------
 
     def _saved_invites(self) -> list[dict[str, Any]]:
-        text = self.node.store.get_setting(_INVITES_SETTING)
+        text = self.node.store.db.get_setting(_INVITES_SETTING)
         now = self.node.clock()
         return [i for i in json.loads(text or "[]") if i["expires_ms"] > now]
 
@@ -210,7 +210,7 @@ class Pairing:
         saved.append(
             {"nameplate": invite.nameplate, "secret": invite.secret.hex(), "expires_ms": expires}
         )
-        self.node.store.set_setting(_INVITES_SETTING, json.dumps(saved[-100:]))
+        self.node.store.db.set_setting(_INVITES_SETTING, json.dumps(saved[-100:]))
         return encode_invite(invite), expires
 
     def _find_invite(self, nameplate: str) -> PairOffer | None:
@@ -224,7 +224,7 @@ class Pairing:
     def _drop_invite(self, nameplate: str) -> None:
         """Forget a saved invite (one attempt each)."""
         saved = self._saved_invites()
-        self.node.store.set_setting(
+        self.node.store.db.set_setting(
             _INVITES_SETTING, json.dumps([i for i in saved if i["nameplate"] != nameplate])
         )
 
@@ -445,7 +445,7 @@ class Pairing:
     def _add(self, peer: PeerId, info: PeerInfo, name: str | None) -> Contact:
         """Pin the paired peer as a trusted contact under a free name."""
         node = self.node
-        existing = node.store.get_contact(peer)
+        existing = node.store.contacts.get(peer)
         wanted = name or (existing.name if existing is not None else None) or info.name
         if wanted is not None:
             # The other side chose info.name: keep room for a suffix, drop what cannot be a name.

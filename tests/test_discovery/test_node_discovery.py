@@ -75,7 +75,7 @@ async def test_a_message_waits_until_discovery_finds_its_recipient(tmp_path: Pat
             alice.add_contact(bob_id, "bob")  # no address known
             await alice.send("bob", "queued before bob was anywhere")
             await trio.sleep(0.5)
-            assert alice.store.outbox_size() == 1
+            assert alice.store.outbox.size() == 1
             async with open_node(bob_key_home, config) as bob:
                 bob.add_contact(alice.peer_id, "alice")
                 assert (await collect(bob, 1))[0].text == "queued before bob was anywhere"

@@ -28,8 +28,8 @@ async def test_a_direct_id_names_its_two_peers_and_no_other_recipient(tmp_path: 
             await carol.send(
                 ["alice", "bob"], "a crowd", conversation=theirs, wait=True, timeout=10
             )
-        assert alice.store.incoming(0, 10) == []
-        assert bob.store.incoming(0, 10) == []
+        assert alice.store.messages.incoming(0, 10) == []
+        assert bob.store.messages.incoming(0, 10) == []
 
 
 async def test_a_squat_on_an_unknown_direct_id_moves_away_when_its_peer_shows_up(
@@ -52,7 +52,7 @@ async def test_a_squat_on_an_unknown_direct_id_moves_away_when_its_peer_shows_up
         assert [m.body for m in alice.history("bob")] == ["the real bob", "the real alice"]
         moved = alice.history(moved_conversation_id(squatted))
         assert [m.body for m in moved] == ["I was here first"]
-        [conversation] = alice.store.conversations(squatted)
+        [conversation] = alice.store.messages.conversations(squatted)
         assert (conversation.kind, set(conversation.members)) == (
             "direct",
             {alice.peer_id, bob.peer_id},
@@ -84,4 +84,4 @@ async def test_a_stranger_may_write_directly_but_not_open_a_named_conversation(
         await stranger.send("alice", "hello, directly", wait=True, timeout=10)
         with pytest.raises(DeliveryFailed, match="not a contact"):
             await stranger.send("alice", "a group", conversation=b"n" * 16, wait=True, timeout=10)
-        assert [m.body for m in alice.store.incoming(0, 10)] == ["hello, directly"]
+        assert [m.body for m in alice.store.messages.incoming(0, 10)] == ["hello, directly"]

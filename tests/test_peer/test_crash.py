@@ -93,12 +93,12 @@ async def test_sender_killed_right_after_send_returned(tmp_path: Path) -> None:
         sender = NodeProcess(tmp_path / "alice")  # restarts with its outbox
         try:
             with trio.fail_after(30):
-                while len(bob.store.incoming(0, 10_000)) < returned:
+                while len(bob.store.messages.incoming(0, 10_000)) < returned:
                     await trio.sleep(0.05)
             await trio.sleep(0.5)
         finally:
             sender.stop()
-        bodies = [m.body for m in bob.store.incoming(0, 10_000)]
+        bodies = [m.body for m in bob.store.messages.incoming(0, 10_000)]
         assert len(bodies) == len(set(bodies))  # nothing doubled
         assert bodies[:returned] == [f"m{i}" for i in range(returned)]  # in the sender's order
 
@@ -129,10 +129,10 @@ async def test_receiver_killed_mid_stream(tmp_path: Path) -> None:
                     await trio.sleep(0.05)
         finally:
             receiver.stop()
-        statuses = {alice.store.message(alice.peer_id, i).status for i in ids}  # type: ignore[union-attr]
+        statuses = {alice.store.messages.message(alice.peer_id, i).status for i in ids}  # type: ignore[union-attr]
         assert statuses == {MessageStatus.DELIVERED}
     store = Store(tmp_path / "bob" / "store.db")
-    bodies = [m.body for m in store.incoming(0, 10_000)]
+    bodies = [m.body for m in store.messages.incoming(0, 10_000)]
     store.close()
     assert bodies == [f"n{i}" for i in range(total)]  # all, once each, in order
 

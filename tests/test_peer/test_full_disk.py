@@ -65,7 +65,9 @@ def test_full_disk_refuses_cleanly_and_loses_nothing(tmp_path: Path) -> None:
     assert lines[-1] == "DONE"
     store = Store(profile / "store.db")
     try:
-        bodies = [m.body for m in store.history(store.conversations()[0].id, 0, 100_000)]
+        bodies = [
+            m.body for m in store.messages.history(store.messages.conversations()[0].id, 0, 100_000)
+        ]
     finally:
         store.close()
     assert bodies[0] == "before the limit"

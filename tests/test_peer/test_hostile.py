@@ -84,7 +84,7 @@ async def reply(framed: FramedStream) -> Frame:
 
 
 async def still_serving(alice: Node, bob: Node, text: str) -> None:
-    before = bob.store.last_cursor()
+    before = bob.store.messages.last_cursor()
     await alice.send("bob", text, wait=True, timeout=10)
     [message] = await collect(bob, 1, after=before)
     assert message.body == text
@@ -125,7 +125,7 @@ async def test_bad_messages_are_refused_one_by_one(tmp_path: Path) -> None:
             assert isinstance(refused.to_exception(), NotAuthorized)
             assert refused.ref == stranger_id
             assert isinstance(ack, AckFrame)
-        stored = [m.body for m in bob.store.incoming(0, 100)]
+        stored = [m.body for m in bob.store.messages.incoming(0, 100)]
         assert stored == ["genuine", "from alice"]
         await still_serving(alice, bob, "after the rogue")
 
@@ -181,7 +181,7 @@ async def test_unknown_peer_is_refused_at_the_door(tmp_path: Path) -> None:
             refusal = await reply(framed)
             assert isinstance(refusal, ErrorFrame)
             assert isinstance(refusal.to_exception(), NotAuthorized)
-        assert bob.store.refusals() == {stranger.peer_id: 1}
+        assert bob.store.contacts.refusals() == {stranger.peer_id: 1}
         await still_serving(alice, bob, "ok")
 
 
@@ -202,18 +202,18 @@ async def test_plaintext_dialer_cannot_connect(tmp_path: Path) -> None:
                     await plain.connect(peer_info(bob.peer_id, bob.listen_addrs))
             finally:
                 await close_host(plain)
-        assert bob.store.incoming(0, 10) == []
+        assert bob.store.messages.incoming(0, 10) == []
         await still_serving(alice, bob, "noise only")
 
 
 async def test_refusals_of_strangers_are_bounded(tmp_path: Path) -> None:
     async with running(tmp_path, "alice", "bob") as (alice, bob):
-        bob.store.max_refusals = 3
+        bob.store.contacts.max_refusals = 3
         strangers = [NodeKey.generate() for _ in range(5)]
         for stranger in strangers:
             async with rogue_stream(stranger, bob, hello=False) as framed:
                 assert isinstance(await reply(framed), ErrorFrame)
-        assert set(bob.store.refusals()) == {s.peer_id for s in strangers[-3:]}
+        assert set(bob.store.contacts.refusals()) == {s.peer_id for s in strangers[-3:]}
         await still_serving(alice, bob, "bounded")
 
 

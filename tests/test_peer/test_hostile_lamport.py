@@ -83,7 +83,7 @@ async def test_a_lamport_at_any_edge_is_acked_or_refused_alone(tmp_path: Path) -
                     assert isinstance(answer, ErrorFrame), value
                     assert answer.ref == wire["id"], value
                     assert answer.code == (103 if value < 0 else 208), value
-        lamports = [m.lamport for m in bob.store.incoming(0, 100)]
+        lamports = [m.lamport for m in bob.store.messages.incoming(0, 100)]
         assert max(lamports) <= MAX_LAMPORT_STEP
         await still_serving(alice, bob, "after the edges")
 
@@ -102,12 +102,13 @@ async def test_a_peer_cannot_push_the_clock_to_the_edge(tmp_path: Path) -> None:
             assert isinstance(refused, ErrorFrame)
             assert (refused.code, refused.ref) == (208, jump["id"])
         await bob.send("rogue", "next")
-        [conv] = bob.store.conversations(conversation)
+        [conv] = bob.store.messages.conversations(conversation)
         assert conv.lamport == MAX_LAMPORT_STEP + 1
         # However a clock got to the cap (billions of messages), the next send saturates.
-        bob.store._db.execute(
-            "UPDATE conversations SET lamport = ? WHERE id = ?", (MAX_LAMPORT, conversation)
-        )
+        with bob.store.db.transaction() as db:
+            db.execute(
+                "UPDATE conversations SET lamport = ? WHERE id = ?", (MAX_LAMPORT, conversation)
+            )
         for text in ("at the cap", "still at the cap"):
             await bob.send("rogue", text)
         assert [m.lamport for m in bob.history("rogue")[-2:]] == [MAX_LAMPORT, MAX_LAMPORT]
@@ -128,16 +129,16 @@ async def test_a_sender_fails_a_refused_message_and_moves_on(tmp_path: Path) -> 
             wire = wire_from(alice.key, bob, id=bad_id, l=2**63)
             return envelope, {bob.peer_id: seal_wire(wire, alice.key, bob)}
 
-        alice.store.queue_outgoing(
-            conversation, "direct", (alice.peer_id, bob.peer_id), build, alice.clock()
-        )
+        item = (conversation, "direct", (alice.peer_id, bob.peer_id), build)
+        [queued] = alice.store.messages.queue_outgoing_many([item], alice.clock())
+        assert isinstance(queued, tuple), queued
         alice._link(bob.peer_id).kick()
         with pytest.raises(DeliveryFailed, match="Lamport"):
             await alice.wait_delivered(bad_id, timeout=10)
         await alice.send("bob", "after the refusal", wait=True, timeout=10)
         [message] = await collect(bob, 1)
         assert message.body == "after the refusal"
-        assert alice.store.outbox_size() == 0
+        assert alice.store.outbox.size() == 0
 
 
 class Injected(Exception):
@@ -161,7 +162,7 @@ def fail_once(obj: Any, name: str, when: Any = lambda *a: True) -> list[int]:
 
 async def test_a_bug_in_the_committer_fails_that_send_not_the_node(tmp_path: Path) -> None:
     async with running(tmp_path, "alice", "bob") as (alice, bob):
-        calls = fail_once(alice.store, "queue_outgoing_many")
+        calls = fail_once(alice.store.messages, "queue_outgoing_many")
         with trio.fail_after(10), pytest.raises(InternalError, match="Injected"):
             await alice.send("bob", "lost to the bug")
         assert calls == [1]
@@ -171,12 +172,12 @@ async def test_a_bug_in_the_committer_fails_that_send_not_the_node(tmp_path: Pat
 
 async def test_a_bug_in_a_link_costs_a_retry_not_the_node(tmp_path: Path) -> None:
     async with running(tmp_path, "alice", "bob") as (alice, bob):
-        calls = fail_once(alice.store, "acknowledge")
+        calls = fail_once(alice.store.outbox, "acknowledge")
         await alice.send("bob", "acked after a retry", wait=True, timeout=10)
         assert calls == [1]
         assert alice.statistics()["delivery_interruptions"] >= 1
         await still_serving(alice, bob, "and the next")
-        assert [m.body for m in bob.store.incoming(0, 10)] == [
+        assert [m.body for m in bob.store.messages.incoming(0, 10)] == [
             "acked after a retry",
             "and the next",
         ]
@@ -188,14 +189,14 @@ async def test_a_bug_storing_one_incoming_message_refuses_that_one(tmp_path: Pat
         def poisoned(items: list[tuple[Envelope, bytes]], *args: Any) -> bool:
             return any(envelope.body == "poison" for envelope, _ in items)
 
-        original = bob.store.store_incoming
+        original = bob.store.messages.store_incoming
 
         def store_incoming(items: Any, *args: Any) -> Any:
             if poisoned(items):
                 raise Injected("injected into store_incoming")
             return original(items, *args)
 
-        bob.store.store_incoming = store_incoming  # type: ignore[method-assign]
+        bob.store.messages.store_incoming = store_incoming  # type: ignore[method-assign]
         with pytest.raises(DeliveryFailed, match="could not store this message"):
             await alice.send("bob", "poison", wait=True, timeout=10)
         await still_serving(alice, bob, "the stream goes on")

@@ -225,7 +225,7 @@ async def test_signed_envelopes_at_the_edges(tmp_path: Path) -> None:
                         assert answer.code == 206, case
                     else:
                         assert answer.code == 103, case
-        messages = bob.store.incoming(0, 1000)
+        messages = bob.store.messages.incoming(0, 1000)
         assert [m.body for m in messages] == stored
         assert [type(m.body) for m in messages] == [type(b) for b in stored]
         await still_serving(alice, bob, "after the envelope edges")

@@ -28,7 +28,7 @@ async def test_three_nodes_each_send_1000_to_the_other_two(tmp_path: Path) -> No
             while any(node.statistics()["outbox"] for node in nodes):
                 await trio.sleep(0.05)
         for node, name in zip(nodes, names, strict=True):
-            incoming = node.store.incoming(0, 10_000)
+            incoming = node.store.messages.incoming(0, 10_000)
             assert len(incoming) == 2 * per_target
             for other in names:
                 if other == name:
@@ -55,6 +55,6 @@ async def test_a_consumer_that_reads_nothing_for_30_seconds(tmp_path: Path) -> N
         assert link["state"] == "connected"
         assert alice.statistics_counter["delivery_interruptions"] == 0
         # Only now does the application look: everything is there, once.
-        incoming = bob.store.incoming(0, 1_000_000)
+        incoming = bob.store.messages.incoming(0, 1_000_000)
         assert [m.body for m in incoming] == [body + str(i) for i in range(sent)]
         assert sent > 1000

@@ -54,7 +54,7 @@ async def test_cursors_resume_where_the_consumer_left_off(tmp_path: Path) -> Non
             if len(seen) == 3:
                 break
         # The third was being handled when the consumer stopped: it is handed out again.
-        again = await collect(bob, 3, after=bob.store.consumer_cursor("agent"))
+        again = await collect(bob, 3, after=bob.store.messages.consumer_cursor("agent"))
         assert [m.body for m in again] == ["m2", "m3", "m4"]
         page = bob.history("alice", after=again[0].cursor, limit=1)
         assert [m.body for m in page] == ["m3"]
@@ -102,10 +102,12 @@ async def test_receiver_offline_then_back(tmp_path: Path) -> None:
             assert [m.body for m in got] == [f"while offline {i}" for i in range(20)] + ["last"]
             assert await alice.wait_flushed(timeout=10)
             await trio.sleep(0.2)
-            assert len(bob.store.incoming(0, 100)) == 21  # nothing doubled
+            assert len(bob.store.messages.incoming(0, 100)) == 21  # nothing doubled
+        delivered = MessageStatus.DELIVERED
         assert all(
-            alice.store.message(alice.peer_id, i).status is MessageStatus.DELIVERED for i in ids
-        )  # type: ignore[union-attr]
+            alice.store.messages.message(alice.peer_id, i).status is delivered  # type: ignore[union-attr]
+            for i in ids
+        )
 
 
 async def test_a_message_waiting_for_its_ack_is_marked_sent(
@@ -114,7 +116,7 @@ async def test_a_message_waiting_for_its_ack_is_marked_sent(
     async with running(tmp_path, "alice", "bob") as (alice, _bob):
 
         def status(message_id: bytes) -> MessageStatus:
-            message = alice.store.message(alice.peer_id, message_id)
+            message = alice.store.messages.message(alice.peer_id, message_id)
             assert message is not None
             return message.status
 
@@ -137,8 +139,8 @@ async def test_unknown_peer_is_refused_and_counted(tmp_path: Path) -> None:
         mallory.add_contact(bob.peer_id, "bob", bob.listen_addrs)
         with pytest.raises(DeliveryTimeout):
             await mallory.send("bob", "let me in", wait=True, timeout=1.0)
-        assert bob.store.incoming(0, 10) == []
-        assert bob.store.refusals()[mallory.peer_id] >= 1
+        assert bob.store.messages.incoming(0, 10) == []
+        assert bob.store.contacts.refusals()[mallory.peer_id] >= 1
         link = mallory.statistics()["links"][str(bob.peer_id)]
         assert "NotAuthorized" in (link["last_error"] or "")
 

@@ -14,10 +14,10 @@ import trio
 from meshtalk.discovery import open_rendezvous_point
 from meshtalk.net.host import PrefixedStream, reset_quietly, to_libp2p_id
 from meshtalk.peer import pairing as peer_pairing
-from meshtalk.peer.addressbook import AddressSource
 from meshtalk.peer.models import Trust
 from meshtalk.peer.node import Node, open_node
 from meshtalk.peer.pairing import PairOffer
+from meshtalk.peer.store import AddressSource
 from meshtalk.protocol import (
     CodeExpired,
     FrameTooLarge,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from meshtalk.peer.models import Direction, MessageStatus, Trust
-from meshtalk.peer.schema import SCHEMA_VERSION
+from meshtalk.peer.models import Contact, Direction, MessageStatus, Trust
 from meshtalk.peer.store import IncomingResult, Store
+from meshtalk.peer.store.schema import SCHEMA_VERSION
 from meshtalk.protocol import (
     ConfigError,
     ConversationMismatch,
@@ -35,14 +35,22 @@ def outgoing(store: Store, author: NodeKey, *to: NodeKey, body: str = "hi") -> t
         env = make_envelope(author, *to, body=body, lamport=lamport, id=bytes([lamport]) * 16)
         return env, {r.peer_id: seal(env, author, r.peer_id) for r in to}
 
-    return store.queue_outgoing(conversation, "direct", members, build, NOW_MS)
+    [result] = store.messages.queue_outgoing_many(
+        [(conversation, "direct", members, build)], NOW_MS
+    )
+    assert isinstance(result, tuple), result
+    return result
+
+
+def named(store: Store, name: str) -> Contact | None:
+    return next((c for c in store.contacts.all() if c.name == name), None)
 
 
 def test_schema_is_versioned_and_reopens(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     Store(path).close()
-    again = Store(path)
-    assert again.schema_version() == SCHEMA_VERSION
+    Store(path).close()
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -64,46 +72,46 @@ def test_garbage_file_is_a_store_error(tmp_path: Path) -> None:
 
 
 def test_contacts(store: Store, alice: NodeKey, bob: NodeKey) -> None:
-    store.upsert_contact(bob.peer_id, "bob", ["/ip4/127.0.0.1/tcp/1"], Trust.TRUSTED, NOW_MS)
-    store.upsert_contact(bob.peer_id, None, ["/ip4/127.0.0.1/tcp/2"], Trust.TRUSTED, NOW_MS)
-    contact = store.find_contact("bob")
+    store.contacts.upsert(bob.peer_id, "bob", ["/ip4/127.0.0.1/tcp/1"], Trust.TRUSTED, NOW_MS)
+    store.contacts.upsert(bob.peer_id, None, ["/ip4/127.0.0.1/tcp/2"], Trust.TRUSTED, NOW_MS)
+    contact = named(store, "bob")
     assert contact is not None
     assert contact.peer_id == bob.peer_id
     assert contact.addresses == ("/ip4/127.0.0.1/tcp/2", "/ip4/127.0.0.1/tcp/1")
     with pytest.raises(ConfigError, match="already belongs"):
-        store.upsert_contact(alice.peer_id, "bob", [], Trust.TRUSTED, NOW_MS)
-    store.upsert_contact(bob.peer_id, "robert", [], Trust.BLOCKED, NOW_MS)
-    assert store.find_contact("bob") is None
-    assert store.get_contact(bob.peer_id).trust is Trust.BLOCKED  # type: ignore[union-attr]
-    assert store.remove_contact(bob.peer_id)
-    assert not store.remove_contact(bob.peer_id)
-    assert store.contacts() == []
+        store.contacts.upsert(alice.peer_id, "bob", [], Trust.TRUSTED, NOW_MS)
+    store.contacts.upsert(bob.peer_id, "robert", [], Trust.BLOCKED, NOW_MS)
+    assert named(store, "bob") is None
+    assert store.contacts.get(bob.peer_id).trust is Trust.BLOCKED  # type: ignore[union-attr]
+    assert store.contacts.remove(bob.peer_id)
+    assert not store.contacts.remove(bob.peer_id)
+    assert store.contacts.all() == []
 
 
 def test_outgoing_lifecycle(store: Store, alice: NodeKey, bob: NodeKey, carol: NodeKey) -> None:
     env, cursor = outgoing(store, alice, bob, carol)
     assert env.lamport == 1
-    [pending] = store.pending(bob.peer_id, 0, 10)
+    [pending] = store.outbox.pending(bob.peer_id, 0, 10)
     assert pending.message_id == env.id
-    assert store.outbox_size() == 2
-    store.mark_sent(bob.peer_id, [cursor])
-    assert store.history(env.conversation, 0, 10)[0].status is MessageStatus.SENT
-    assert store.acknowledge(bob.peer_id, [env.id]) == []  # carol has not acked yet
-    assert store.acknowledge(bob.peer_id, [env.id]) == []  # duplicate ack: harmless
-    assert store.acknowledge(carol.peer_id, [env.id]) == [env.id]
-    [message] = store.history(env.conversation, 0, 10)
+    assert store.outbox.size() == 2
+    store.outbox.mark_sent(bob.peer_id, [cursor])
+    assert store.messages.history(env.conversation, 0, 10)[0].status is MessageStatus.SENT
+    assert store.outbox.acknowledge(bob.peer_id, [env.id]) == []  # carol has not acked yet
+    assert store.outbox.acknowledge(bob.peer_id, [env.id]) == []  # duplicate ack: harmless
+    assert store.outbox.acknowledge(carol.peer_id, [env.id]) == [env.id]
+    [message] = store.messages.history(env.conversation, 0, 10)
     assert message.status is MessageStatus.DELIVERED
     assert message.direction is Direction.OUT
-    assert store.outbox_size() == 0
+    assert store.outbox.size() == 0
     env2, _ = outgoing(store, alice, bob)
     assert env2.lamport == 2
 
 
 def test_failure_stops_retries(store: Store, alice: NodeKey, bob: NodeKey) -> None:
     env, _ = outgoing(store, alice, bob)
-    assert store.fail(bob.peer_id, env.id, "NotAuthorized: go away")
-    assert store.pending(bob.peer_id, 0, 10) == []
-    [message] = store.history(env.conversation, 0, 10)
+    assert store.outbox.fail(bob.peer_id, env.id, "NotAuthorized: go away")
+    assert store.outbox.pending(bob.peer_id, 0, 10) == []
+    [message] = store.messages.history(env.conversation, 0, 10)
     assert message.status is MessageStatus.FAILED
     assert "go away" in (message.error or "")
 
@@ -114,27 +122,29 @@ def test_build_failure_rolls_back(store: Store, alice: NodeKey, bob: NodeKey) ->
     def build(lamport: int) -> None:
         raise ValueError("sealing failed")
 
-    with pytest.raises(ValueError, match="sealing failed"):
-        store.queue_outgoing(conversation, "direct", (alice.peer_id,), build, NOW_MS)
-    assert store.conversations() == []
-    assert store.outbox_size() == 0
+    item = (conversation, "direct", (alice.peer_id,), build)
+    [failed] = store.messages.queue_outgoing_many([item], NOW_MS)
+    assert isinstance(failed, ValueError)
+    assert "sealing failed" in str(failed)
+    assert store.messages.conversations() == []
+    assert store.outbox.size() == 0
 
 
 def test_incoming_dedup_and_conversations(store: Store, alice: NodeKey, bob: NodeKey) -> None:
     env = make_envelope(alice, bob, lamport=5)
     sealed = seal(env, alice, bob.peer_id)
-    [first] = store.store_incoming([(env, sealed)], bob.peer_id, NOW_MS)
-    [again] = store.store_incoming([(env, sealed)], bob.peer_id, NOW_MS)
+    [first] = store.messages.store_incoming([(env, sealed)], bob.peer_id, NOW_MS)
+    [again] = store.messages.store_incoming([(env, sealed)], bob.peer_id, NOW_MS)
     assert isinstance(first, IncomingResult)
     assert isinstance(again, IncomingResult)
     assert not first.duplicate
     assert again.duplicate
     assert again.cursor == first.cursor
-    [conversation] = store.conversations()
+    [conversation] = store.messages.conversations()
     assert conversation.kind == "direct"
     assert conversation.lamport == 5
     assert set(conversation.members) == {alice.peer_id, bob.peer_id}
-    [message] = store.incoming(0, 10)
+    [message] = store.messages.incoming(0, 10)
     assert message.body == "hello"
     assert message.author == alice.peer_id
 
@@ -143,21 +153,21 @@ def test_group_membership_is_enforced(store: Store, alice: NodeKey, bob: NodeKey
     mallory = fixed_key("mallory")
     group = b"g" * 16
     for key in (alice, mallory):
-        store.upsert_contact(key.peer_id, None, (), Trust.TRUSTED, NOW_MS)
+        store.contacts.upsert(key.peer_id, None, (), Trust.TRUSTED, NOW_MS)
     env = make_envelope(alice, bob, conversation=group)
-    store.store_incoming([(env, b"")], bob.peer_id, NOW_MS)
+    store.messages.store_incoming([(env, b"")], bob.peer_id, NOW_MS)
     intruder = make_envelope(mallory, bob, conversation=group, id=b"m" * 16)
-    [result] = store.store_incoming([(intruder, b"")], bob.peer_id, NOW_MS)
+    [result] = store.messages.store_incoming([(intruder, b"")], bob.peer_id, NOW_MS)
     assert isinstance(result, ConversationMismatch)
     assert "not a member" in str(result)
     assert result.message_id == b"m" * 16
 
 
 def test_consumer_cursors_only_move_forward(store: Store) -> None:
-    assert store.consumer_cursor("agent") == 0
-    store.set_consumer_cursor("agent", 7)
-    store.set_consumer_cursor("agent", 3)
-    assert store.consumer_cursor("agent") == 7
+    assert store.messages.consumer_cursor("agent") == 0
+    store.messages.set_consumer_cursor("agent", 7)
+    store.messages.set_consumer_cursor("agent", 3)
+    assert store.messages.consumer_cursor("agent") == 7
 
 
 def test_group_commit_isolates_a_failing_message(
@@ -177,24 +187,24 @@ def test_group_commit_isolates_a_failing_message(
         raise ValueError("too large")
 
     items = [(conversation, "direct", members, b) for b in (good(1), bad, good(2))]
-    first, failed, second = store.queue_outgoing_many(items, NOW_MS)
+    first, failed, second = store.messages.queue_outgoing_many(items, NOW_MS)
     assert isinstance(failed, ValueError)
     assert isinstance(first, tuple)
     assert isinstance(second, tuple)
-    assert [m.lamport for m in store.history(conversation, 0, 10)] == [1, 2]
-    assert [m.body for m in store.history(conversation, 0, 10)] == ["m1", "m2"]
-    assert len(store.pending(bob.peer_id, 0, 10)) == 2
-    assert store.conversations()[0].lamport == 2
+    assert [m.lamport for m in store.messages.history(conversation, 0, 10)] == [1, 2]
+    assert [m.body for m in store.messages.history(conversation, 0, 10)] == ["m1", "m2"]
+    assert len(store.outbox.pending(bob.peer_id, 0, 10)) == 2
+    assert store.messages.conversations()[0].lamport == 2
 
 
 def test_refusals_keep_only_the_most_recent_peers(store: Store) -> None:
-    store.max_refusals = 5
+    store.contacts.max_refusals = 5
     strangers = [fixed_key(f"stranger{i}").peer_id for i in range(20)]
     for when, peer in enumerate(strangers):
-        store.record_refusal(peer, "NotAuthorized: " + "x" * 5000, NOW_MS + when)
-    store.record_refusal(strangers[-1], "again", NOW_MS + 99)
-    refusals = store.refusals()
+        store.contacts.record_refusal(peer, "NotAuthorized: " + "x" * 5000, NOW_MS + when)
+    store.contacts.record_refusal(strangers[-1], "again", NOW_MS + 99)
+    refusals = store.contacts.refusals()
     assert set(refusals) == set(strangers[-5:])
     assert refusals[strangers[-1]] == 2
-    [text] = store._db.execute("SELECT max(length(last_error)) FROM refusals").fetchone()
+    [text] = store.db.one("SELECT max(length(last_error)) FROM refusals")
     assert text <= 1_000

@@ -56,7 +56,7 @@ def test_exported_names_exist(package: object) -> None:
         "meshtalk.discovery.records",
         "meshtalk.discovery.registry",
         "meshtalk.discovery.rendezvous",
-        "meshtalk.peer.addressbook",
+        "meshtalk.peer.store.addressbook",
         "meshtalk.peer.models",
         "meshtalk.peer.node",
         "meshtalk.peer.pairing",

@@ -6,7 +6,7 @@ the rendezvous point is gone, a peer met earlier is still dialed at the addresse
 
 The book is bounded: at most `max_per_peer` rows (address, source) per peer, the most recently
 seen win, and `max_peers` peers that are not contacts, the least recently seen go first; so a
-hostile rendezvous point or LAN cannot grow it without end.
+hostile rendezvous point or LAN cannot grow it without end. It owns the `addresses` table.
 """
 
 from __future__ import annotations
@@ -15,14 +15,12 @@ import enum
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-from ..net.host import without_peer_id
-from ..protocol.envelope import peer_id_from_bytes
-from ..protocol.keys import PeerId
-
-if TYPE_CHECKING:
-    from .store import Store
+from ...net.addresses import without_peer_id
+from ...protocol.envelope import peer_id_from_bytes
+from ...protocol.keys import PeerId
+from .database import Database
 
 __all__ = ["AddressBook", "AddressSource", "KnownAddress"]
 
@@ -57,11 +55,11 @@ class AddressBook:
 
     def __init__(
         self,
-        store: Store,
+        db: Database,
         max_per_peer: int = DEFAULT_MAX_PER_PEER,
         max_peers: int = DEFAULT_MAX_PEERS,
     ) -> None:
-        self._store = store
+        self._db = db
         self.max_per_peer = max_per_peer
         self.max_peers = max_peers
 
@@ -73,7 +71,7 @@ class AddressBook:
         if not addresses:
             return False
         key = peer.to_bytes()
-        with self._store._transaction() as db:
+        with self._db.transaction() as db:
             rows = db.execute("SELECT address FROM addresses WHERE peer_id = ?", (key,)).fetchall()
             known = {row[0] for row in rows}
             db.executemany(
@@ -110,32 +108,20 @@ class AddressBook:
 
     def addresses(self, peer: PeerId) -> list[KnownAddress]:
         """Known addresses of one peer, most recently seen first."""
-        rows = self._store._db.execute(
+        rows = self._db.all(
             "SELECT peer_id, address, source, first_seen_ms, last_seen_ms FROM addresses "
             "WHERE peer_id = ? ORDER BY last_seen_ms DESC, address",
             (peer.to_bytes(),),
-        ).fetchall()
+        )
         return [_known(row) for row in rows]
 
     def everything(self) -> list[KnownAddress]:
         """Every known address, by peer and most recently seen first."""
-        rows = self._store._db.execute(
+        rows = self._db.all(
             "SELECT peer_id, address, source, first_seen_ms, last_seen_ms FROM addresses "
             "ORDER BY peer_id, last_seen_ms DESC, address"
-        ).fetchall()
+        )
         return [_known(row) for row in rows]
-
-    def forget(self, peer: PeerId, address: str | None = None) -> int:
-        """Drop one address of a peer, or all of them; returns how many rows went."""
-        with self._store._transaction() as db:
-            if address is None:
-                cursor = db.execute("DELETE FROM addresses WHERE peer_id = ?", (peer.to_bytes(),))
-            else:
-                cursor = db.execute(
-                    "DELETE FROM addresses WHERE peer_id = ? AND address = ?",
-                    (peer.to_bytes(), address),
-                )
-            return cursor.rowcount
 
 
 def _known(row: tuple[bytes, str, str, int, int]) -> KnownAddress:

@@ -8,11 +8,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ..protocol.codec import packb, unpackb_strict
-from ..protocol.envelope import peer_id_from_bytes
-from ..protocol.errors import MalformedEnvelope
-from ..protocol.keys import PeerId
-from .models import Contact, Direction, Message, MessageStatus, Trust
+from ...protocol.codec import packb, unpackb_strict
+from ...protocol.envelope import peer_id_from_bytes
+from ...protocol.errors import MalformedEnvelope
+from ...protocol.keys import PeerId
+from ..models import Contact, Direction, Message, MessageStatus, Trust
 
 __all__ = [
     "MESSAGE_COLUMNS",

@@ -1,0 +1,62 @@
+"""The node's local store: one SQLite file (WAL) shared by the parts that own its tables.
+
+- `database.py`: the connection, pragmas, transactions, migrations, checkpoints and settings;
+- `messages.py`: conversations, messages (sent and received) and consumer cursors;
+- `outbox.py`: the sealed copies waiting for acks;
+- `contacts.py`: contacts and refused peers;
+- `addressbook.py`: every address learned for a peer;
+- `schema.py` and `rows.py`: the migrations, and the rows as the API's models.
+
+`Store` opens the Database and builds the parts on it: `store.messages`, `store.outbox`,
+`store.contacts`, `store.book`, with `store.db` for settings and transactions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final, Literal
+
+from .addressbook import AddressBook, AddressSource, KnownAddress
+from .contacts import ContactTable
+from .database import Database
+from .messages import Messages
+from .outbox import Outbox
+from .rows import IncomingResult, OutboxItem
+
+__all__ = [
+    "Store",
+    "STORE_FILE_NAME",
+    "IncomingResult",
+    "OutboxItem",
+    "Database",
+    "AddressBook",
+    "AddressSource",
+    "KnownAddress",
+]
+
+STORE_FILE_NAME: Final = "store.db"
+
+
+class Store:
+    """The SQLite store of one profile. Not thread-safe: use it from the node's thread."""
+
+    def __init__(self, path: Path, durability: Literal["normal", "full"] = "normal") -> None:
+        self.path = path
+        self.db = Database(path, durability)
+        self.messages = Messages(self.db)
+        self.outbox = Outbox(self.db)
+        self.contacts = ContactTable(self.db)
+        self.book = AddressBook(self.db)
+
+    def close(self) -> None:
+        """Close the database file (checkpointing what the WAL holds)."""
+        self.db.close()
+
+    @property
+    def total_changes(self) -> int:
+        """Rows changed through this store since it was opened (grows with every write)."""
+        return self.db.total_changes
+
+    def checkpoint(self) -> None:
+        """Copy committed WAL pages into the database without blocking the writer (thread-safe)."""
+        self.db.checkpoint()
