@@ -6,6 +6,7 @@ Prints {"ready": ..., "peer_id": ..., "addrs": [...]} once listening, then runs 
   {"op": "contact", "peer": ID, "name": NAME, "addrs": [...]}   -> {"ok": true}
   {"op": "send", "to": NAME, "count": N, "prefix": P}           -> {"sent": i} after each send
   {"op": "outbox"}                                              -> {"outbox": n}
+  {"op": "flushed", "timeout": T}                               -> {"flushed": bool}
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ async def run_command(node: Node, command: dict[str, Any]) -> None:
             emit({"sent": i})
     elif op == "outbox":
         emit({"outbox": node.statistics()["outbox"]})
+    elif op == "flushed":  # the outbox is empty: everything acked (or failed)
+        emit({"flushed": await node.wait_flushed(command.get("timeout"))})
     else:
         emit({"error": f"unknown op {op}"})
 

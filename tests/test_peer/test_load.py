@@ -25,8 +25,8 @@ async def test_three_nodes_each_send_1000_to_the_other_two(tmp_path: Path) -> No
             async with trio.open_nursery() as nursery:
                 for index in range(3):
                     nursery.start_soon(blast, index)
-            while any(node.statistics()["outbox"] for node in nodes):
-                await trio.sleep(0.05)
+            for node in nodes:
+                assert await node.wait_flushed()
         for node, name in zip(nodes, names, strict=True):
             incoming = node.store.messages.incoming(0, 10_000)
             assert len(incoming) == 2 * per_target
@@ -48,9 +48,7 @@ async def test_a_consumer_that_reads_nothing_for_30_seconds(tmp_path: Path) -> N
                 sent += 1
                 if sent % 50 == 0:
                     await trio.sleep(0.05)
-        with trio.fail_after(60):
-            while alice.statistics()["outbox"]:
-                await trio.sleep(0.05)
+        assert await alice.wait_flushed(timeout=60)
         link = alice.statistics()["links"][str(bob.peer_id)]
         assert link["state"] == "connected"
         assert alice.statistics_counter["delivery_interruptions"] == 0
