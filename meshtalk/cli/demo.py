@@ -47,6 +47,22 @@ async def _first_message(node: Node, after: int) -> str:
     raise AssertionError("unreachable")
 
 
+async def _pair(alice: Node, bob: Node, carol: Node, log: Say) -> None:
+    """bob pairs with alice by a short code (SPAKE2), carol by a one-use invite token."""
+    offer = alice.pairing.offer(ttl=60)
+    log(f"alice offers pairing code {offer.code}; bob types it in")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(alice.pairing.wait, offer)
+        with trio.fail_after(20):
+            await bob.pairing.join(offer.code or "", timeout=20)
+    log("SPAKE2 with the code matched: alice and bob pinned each other's peer IDs")
+    token, _ = alice.pairing.invite(ttl=600)
+    log(f"alice made an invite token for carol ({len(token)} characters, one use)")
+    with trio.fail_after(20):
+        await carol.pairing.join_invite(token, timeout=20)
+    log("carol joined with the token: alice and carol are paired too")
+
+
 async def _demo(root: Path, say: Say) -> None:
     log = _Clock(say)
     async with open_rendezvous_point(NodeKey.generate(), ["/ip4/127.0.0.1/tcp/0"]) as (
@@ -70,18 +86,7 @@ async def _demo(root: Path, say: Say) -> None:
             held = point.statistics().get("registrations", 0)
             log("alice found bob and carol through the point (no contacts yet: strangers)")
 
-            offer = alice.pairing.offer(ttl=60)
-            log(f"alice offers pairing code {offer.code}; bob types it in")
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(alice.pairing.wait, offer)
-                with trio.fail_after(20):
-                    await bob.pairing.join(offer.code or "", timeout=20)
-            log("SPAKE2 with the code matched: alice and bob pinned each other's peer IDs")
-            token, _ = alice.pairing.invite(ttl=600)
-            log(f"alice made an invite token for carol ({len(token)} characters, one use)")
-            with trio.fail_after(20):
-                await carol.pairing.join_invite(token, timeout=20)
-            log("carol joined with the token: alice and carol are paired too")
+            await _pair(alice, bob, carol, log)
 
             wire = len(seal_probe(bob, alice))
             after = alice.store.messages.last_cursor()
