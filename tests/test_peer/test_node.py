@@ -94,15 +94,20 @@ async def test_receiver_offline_then_back(tmp_path: Path) -> None:
         ids = [await alice.send("bob", f"while offline {i}") for i in range(20)]
         with pytest.raises(DeliveryTimeout, match="stays queued"):
             await alice.send("bob", "last", wait=True, timeout=0.5)
-        await trio.sleep(0.3)  # let a few redelivery attempts fail
+        failed = alice.statistics_counter["delivery_interruptions"]
+        with trio.fail_after(10):  # a few more redelivery attempts fail
+            while alice.statistics_counter["delivery_interruptions"] < failed + 3:
+                await trio.sleep(0.01)
         assert alice.statistics()["outbox"] == 21
         back = fast_config(listen=[f"/ip4/127.0.0.1/tcp/{bob_port}"])
         async with open_node(tmp_path / "bob", back) as bob:
             got = await collect(bob, 21)
             assert [m.body for m in got] == [f"while offline {i}" for i in range(20)] + ["last"]
             assert await alice.wait_flushed(timeout=10)
-            await trio.sleep(0.2)
-            assert len(bob.store.messages.incoming(0, 100)) == 21  # nothing doubled
+            # a message sent after the outbox emptied arrives after anything redelivered
+            await alice.send("bob", "after", wait=True, timeout=10)
+            assert [m.body for m in bob.history("alice")] == [m.body for m in got] + ["after"]
+            assert len(bob.store.messages.incoming(0, 100)) == 22  # nothing doubled
         delivered = MessageStatus.DELIVERED
         assert all(
             alice.store.messages.message(alice.peer_id, i).status is delivered  # type: ignore[union-attr]
