@@ -8,6 +8,7 @@ import signal
 import stat
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -115,7 +116,7 @@ def test_messages_survive_a_killed_node_and_reach_it_when_it_returns(cli: Cli) -
 
         pid = cli.json("alice", "status")["pid"]
         os.kill(pid, signal.SIGKILL)  # the socket file stays behind, stale
-        time.sleep(0.2)
+        wait_until_dead(pid)
         assert "no node is running" in one_line_error(cli.run("alice", "status"), code=3)
         changed = cli.run("alice", "config", "set", "pair_timeout", "300")
         assert changed.returncode == 0
@@ -138,6 +139,21 @@ def test_messages_survive_a_killed_node_and_reach_it_when_it_returns(cli: Cli) -
             assert line, follow.stderr.read() if follow.stderr else "follow ended"
             seen.append(json.loads(line)["text"])
         assert seen == [f"while you were gone {n}" for n in range(3)]
+
+
+def wait_until_dead(pid: int, timeout: float = 10) -> None:
+    """Wait until a process that is not our child has ended: gone, or a zombie."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        with suppress(FileNotFoundError):  # Linux: a zombie that nothing reaps is dead too
+            if Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] in "ZX":
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} still runs {timeout} s after SIGKILL")
 
 
 def test_chat_sends_typed_lines_and_shows_incoming_ones(cli: Cli) -> None:
