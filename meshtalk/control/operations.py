@@ -6,7 +6,6 @@ message and conversation ids are hex, times are milliseconds since the epoch.
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -16,7 +15,6 @@ import trio
 
 from .._version import __version__
 from ..net.host import split_peer_address
-from ..peer.guards import AgentGuard, GuardLimits
 from ..peer.models import Contact, KnownPeer, Message, Trust
 from ..peer.node import Node
 from ..profile.settings import default_settings
@@ -128,11 +126,10 @@ def build_operations(
     stop: Callable[[], None],
     settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Operation]:
-    """The handlers for one running node (`settings`: the profile's, for timeouts and guards)."""
+    """The handlers for one running node (`settings`: the profile's, for the pairing timeouts)."""
     started = time.time()
     settings = {**default_settings(), **(settings or {})}
     pair_ttl, invite_ttl = settings["pair_timeout"], settings["invite_timeout"]
-    guard = AgentGuard(GuardLimits.from_settings(settings))
     points = {str(split_peer_address(a)[0]) for a in node.config.rendezvous}
 
     def names() -> dict[PeerId, str | None]:
@@ -165,22 +162,23 @@ def build_operations(
     async def status(args: dict[str, Any], emit: Emit) -> Any:
         contacts = node.contacts()
         stats = node.statistics()
+        discovery = stats.discovery.to_json()
         return {
             **(await hello(args, emit)),
             "name": node.config.name or profile_name,
             "mesh": node.config.mesh,
             "uptime_s": round(time.time() - started, 1),
             "listening": node.listen_addrs,
-            "rendezvous": stats["discovery"]["rendezvous"],
-            "rendezvous_point": stats["discovery"]["point"],
-            "mdns": stats["discovery"]["mdns"],
+            "rendezvous": discovery["rendezvous"],
+            "rendezvous_point": discovery["point"],
+            "mdns": discovery["mdns"],
             "contacts": len(contacts),
             "contacts_online": [
                 c.name or str(c.peer_id) for c in contacts if node.is_connected(c.peer_id)
             ],
-            "outbox": stats["outbox"],
-            "received": stats.get("received", 0),
-            "refused": stats.get("refused", 0),
+            "outbox": stats.outbox,
+            "received": stats.counters.get("received", 0),
+            "refused": stats.counters.get("refused", 0),
         }
 
     async def peers(args: dict[str, Any], emit: Emit) -> Any:
@@ -218,14 +216,10 @@ def build_operations(
         explicit = conversation_of(_arg(args, "conversation", str, None))
         contact = node.contact(to)
         conversation = explicit or direct_conversation_id(node.peer_id, contact.peer_id)
-        if via != "human":
-            history = functools.partial(node.store.messages.recent_authorship, conversation)
-            guard.check(conversation, text, history, node.clock())
+        # The node checks an agent's message against the conversation guards (GuardTripped).
         message_id = await node.send(
             contact.peer_id, text, conversation=explicit, metadata={"via": via}
         )
-        if via != "human":
-            guard.sent(conversation, node.clock())
         await emit({"queued": message_id.hex(), "to": contact.name or str(contact.peer_id)})
         if wait:
             await node.wait_delivered(message_id, timeout)

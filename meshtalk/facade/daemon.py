@@ -51,6 +51,7 @@ Started = tuple["Node", dict[str, "Operation"]]  # what serve_profile reports on
 
 def node_config(settings: dict[str, Any]) -> NodeConfig:
     """The NodeConfig a profile's settings describe."""
+    from ..peer.guards import GuardLimits
     from ..peer.node import NodeConfig
 
     return NodeConfig(
@@ -63,6 +64,7 @@ def node_config(settings: dict[str, Any]) -> NodeConfig:
         rendezvous_point=settings["serve_rendezvous"],
         durability=settings["durability"],
         name=settings["name"],
+        guards=GuardLimits.from_settings(settings),
     )
 
 

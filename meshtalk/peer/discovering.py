@@ -8,6 +8,7 @@ for a `lookup` when no known address works; that wakes every rendezvous session.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -16,13 +17,17 @@ from ..discovery.mdns import MdnsService
 from ..discovery.point import RendezvousPoint
 from ..discovery.records import PeerRecord, open_peer_record
 from ..discovery.rendezvous import RendezvousClient, RendezvousSession, namespace_for
+from ..discovery.stats import DiscoveryStatistics
 from ..net.host import NETWORK_ERRORS, peer_info, split_peer_address, to_libp2p_id, without_peer_id
 from ..protocol.errors import InvalidSignedRecord
 from ..protocol.keys import PeerId
 from .store import AddressSource
 
 if TYPE_CHECKING:
-    from .node import Node
+    from ..protocol.keys import NodeKey
+    from .config import NodeConfig
+    from .ports import Clock, Counter
+    from .store import AddressBook
 
 __all__ = ["NodeDiscovery", "usable_address"]
 
@@ -38,9 +43,27 @@ def usable_address(address: str) -> bool:
 class NodeDiscovery:
     """The discovery side of one running node."""
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        config = node.config
+    def __init__(
+        self,
+        key: NodeKey,
+        config: NodeConfig,
+        clock: Clock,
+        book: Callable[[], AddressBook],
+        listen_addrs: Callable[[], list[str]],
+        on_learned: Callable[[PeerId], None],
+        count: Counter,
+    ) -> None:
+        """`book()`: the running node's address book; `listen_addrs()`: where it listens now;
+        `on_learned(peer)`: new addresses of `peer` were learned."""
+        self._key = key
+        self._own = key.peer_id
+        self._config = config
+        self._clock = clock
+        self._book = book
+        self._listen_addrs = listen_addrs
+        self._on_learned = on_learned
+        self._count = count
+        self._host: Any = None
         self.point: RendezvousPoint | None = None
         if config.rendezvous_point:
             self.point = RendezvousPoint(config.rendezvous_limits)
@@ -51,18 +74,19 @@ class NodeDiscovery:
 
     def attach(self, host: Any) -> None:
         """Install stream handlers (before the host listens)."""
+        self._host = host
         if self.point is not None:
             self.point.attach(host)
 
     def run(self, nursery: trio.Nursery) -> None:
         """Start the sessions, the mDNS service and the bootstrap dials."""
-        node, config = self.node, self.node.config
+        config = self._config
         namespace = namespace_for(config.mesh)
         for point, address in self._points:
-            if point == node.peer_id:
+            if point == self._own:
                 continue  # this node is the point
-            self.node.store.book.learn(point, [address], AddressSource.BOOTSTRAP, node.clock())
-            client = RendezvousClient(node.host, node.key, point, [address], config.dial_timeout)
+            self._book().learn(point, [address], AddressSource.BOOTSTRAP, self._clock())
+            client = RendezvousClient(self._host, self._key, point, [address], config.dial_timeout)
             session = RendezvousSession(
                 client,
                 namespace,
@@ -75,30 +99,29 @@ class NodeDiscovery:
             self.sessions.append(session)
             nursery.start_soon(session.run, name=f"meshtalk rendezvous {point}")
         for peer, address in self._bootstrap:
-            if peer != node.peer_id:
+            if peer != self._own:
                 nursery.start_soon(self._dial_bootstrap, peer, address)
         if config.mdns:
             self.mdns = MdnsService(
-                node.peer_id, self.own_addresses, self.found_on_lan, config.mdns_interfaces
+                self._own, self.own_addresses, self.found_on_lan, config.mdns_interfaces
             )
             # Not awaited: zeroconf's registration takes ~0.5 s and the node is usable before.
             nursery.start_soon(self.mdns.run, name="meshtalk mdns")
 
     def own_addresses(self) -> list[str]:
         """The addresses this node tells others about (listen_addrs has no 0.0.0.0 or ::)."""
-        return [without_peer_id(a) for a in self.node.listen_addrs]
+        return [without_peer_id(a) for a in self._listen_addrs()]
 
     def learn(
         self, peer: PeerId, addresses: list[str] | tuple[str, ...], source: AddressSource
     ) -> None:
         """Record addresses of `peer` and retry its deliveries if they are news."""
-        node = self.node
         addresses = [a for a in addresses if usable_address(a)]
-        if peer == node.peer_id or not addresses:
+        if peer == self._own or not addresses:
             return
-        node.statistics_counter[f"addresses_from_{source.value}"] += 1
-        if node.store.book.learn(peer, addresses, source, node.clock()):
-            node.addresses_changed(peer)
+        self._count(f"addresses_from_{source.value}", 1)
+        if self._book().learn(peer, addresses, source, self._clock()):
+            self._on_learned(peer)
 
     def found_record(self, record: PeerRecord) -> None:
         """A rendezvous point returned a verified record."""
@@ -110,7 +133,7 @@ class NodeDiscovery:
 
     def harvest_identify(self, peer: PeerId) -> None:
         """Keep the signed record that libp2p identify brought in for a connected peer."""
-        host = self.node._host
+        host = self._host
         if host is None:
             return
         envelope = host.get_peerstore().get_peer_record(to_libp2p_id(peer))
@@ -130,21 +153,20 @@ class NodeDiscovery:
             session.discover_now()
 
     async def _dial_bootstrap(self, peer: PeerId, address: str) -> None:
-        node = self.node
         self.learn(peer, [address], AddressSource.BOOTSTRAP)
         try:
-            with trio.fail_after(node.config.dial_timeout):
-                await node.host.connect(peer_info(peer, [address]))
+            with trio.fail_after(self._config.dial_timeout):
+                await self._host.connect(peer_info(peer, [address]))
         except (*NETWORK_ERRORS, trio.TooSlowError) as exc:
             logger.info("bootstrap peer %s at %s: %s", peer, address, exc)
             return
         await trio.sleep(0.5)  # identify runs right after the connection opens
         self.harvest_identify(peer)
 
-    def statistics(self) -> dict[str, Any]:
+    def statistics(self) -> DiscoveryStatistics:
         """The state of each rendezvous session, the point and mDNS."""
-        return {
-            "rendezvous": [s.statistics() for s in self.sessions],
-            "point": self.point.statistics() if self.point is not None else None,
-            "mdns": self.mdns.statistics() if self.mdns is not None else None,
-        }
+        return DiscoveryStatistics(
+            rendezvous=tuple(s.statistics() for s in self.sessions),
+            point=self.point.statistics() if self.point is not None else None,
+            mdns=self.mdns.statistics() if self.mdns is not None else None,
+        )

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..profile.settings import default_settings
 from ..protocol.errors import GuardTripped
 
 __all__ = ["GuardLimits", "AgentGuard", "via_of", "Authorship"]
@@ -38,6 +39,11 @@ class GuardLimits:
         return cls(
             settings["guard_per_minute"], settings["guard_agent_turns"], settings["guard_max_bytes"]
         )
+
+    @classmethod
+    def defaults(cls) -> GuardLimits:
+        """The limits of a profile whose settings were never changed."""
+        return cls.from_settings(default_settings())
 
 
 def via_of(metadata: Any) -> str | None:

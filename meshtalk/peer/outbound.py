@@ -26,27 +26,24 @@ from __future__ import annotations
 import logging
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 import trio
 
 from ..net.framed import FramedStream
-from ..net.host import (
-    MSG_PROTOCOL,
-    NETWORK_ERRORS,
-    reset_quietly,
-    to_libp2p_id,
-)
-from ..protocol.errors import MeshtalkError, PeerUnreachable, ProtocolError
+from ..net.host import MSG_PROTOCOL, NETWORK_ERRORS, reset_quietly
+from ..protocol.errors import MeshtalkError, NodeClosed, PeerUnreachable, ProtocolError
 from ..protocol.frames import AckFrame, ErrorFrame, MessageFrame, negotiate_version
 
 if TYPE_CHECKING:
     from ..protocol.keys import PeerId
-    from .node import Node
+    from .config import NodeConfig
+    from .ports import Counter, Dialer, LinkEvents, LinkState, Outbox
     from .store import OutboxItem
 
-__all__ = ["PeerLink"]
+__all__ = ["LinkSet", "LinkStatistics", "PeerLink"]
 
 logger = logging.getLogger("meshtalk.outbound")
 _BATCH: Final = 256
@@ -54,13 +51,37 @@ _COALESCE_BYTES: Final = 16 * 1024
 SENT_MARK_DELAY: Final = 0.5
 
 
+@dataclass(frozen=True)
+class LinkStatistics:
+    """One link's state, last error and messages written but not yet acked."""
+
+    state: LinkState
+    last_error: str | None
+    in_flight: int
+
+
 class PeerLink:
     """Delivers the outbox of one peer; runs for the node's lifetime once started."""
 
-    def __init__(self, node: Node, peer: PeerId) -> None:
-        self.node = node
+    def __init__(
+        self,
+        peer: PeerId,
+        outbox: Outbox,
+        dialer: Dialer,
+        events: LinkEvents,
+        config: NodeConfig,
+        count: Counter,
+        hello: tuple[tuple[int, ...], str],
+    ) -> None:
+        """`hello`: the protocol versions and agent string this node sends in its HELLO."""
         self.peer = peer
-        self.state = "idle"
+        self._outbox = outbox
+        self._dialer = dialer
+        self._events = events
+        self._config = config
+        self._count = count
+        self._versions, self._agent = hello
+        self.state: LinkState = "idle"
         self.last_error: str | None = None
         self._changed = trio.Event()  # new messages queued, or acks arrived
         self._retry_now = trio.Event()
@@ -88,22 +109,18 @@ class PeerLink:
         if self._changed is changed:
             self._changed = trio.Event()
 
-    def statistics(self) -> dict[str, object]:
+    def statistics(self) -> LinkStatistics:
         """State, last error and messages written but not yet acked."""
-        return {
-            "state": self.state,
-            "last_error": self.last_error,
-            "in_flight": len(self._in_flight),
-        }
+        return LinkStatistics(self.state, self.last_error, len(self._in_flight))
 
     async def run(self) -> None:
         """Deliver forever: connect when there is something to send, back off on failure."""
-        config = self.node.config
+        config = self._config
         backoff = config.retry_initial
         while True:
             changed = self._changed
             try:
-                if not self.node.store.outbox.pending(self.peer, 0, 1):
+                if not self._outbox.pending(self.peer, 0, 1):
                     self.state = "idle"
                     await self._wait_change(changed)
                     continue
@@ -129,21 +146,20 @@ class PeerLink:
 
     def _interrupted(self, exc: BaseException) -> None:
         self._redial = True
-        self.node.statistics_counter["delivery_interruptions"] += 1
+        self._count("delivery_interruptions", 1)
         self.last_error = f"{type(exc).__name__}: {exc}"
 
     async def _open(self) -> FramedStream:
-        node, config = self.node, self.node.config
+        config = self._config
         self.state = "connecting"
-        if self._redial or not node.is_connected(self.peer):
-            await node.dial(self.peer)
+        if self._redial or not self._dialer.is_connected(self.peer):
+            await self._dialer.dial(self.peer)
         self._redial = False
-        with trio.fail_after(config.dial_timeout):
-            stream = await node.host.new_stream(to_libp2p_id(self.peer), [MSG_PROTOCOL])
+        stream = await self._dialer.open_stream(self.peer, MSG_PROTOCOL)
         framed = FramedStream(stream, config.max_frame_size)
         try:
-            theirs = await framed.hello(node.versions, node.agent, config.handshake_timeout)
-            negotiate_version(node.versions, theirs)
+            theirs = await framed.hello(self._versions, self._agent, config.handshake_timeout)
+            negotiate_version(self._versions, theirs)
         except BaseException:
             await reset_quietly(stream)
             raise
@@ -153,7 +169,7 @@ class PeerLink:
         framed = await self._open()
         self.state = "connected"
         self.last_error = None
-        self.node.note_connected(self.peer)
+        self._events.connected(self.peer)
         self._failure = None
         try:
             async with trio.open_nursery() as nursery:
@@ -184,7 +200,7 @@ class PeerLink:
         scope.cancel()
 
     async def _write_pending(self, framed: FramedStream) -> None:
-        node, store, config = self.node, self.node.store, self.node.config
+        config = self._config
         cursor = 0
         self._unsent_bytes = config.max_in_flight_bytes  # unknown backlog: assume a full one
         while True:
@@ -200,7 +216,7 @@ class PeerLink:
                 await self._wait_change(changed)
                 continue
             room = config.max_in_flight - len(self._in_flight)
-            items = store.outbox.pending(self.peer, cursor, min(_BATCH, room))
+            items = self._outbox.pending(self.peer, cursor, min(_BATCH, room))
             if not items:
                 self._unsent_bytes = 0
                 await self._wait_change(changed)
@@ -228,8 +244,8 @@ class PeerLink:
                 (trio.current_time() + SENT_MARK_DELAY, [(i.message_id, i.cursor) for i in batch])
             )
             self._wrote.set()
-            node.statistics_counter["frames_sent"] += len(batch)
-            node.statistics_counter["writes"] += 1
+            self._count("frames_sent", len(batch))
+            self._count("writes", 1)
 
     async def _mark_sent_later(self, _framed: FramedStream) -> None:
         while True:
@@ -247,10 +263,10 @@ class PeerLink:
             _, written = self._written.popleft()
             cursors.extend(c for message_id, c in written if message_id in self._in_flight)
         if cursors:
-            self.node.store.outbox.mark_sent(self.peer, cursors)
+            self._outbox.mark_sent(self.peer, cursors)
 
     async def _read_replies(self, framed: FramedStream) -> None:
-        node, timeout = self.node, self.node.config.ack_timeout
+        timeout = self._config.ack_timeout
         while True:
             with trio.move_on_after(timeout) as waited:
                 frames = await framed.read_frames()
@@ -266,7 +282,7 @@ class PeerLink:
                     acked.extend(frame.ids)
                 elif isinstance(frame, ErrorFrame) and frame.ref is not None:
                     self._in_flight_bytes -= self._in_flight.pop(frame.ref, 0)
-                    node.delivery_failed(self.peer, frame.ref, frame.to_exception())
+                    self._outbox.failed(self.peer, frame.ref, frame.to_exception())
                 elif isinstance(frame, ErrorFrame):
                     raise frame.to_exception()
                 else:
@@ -274,5 +290,49 @@ class PeerLink:
             if acked:
                 for message_id in acked:
                     self._in_flight_bytes -= self._in_flight.pop(message_id, 0)
-                node.delivery_acked(self.peer, acked)
+                self._outbox.acked(self.peer, acked)
             self._changed.set()
+
+
+class LinkSet:
+    """One `PeerLink` per peer with something to deliver, started on first use."""
+
+    def __init__(self, make: Callable[[PeerId], PeerLink]) -> None:
+        self._make = make
+        self._links: dict[PeerId, PeerLink] = {}
+        self._nursery: trio.Nursery | None = None
+
+    def start(self, nursery: trio.Nursery) -> None:
+        """Links run in `nursery` from now on."""
+        self._nursery = nursery
+
+    def stop(self) -> None:
+        """The nursery is gone: no new links."""
+        self._nursery = None
+
+    def get(self, peer: PeerId) -> PeerLink:
+        """The link of `peer`, started if it was not."""
+        link = self._links.get(peer)
+        if link is None:
+            if self._nursery is None:
+                raise NodeClosed("the node is not running")
+            link = self._links[peer] = self._make(peer)
+            self._nursery.start_soon(link.run, name=f"meshtalk link {peer}")
+        return link
+
+    def kick(self, peer: PeerId, size: int) -> None:
+        """`size` more bytes wait for `peer`."""
+        self.get(peer).kick(size)
+
+    def retry(self, peer: PeerId) -> None:
+        """`peer` may be reachable now: a link backing off retries at once."""
+        link = self._links.get(peer)
+        if link is not None and link.state != "connected":
+            link.retry_now()
+
+    def __iter__(self) -> Iterator[PeerLink]:
+        return iter(list(self._links.values()))
+
+    def statistics(self) -> dict[str, LinkStatistics]:
+        """Each link's statistics, by peer ID."""
+        return {str(peer): link.statistics() for peer, link in self._links.items()}

@@ -33,7 +33,6 @@ from ..net.host import (
     remote_peer,
     reset_quietly,
     safe_handler,
-    to_libp2p_id,
 )
 from ..protocol.errors import (
     CodeExpired,
@@ -66,7 +65,11 @@ from .models import MAX_CONTACT_NAME, Contact, Trust, check_contact_name
 from .store import AddressSource
 
 if TYPE_CHECKING:
-    from .node import Node
+    from .config import NodeConfig
+    from .contacts import Contacts
+    from .discovering import NodeDiscovery
+    from .ports import Clock, Dialer
+    from .store import AddressBook, Database
 
 __all__ = ["Pairing", "PairOffer"]
 
@@ -123,8 +126,30 @@ async def _write(stream: PrefixedStream[dict[str, Any]], message: dict[str, Any]
 class Pairing:
     """The pairing side of one running node."""
 
-    def __init__(self, node: Node, random_bytes: Callable[[int], bytes] = os.urandom) -> None:
-        self.node = node
+    def __init__(
+        self,
+        own: PeerId,
+        own_name: str,
+        config: NodeConfig,
+        clock: Clock,
+        stores: tuple[Callable[[], Database], Callable[[], AddressBook]],
+        discovery: NodeDiscovery,
+        contacts: Contacts,
+        dialer: Dialer,
+        on_learned: Callable[[PeerId], None],
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        """`own_name`: how this node introduces itself (config.name wins); `stores`: the
+        running node's database (for saved invites) and address book."""
+        self._own = own
+        self._own_name = config.name or own_name
+        self._config = config
+        self._clock = clock
+        self._db, self._book = stores
+        self._discovery = discovery
+        self._contacts = contacts
+        self._dialer = dialer
+        self._on_learned = on_learned
         self.random_bytes = random_bytes
         self.offers: dict[str, PairOffer] = {}
 
@@ -144,7 +169,7 @@ class Pairing:
         offer = PairOffer(
             code.nameplate,
             code.password,
-            self.node.clock() + int(ttl * 1000),
+            self._clock() + int(ttl * 1000),
             code=code.text,
             name=name,
         )
@@ -153,7 +178,7 @@ class Pairing:
 
     async def wait(self, offer: PairOffer) -> Contact:
         """Wait until someone joins `offer` (advertising it at the rendezvous points meanwhile)."""
-        timeout = max(0.0, (offer.expires_ms - self.node.clock()) / 1000)
+        timeout = max(0.0, (offer.expires_ms - self._clock()) / 1000)
         try:
             async with trio.open_nursery() as nursery:
                 if offer.code is not None:
@@ -176,9 +201,9 @@ class Pairing:
 
     async def _advertise(self, offer: PairOffer) -> None:
         assert offer.code is not None
-        namespace = pair_namespace(self.node.config.mesh, parse_code(offer.code).number)
-        clients = [session.client for session in self.node.discovery.sessions]
-        addresses = self.node.discovery.own_addresses()
+        namespace = pair_namespace(self._config.mesh, parse_code(offer.code).number)
+        clients = [session.client for session in self._discovery.sessions]
+        addresses = self._discovery.own_addresses()
         try:
             while True:
                 for client in clients:
@@ -196,21 +221,19 @@ class Pairing:
     # -- invites -----------------------------------------------------------------------------
 
     def _saved_invites(self) -> list[dict[str, Any]]:
-        text = self.node.store.db.get_setting(_INVITES_SETTING)
-        now = self.node.clock()
+        text = self._db().get_setting(_INVITES_SETTING)
+        now = self._clock()
         return [i for i in json.loads(text or "[]") if i["expires_ms"] > now]
 
     def invite(self, ttl: float = 86400.0) -> tuple[str, int]:
         """A one-time invite token valid for `ttl` seconds; returns (token, expires_ms)."""
-        expires = self.node.clock() + int(ttl * 1000)
-        invite = new_invite(
-            self.node.peer_id, self.node.discovery.own_addresses(), expires, self.random_bytes
-        )
+        expires = self._clock() + int(ttl * 1000)
+        invite = new_invite(self._own, self._discovery.own_addresses(), expires, self.random_bytes)
         saved = self._saved_invites()
         saved.append(
             {"nameplate": invite.nameplate, "secret": invite.secret.hex(), "expires_ms": expires}
         )
-        self.node.store.db.set_setting(_INVITES_SETTING, json.dumps(saved[-100:]))
+        self._db().set_setting(_INVITES_SETTING, json.dumps(saved[-100:]))
         return encode_invite(invite), expires
 
     def _find_invite(self, nameplate: str) -> PairOffer | None:
@@ -224,14 +247,14 @@ class Pairing:
     def _drop_invite(self, nameplate: str) -> None:
         """Forget a saved invite (one attempt each)."""
         saved = self._saved_invites()
-        self.node.store.db.set_setting(
+        self._db().set_setting(
             _INVITES_SETTING, json.dumps([i for i in saved if i["nameplate"] != nameplate])
         )
 
     # -- the offering side of the handshake --------------------------------------------------
 
     def _expire(self) -> None:
-        now = self.node.clock()
+        now = self._clock()
         for nameplate, offer in list(self.offers.items()):
             if offer.expires_ms <= now:
                 del self.offers[nameplate]
@@ -280,7 +303,7 @@ class Pairing:
         if offer.used:
             await _try_write(stream, error_message(CodeExpired("this code was already used")))
             return
-        handshake = OffererHandshake(offer.password, self.node.peer_id, joiner, self.random_bytes)
+        handshake = OffererHandshake(offer.password, self._own, joiner, self.random_bytes)
         try:
             reply = handshake.receive_pake(first)
         except MeshtalkError as exc:
@@ -366,9 +389,9 @@ class Pairing:
     ) -> Contact:
         """Pair with the node that made an invite token."""
         invite: Invite = parse_invite(token)
-        if invite.expires_ms <= self.node.clock():
+        if invite.expires_ms <= self._clock():
             raise CodeExpired("this invite has expired; ask for a new one")
-        self.node.discovery.learn(invite.peer_id, list(invite.addresses), AddressSource.BOOTSTRAP)
+        self._discovery.learn(invite.peer_id, list(invite.addresses), AddressSource.BOOTSTRAP)
         with trio.move_on_after(timeout):
             while True:
                 outcome = await self._try_join(
@@ -376,7 +399,7 @@ class Pairing:
                 )
                 if isinstance(outcome, Contact):
                     return outcome
-                self.node.discovery.lookup(invite.peer_id)
+                self._discovery.lookup(invite.peer_id)
                 await trio.sleep(1.0)
         raise NoPairingOffer(
             f"could not reach {invite.peer_id} within {timeout:g} s; is its node running?"
@@ -384,40 +407,37 @@ class Pairing:
 
     async def _candidates(self, number: int) -> list[PeerId]:
         """Peers that may hold offer `number`: registered for it, or seen on the LAN lately."""
-        node = self.node
         found: list[PeerId] = []
-        namespace = pair_namespace(node.config.mesh, number)
-        for session in node.discovery.sessions:
+        namespace = pair_namespace(self._config.mesh, number)
+        for session in self._discovery.sessions:
             try:
                 records, _, _ = await session.client.discover(namespace)
             except (*NETWORK_ERRORS, MeshtalkError, trio.TooSlowError) as exc:
                 logger.info("looking up %s at %s: %s", namespace, session.client.point, exc)
                 continue
             for record in records:
-                node.discovery.found_record(record)
+                self._discovery.found_record(record)
                 found.append(record.peer_id)
-        recent = node.clock() - _LAN_RECENT_MS
-        for known in node.store.book.everything():
+        recent = self._clock() - _LAN_RECENT_MS
+        for known in self._book().everything():
             if known.source is AddressSource.MDNS and known.last_seen_ms >= recent:
                 found.append(known.peer_id)
-        return [p for p in dict.fromkeys(found) if p != node.peer_id]
+        return [p for p in dict.fromkeys(found) if p != self._own]
 
     async def _try_join(
         self, peer: PeerId, nameplate: str, password: bytes, name: str | None
     ) -> Contact | Literal["no offer", "unreachable"]:
         """One attempt with one peer: the new contact, why not, or raises (wrong code...)."""
-        node = self.node
         try:
-            if not node.is_connected(peer):
-                await node.dial(peer)
-            with trio.fail_after(node.config.dial_timeout):
-                raw = await node.host.new_stream(to_libp2p_id(peer), [PAIR_PROTOCOL])
+            if not self._dialer.is_connected(peer):
+                await self._dialer.dial(peer)
+            raw = await self._dialer.open_stream(peer, PAIR_PROTOCOL)
         except (*NETWORK_ERRORS, PeerUnreachable, trio.TooSlowError) as exc:
             logger.info("pairing: %s is not reachable: %s", peer, exc)
             return "unreachable"
         stream = _stream(raw)
         try:
-            handshake = JoinerHandshake(nameplate, password, node.peer_id, peer, self.random_bytes)
+            handshake = JoinerHandshake(nameplate, password, self._own, peer, self.random_bytes)
             await _write(stream, handshake.start())
             try:
                 reply = await _read(stream)
@@ -438,14 +458,11 @@ class Pairing:
     # -- both sides --------------------------------------------------------------------------
 
     def _own_info(self) -> PeerInfo:
-        node = self.node
-        name = node.config.name or node.profile.name
-        return PeerInfo(name[:64] or None, tuple(node.discovery.own_addresses()))
+        return PeerInfo(self._own_name[:64] or None, tuple(self._discovery.own_addresses()))
 
     def _add(self, peer: PeerId, info: PeerInfo, name: str | None) -> Contact:
         """Pin the paired peer as a trusted contact under a free name."""
-        node = self.node
-        existing = node.store.contacts.get(peer)
+        existing = self._contacts.find(peer)
         wanted = name or (existing.name if existing is not None else None) or info.name
         if wanted is not None:
             # The other side chose info.name: keep room for a suffix, drop what cannot be a name.
@@ -454,14 +471,14 @@ class Pairing:
                 check_contact_name(wanted)
             except ConfigError:
                 wanted = None
-        taken = {c.name for c in node.contacts() if c.peer_id != peer}
+        taken = {c.name for c in self._contacts.all() if c.peer_id != peer}
         chosen = wanted
         suffix = 2
         while chosen is not None and chosen in taken:
             chosen, suffix = f"{wanted}-{suffix}", suffix + 1
         addresses = [a for a in info.addresses if _parses(a)]
-        contact = node.add_contact(peer, chosen, addresses, Trust.TRUSTED)
-        node.addresses_changed(peer)
+        contact = self._contacts.add(peer, chosen, addresses, Trust.TRUSTED)
+        self._on_learned(peer)
         logger.info("paired with %s (%s)", chosen, peer)
         return contact
 

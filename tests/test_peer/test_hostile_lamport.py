@@ -132,7 +132,7 @@ async def test_a_sender_fails_a_refused_message_and_moves_on(tmp_path: Path) -> 
         item = (conversation, "direct", (alice.peer_id, bob.peer_id), build)
         [queued] = alice.store.messages.queue_outgoing_many([item], alice.clock())
         assert isinstance(queued, tuple), queued
-        alice._link(bob.peer_id).kick()
+        alice.deliver_now(bob.peer_id)
         with pytest.raises(DeliveryFailed, match="Lamport"):
             await alice.wait_delivered(bad_id, timeout=10)
         await alice.send("bob", "after the refusal", wait=True, timeout=10)
@@ -175,7 +175,7 @@ async def test_a_bug_in_a_link_costs_a_retry_not_the_node(tmp_path: Path) -> Non
         calls = fail_once(alice.store.outbox, "acknowledge")
         await alice.send("bob", "acked after a retry", wait=True, timeout=10)
         assert calls == [1]
-        assert alice.statistics()["delivery_interruptions"] >= 1
+        assert alice.statistics().counters["delivery_interruptions"] >= 1
         await still_serving(alice, bob, "and the next")
         assert [m.body for m in bob.store.messages.incoming(0, 10)] == [
             "acked after a retry",
@@ -204,6 +204,6 @@ async def test_a_bug_storing_one_incoming_message_refuses_that_one(tmp_path: Pat
 
 async def test_a_bug_in_a_stream_handler_loses_only_that_stream(tmp_path: Path) -> None:
     async with running(tmp_path, "alice", "bob") as (alice, bob):
-        fail_once(bob, "note_connected")
+        fail_once(bob, "connected")  # the LinkEvents port the inbound handler reports to
         await alice.send("bob", "after the handler bug", wait=True, timeout=15)
         await still_serving(alice, bob, "and more")

@@ -1,0 +1,142 @@
+"""Reaching peers: their known addresses, dialing them, and the list of every known peer.
+
+The `Connector` is the `Dialer` port of the peer links and of pairing. It dials each known
+address in turn (most recently seen first, then the contact's own), and asks discovery to look
+again when none works.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..net.host import (
+    NETWORK_ERRORS,
+    forget_stale_connection,
+    peer_info,
+    to_libp2p_id,
+    without_peer_id,
+)
+from ..protocol.errors import PeerUnreachable
+from .models import KnownPeer
+from .store import AddressSource, KnownAddress
+
+if TYPE_CHECKING:
+    from ..protocol.keys import PeerId
+    from .contacts import Contacts
+    from .ports import Clock, StreamLike
+    from .store import AddressBook
+
+__all__ = ["Connector"]
+
+
+class Connector:
+    """Connections and addresses of one node's peers."""
+
+    def __init__(
+        self,
+        host: Callable[[], Any],
+        book: Callable[[], AddressBook],
+        contacts: Contacts,
+        clock: Clock,
+        dial_timeout: float,
+        lookup: Callable[[PeerId], None],
+    ) -> None:
+        """`host()`: the running py-libp2p host (raises NodeClosed otherwise); `lookup(peer)`:
+        ask discovery for fresh addresses of `peer`."""
+        self._host = host
+        self._book = book
+        self._contacts = contacts
+        self._clock = clock
+        self._dial_timeout = dial_timeout
+        self._lookup = lookup
+        self._learned = trio.Event()
+
+    def is_connected(self, peer: PeerId) -> bool:
+        """Whether the host holds a connection to `peer` now."""
+        return bool(self._host().get_network().connections.get(to_libp2p_id(peer)))
+
+    async def dial(self, peer: PeerId) -> None:
+        """Connect to `peer`: each known address in turn (most recent first), then ask discovery.
+
+        Raises PeerUnreachable when no address works.
+        """
+        host = self._host()
+        addresses = self.addresses_of(peer)
+        errors = []
+        for address in addresses:
+            # py-libp2p dials only the first address it holds for a peer and refuses to redial
+            # for 60 s after a failure: start each attempt from a clean slate.
+            await forget_stale_connection(host, peer)
+            try:
+                with trio.fail_after(self._dial_timeout):
+                    await host.connect(peer_info(peer, [address]))
+            except (*NETWORK_ERRORS, trio.TooSlowError) as exc:
+                errors.append(f"{address}: {type(exc).__name__} {exc}".rstrip())
+                continue
+            self._book().learn(peer, [address], AddressSource.CONNECTION, self._clock())
+            return
+        self._lookup(peer)
+        if not addresses:
+            raise PeerUnreachable(f"no known address for {peer} yet; asking discovery")
+        raise PeerUnreachable(f"{peer} is unreachable: " + "; ".join(errors))
+
+    async def open_stream(self, peer: PeerId, protocol: str) -> StreamLike:
+        """A new stream of `protocol` to `peer` on the open connection (within the dial timeout)."""
+        with trio.fail_after(self._dial_timeout):
+            stream: StreamLike = await self._host().new_stream(to_libp2p_id(peer), [protocol])
+        return stream
+
+    def addresses_of(self, peer: PeerId) -> list[str]:
+        """Known addresses of a peer: most recently seen first, then the contact's own."""
+        learned = [known.address for known in self._book().addresses(peer)]
+        contact = self._contacts.find(peer)
+        given = [without_peer_id(a) for a in contact.addresses] if contact is not None else []
+        return list(dict.fromkeys([*learned, *given]))
+
+    def learned(self) -> None:
+        """New addresses were learned: wake `wait_known`."""
+        self._learned.set()
+        self._learned = trio.Event()
+
+    async def wait_known(self, peer: PeerId, timeout: float | None = None) -> list[str]:
+        """Wait until an address of `peer` is known (learned or given); returns them all.
+
+        Raises PeerUnreachable if discovery finds none within `timeout` seconds.
+        """
+        with trio.move_on_after(timeout if timeout is not None else float("inf")):
+            while True:
+                learned = self._learned
+                addresses = self.addresses_of(peer)
+                if addresses:
+                    return addresses
+                await learned.wait()
+        raise PeerUnreachable(f"no address of {peer} was found within {timeout} s")
+
+    def peers(self, online: Callable[[PeerId], bool]) -> list[KnownPeer]:
+        """Every peer this node knows: contacts and discovered peers, most recently seen first."""
+        contacts = {c.peer_id: c for c in self._contacts.all()}
+        found: dict[PeerId, list[KnownAddress]] = {}
+        for address in self._book().everything():
+            found.setdefault(address.peer_id, []).append(address)
+        peers = []
+        for peer in dict.fromkeys([*contacts, *found]):
+            contact, known = contacts.get(peer), found.get(peer, [])
+            seen = [k.last_seen_ms for k in known]
+            if contact is not None and contact.last_seen_ms is not None:
+                seen.append(contact.last_seen_ms)
+            peers.append(
+                KnownPeer(
+                    peer_id=peer,
+                    name=contact.name if contact is not None else None,
+                    trust=contact.trust if contact is not None else None,
+                    addresses=tuple(dict.fromkeys(k.address for k in known)),
+                    sources=tuple(sorted({k.source.value for k in known})),
+                    last_seen_ms=max(seen) if seen else None,
+                    online=online(peer),
+                )
+            )
+        peers.sort(key=lambda p: -(p.last_seen_ms or 0))
+        return peers

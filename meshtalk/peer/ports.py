@@ -1,0 +1,123 @@
+"""The ports the node's parts receive, instead of the node itself.
+
+Each part (a peer link, the inbound handler, discovery, pairing, the sender) is handed the
+few things it uses through one of these small Protocols, so it can be read, and tested with a
+recording double, on its own. Nothing here imports node.py; the node wires real parts together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from ..protocol.envelope import Envelope
+    from ..protocol.errors import MeshtalkError
+    from ..protocol.keys import PeerId
+    from .store import IncomingResult, OutboxItem
+
+__all__ = [
+    "Clock",
+    "Counter",
+    "Dialer",
+    "Inbox",
+    "LinkEvents",
+    "LinkState",
+    "Outbox",
+    "StreamLike",
+    "TrustPolicy",
+]
+
+Clock = Callable[[], int]
+"""Milliseconds since the epoch (the node's clock, replaceable in tests)."""
+
+Counter = Callable[[str, int], None]
+"""Adds to one of the node's named statistics counters."""
+
+LinkState = Literal["idle", "connecting", "connected", "backoff"]
+
+
+class StreamLike(Protocol):
+    """The byte stream a framed pump needs: a py-libp2p stream or a test's adapter."""
+
+    async def read(self, n: int | None = None) -> bytes:
+        """Up to `n` bytes; b"" at the end of the stream."""
+        ...
+
+    async def write(self, data: bytes) -> None:
+        """Write all of `data`."""
+        ...
+
+    async def close(self) -> None:
+        """Close for writing (the peer reads the end)."""
+        ...
+
+    async def reset(self) -> None:
+        """Abort both directions."""
+        ...
+
+
+class TrustPolicy(Protocol):
+    """Who may deliver messages to this node."""
+
+    def is_trusted(self, peer: PeerId) -> bool:
+        """Whether `peer` may deliver messages now."""
+        ...
+
+
+class Inbox(Protocol):
+    """Where the inbound handler puts what it opened, and reports what it refused."""
+
+    def store_incoming(
+        self, items: list[tuple[Envelope, bytes]]
+    ) -> list[IncomingResult | MeshtalkError]:
+        """Store opened envelopes in one transaction: a result or a refusal per item."""
+        ...
+
+    def count_refusal(self, peer: PeerId | None, error: MeshtalkError) -> None:
+        """Record a refused delivery (peer None: the sender could not be told)."""
+        ...
+
+
+class Outbox(Protocol):
+    """What a peer link reads from, and reports back to, the outbox."""
+
+    def pending(self, peer: PeerId, after_cursor: int, limit: int) -> list[OutboxItem]:
+        """Sealed copies for `peer` waiting for their ack, oldest first."""
+        ...
+
+    def mark_sent(self, peer: PeerId, cursors: Sequence[int]) -> None:
+        """These copies were written to the peer and are not acked yet."""
+        ...
+
+    def acked(self, peer: PeerId, message_ids: list[bytes]) -> None:
+        """`peer` acknowledged these messages."""
+        ...
+
+    def failed(self, peer: PeerId, message_id: bytes, error: MeshtalkError) -> None:
+        """`peer` refused this message for good."""
+        ...
+
+
+class Dialer(Protocol):
+    """Connections to peers."""
+
+    def is_connected(self, peer: PeerId) -> bool:
+        """Whether a connection to `peer` is open now."""
+        ...
+
+    async def dial(self, peer: PeerId) -> None:
+        """Connect to `peer`, or raise PeerUnreachable."""
+        ...
+
+    async def open_stream(self, peer: PeerId, protocol: str) -> StreamLike:
+        """A new stream of `protocol` on the connection to `peer`."""
+        ...
+
+
+class LinkEvents(Protocol):
+    """What the node hears from its links and inbound streams."""
+
+    def connected(self, peer: PeerId) -> None:
+        """A trusted `peer` completed a handshake with this node (either direction)."""
+        ...
