@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from ..protocol.errors import ControlError
 from .mesh import Mesh
@@ -21,6 +21,8 @@ from .offer import PairingOffer
 
 __all__ = ["AsyncMesh"]
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 _WAIT_SLICE = 1.0  # seconds an AsyncMesh long-poll holds a worker thread at a time
 
 
@@ -61,7 +63,7 @@ class AsyncMesh:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def _run(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def _run(self, method: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
         return await asyncio.to_thread(method, *args, **kwargs)
 
     async def call(self, op: str, **args: Any) -> Any:
@@ -70,12 +72,11 @@ class AsyncMesh:
 
     async def whoami(self) -> dict[str, Any]:
         """This node."""
-        result: dict[str, Any] = await self._run(self.sync.whoami)
-        return result
+        return await self._run(self.sync.whoami)
 
     async def send(self, to: str, text: str, **kwargs: Any) -> str:
         """See `Mesh.send`."""
-        return str(await self._run(self.sync.send, to, text, **kwargs))
+        return await self._run(self.sync.send, to, text, **kwargs)
 
     async def receive(
         self, after: int | None = None, *, wait: float = 0.0, **kwargs: Any
@@ -86,7 +87,7 @@ class AsyncMesh:
         deadline = loop.time() + wait
         while True:
             step = max(0.0, min(_WAIT_SLICE, deadline - loop.time()))
-            batch: dict[str, Any] = await self._run(self.sync.receive, after, wait=step, **kwargs)
+            batch = await self._run(self.sync.receive, after, wait=step, **kwargs)
             if batch["messages"] or loop.time() >= deadline:
                 return batch
             if kwargs.get("consumer") is None:
@@ -104,44 +105,36 @@ class AsyncMesh:
 
     async def history(self, conversation: str | None = None, **kwargs: Any) -> list[dict[str, Any]]:
         """See `Mesh.history`."""
-        result: list[dict[str, Any]] = await self._run(self.sync.history, conversation, **kwargs)
-        return result
+        return await self._run(self.sync.history, conversation, **kwargs)
 
     async def conversations(self) -> list[dict[str, Any]]:
         """See `Mesh.conversations`."""
-        result: list[dict[str, Any]] = await self._run(self.sync.conversations)
-        return result
+        return await self._run(self.sync.conversations)
 
     async def peers(self) -> list[dict[str, Any]]:
         """See `Mesh.peers`."""
-        result: list[dict[str, Any]] = await self._run(self.sync.peers)
-        return result
+        return await self._run(self.sync.peers)
 
     async def contacts(self) -> list[dict[str, Any]]:
         """See `Mesh.contacts`."""
-        result: list[dict[str, Any]] = await self._run(self.sync.contacts)
-        return result
+        return await self._run(self.sync.contacts)
 
     async def add_contact(self, peer: str, name: str | None = None) -> dict[str, Any]:
         """See `Mesh.add_contact`."""
-        result: dict[str, Any] = await self._run(self.sync.add_contact, peer, name)
-        return result
+        return await self._run(self.sync.add_contact, peer, name)
 
     async def start_pairing(self, ttl: float | None = None) -> PairingOffer:
         """See `Mesh.start_pairing` (await `asyncio.to_thread(offer.wait)` for the result)."""
-        offer: PairingOffer = await self._run(self.sync.start_pairing, ttl)
-        return offer
+        return await self._run(self.sync.start_pairing, ttl)
 
     async def pair_join(self, code: str, **kwargs: Any) -> dict[str, Any]:
         """See `Mesh.pair_join`."""
-        result: dict[str, Any] = await self._run(self.sync.pair_join, code, **kwargs)
-        return result
+        return await self._run(self.sync.pair_join, code, **kwargs)
 
     async def invite(self, ttl: float | None = None) -> str:
         """See `Mesh.invite`."""
-        return str(await self._run(self.sync.invite, ttl))
+        return await self._run(self.sync.invite, ttl)
 
     async def join(self, token: str, **kwargs: Any) -> dict[str, Any]:
         """See `Mesh.join`."""
-        result: dict[str, Any] = await self._run(self.sync.join, token, **kwargs)
-        return result
+        return await self._run(self.sync.join, token, **kwargs)

@@ -30,7 +30,7 @@ from ..protocol.errors import DeliveryTimeout, MeshtalkError
 __all__ = ["meshtalk_tools"]
 
 
-def _tool(function: Callable[..., Any], name: str, description: str) -> BaseTool:
+def _tool(function: Callable[..., dict[str, Any]], name: str, description: str) -> BaseTool:
     @functools.wraps(function)  # the tool's argument schema comes from `function`
     def run(**kwargs: Any) -> str:
         try:
