@@ -1,7 +1,17 @@
 """The running node: libp2p host, stream handlers, store, outbox, contacts and the trio API."""
 
+from .guards import GuardLimits
 from .models import Contact, Conversation, Direction, KnownPeer, Message, MessageStatus, Trust
-from .node import PROTOCOL_VERSIONS, MessageStream, Node, NodeConfig, open_node
+from .node import (
+    PROTOCOL_VERSIONS,
+    MessageStream,
+    Node,
+    NodeConfig,
+    NodeState,
+    NodeStatistics,
+    open_node,
+)
+from .outbound import LinkStatistics
 from .pairing import Pairing, PairOffer
 from .store import AddressBook, AddressSource, KnownAddress
 
@@ -11,13 +21,17 @@ __all__ = [
     "Contact",
     "Conversation",
     "Direction",
+    "GuardLimits",
     "KnownAddress",
     "KnownPeer",
+    "LinkStatistics",
     "Message",
     "MessageStatus",
     "MessageStream",
     "Node",
     "NodeConfig",
+    "NodeState",
+    "NodeStatistics",
     "PROTOCOL_VERSIONS",
     "PairOffer",
     "Pairing",
