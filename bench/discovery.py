@@ -60,7 +60,7 @@ async def point_child(records_file: str) -> None:
                 "rss_before": before,
                 "rss_after": rss_mb(),
                 "traced_mb": traced / 2**20,
-                "registrations": point.statistics()["registrations"],
+                "registrations": point.statistics().registry.registrations,
             }
         )
         await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)

@@ -98,8 +98,8 @@ def run(name: str) -> None:
     after = rss_mib()
     stats = registry.statistics()
     print(
-        f"{name:38} {stats['registrations']:>7,} registrations "
-        f"{stats['record_bytes'] / 2**20:7.1f} MiB of records   "
+        f"{name:38} {stats.registrations:>7,} registrations "
+        f"{stats.record_bytes / 2**20:7.1f} MiB of records   "
         f"RSS {before:6.1f} -> {after:6.1f} MiB (+{after - before:6.1f})   "
         f"{attempts:,} attempts, {refused:,} refused, {time.perf_counter() - started:.1f} s",
         flush=True,

@@ -83,7 +83,7 @@ async def _demo(root: Path, say: Say) -> None:
             with trio.fail_after(20):
                 for other in (bob, carol):
                     await alice.wait_known(other.peer_id)
-            held = point.statistics().get("registrations", 0)
+            held = point.statistics().registry.registrations
             log("alice found bob and carol through the point (no contacts yet: strangers)")
 
             await _pair(alice, bob, carol, log)

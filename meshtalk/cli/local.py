@@ -155,7 +155,7 @@ def rendezvous(args: argparse.Namespace) -> int:
                     break
             stats = point.statistics()
         if not wants_json(args):
-            print(f"stopped ({stats.get('registrations', 0)} registrations held)")
+            print(f"stopped ({stats.registry.registrations} registrations held)")
 
     trio.run(serve)
     return 0

@@ -8,15 +8,27 @@ from .point import RendezvousPoint, open_rendezvous_point
 from .records import PeerRecord, open_peer_record, sign_peer_record
 from .registry import Registry, RegistryLimits
 from .rendezvous import RendezvousClient, RendezvousSession, RendezvousStream, namespace_for
+from .stats import (
+    DiscoveryStatistics,
+    MdnsStatistics,
+    PointStatistics,
+    RegistryStatistics,
+    SessionStatistics,
+)
 
 __all__ = [
+    "DiscoveryStatistics",
+    "MdnsStatistics",
     "PeerRecord",
+    "PointStatistics",
     "Registry",
     "RegistryLimits",
+    "RegistryStatistics",
     "RendezvousClient",
     "RendezvousPoint",
     "RendezvousSession",
     "RendezvousStream",
+    "SessionStatistics",
     "namespace_for",
     "open_peer_record",
     "open_rendezvous_point",

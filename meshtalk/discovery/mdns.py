@@ -20,13 +20,17 @@ import logging
 import secrets
 import socket
 from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import multiaddr
 import trio
 
 from ..protocol.errors import MeshtalkError
 from ..protocol.keys import PeerId
+from .stats import MdnsState, MdnsStatistics
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus  # py-libp2p's trio-typing stubs stand in for trio's
 
 __all__ = ["MdnsService", "SERVICE_TYPE", "encode_txt", "decode_txt"]
 
@@ -96,14 +100,15 @@ class MdnsService:
         self.interfaces = interfaces
         self.name = f"{secrets.token_hex(16)}.{SERVICE_TYPE}"
         self.found = 0
-        self.state = "starting"
+        self.state: MdnsState = "starting"
+        self.error: str | None = None  # why it could not start
         self._token: Any = None
 
-    def statistics(self) -> dict[str, object]:
+    def statistics(self) -> MdnsStatistics:
         """State and how many announcements were heard."""
-        return {"state": self.state, "found": self.found}
+        return MdnsStatistics(state=self.state, found=self.found, error=self.error)
 
-    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Announce and browse until cancelled; reports started once both run."""
         from zeroconf import (  # imported here: it starts threads and costs ~40 ms to import
             DNSQuestionType,
@@ -124,7 +129,7 @@ class MdnsService:
             )
         except OSError as exc:
             # No LAN discovery is no reason to stop a node: rendezvous and contacts still work.
-            self.state = f"failed: {exc}"
+            self.state, self.error = "failed", str(exc)
             logger.warning("mDNS cannot start (%s); the node runs without LAN discovery", exc)
             task_status.started()
             return

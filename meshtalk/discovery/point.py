@@ -18,13 +18,14 @@ seconds is reset; the point goes on serving everyone else. Requests are capped a
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import trio
 
@@ -53,11 +54,13 @@ from ..protocol.rendezvous import (
 from .records import open_peer_record
 from .registry import Registry, RegistryLimits, source_of
 from .rendezvous import RendezvousStream
+from .stats import PointStatistics
 
 __all__ = ["RendezvousPoint", "open_rendezvous_point", "MAX_REQUEST_SIZE"]
 
 logger = logging.getLogger("meshtalk.rendezvous.point")
 MAX_REQUEST_SIZE: Final = 64 * 1024
+_Request = Literal["register", "discover", "unregister", "malformed"]
 
 
 class RendezvousPoint:
@@ -72,7 +75,8 @@ class RendezvousPoint:
         self.registry = Registry(limits)
         self.clock = clock
         self.idle_timeout = idle_timeout
-        self.counters: dict[str, int] = {}
+        self.counters: collections.Counter[_Request] = collections.Counter()
+        self.refused: collections.Counter[str] = collections.Counter()  # by status name
         # A number per connection, so the registry holds no reference to a closed one.
         self._connections: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
         self._numbers = itertools.count(1)
@@ -81,12 +85,23 @@ class RendezvousPoint:
         """Serve `/rendezvous/1.0.0` on `host`."""
         host.set_stream_handler(PROTOCOL_ID, safe_handler("rendezvous", self.serve_stream))
 
-    def statistics(self) -> dict[str, int]:
+    def statistics(self) -> PointStatistics:
         """Registry sizes and request counters."""
-        return {**self.registry.statistics(), **self.counters}
+        counters = self.counters
+        return PointStatistics(
+            registry=self.registry.statistics(),
+            register=counters["register"],
+            discover=counters["discover"],
+            unregister=counters["unregister"],
+            malformed=counters["malformed"],
+            refused=dict(self.refused),
+        )
 
-    def _count(self, name: str) -> None:
-        self.counters[name] = self.counters.get(name, 0) + 1
+    def _count(self, name: _Request) -> None:
+        self.counters[name] += 1
+
+    def _refuse(self, exc: RendezvousError) -> None:
+        self.refused[Status(exc.status).name] += 1
 
     def _connection_of(self, stream: Any) -> Hashable:
         """The connection a stream belongs to, as a number the registry can keep."""
@@ -156,7 +171,7 @@ class RendezvousPoint:
                     request.ns, request.limit, request.cookie, self.clock()
                 )
             except RendezvousError as exc:
-                self._count(f"refused_{Status(exc.status).name}")
+                self._refuse(exc)
                 return DiscoverResponse(exc.status, status_text=str(exc))
             return DiscoverResponse(Status.OK, tuple(found), cookie)
         if isinstance(request, Unregister):
@@ -193,7 +208,7 @@ class RendezvousPoint:
                 source=source,
             )
         except RendezvousError as exc:
-            self._count(f"refused_{Status(exc.status).name}")
+            self._refuse(exc)
             return RegisterResponse(exc.status, str(exc))
         return RegisterResponse(Status.OK, ttl=ttl)
 

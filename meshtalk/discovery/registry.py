@@ -33,6 +33,7 @@ from typing import Any, Final
 
 from ..protocol.errors import RendezvousError
 from ..protocol.rendezvous import MAX_NAMESPACE_LENGTH, Register, Status
+from .stats import RegistryStatistics
 
 __all__ = ["RegistryLimits", "Registry"]
 
@@ -383,16 +384,16 @@ class Registry:
             )
         return int.from_bytes(cookie[8:16], "big")
 
-    def statistics(self) -> dict[str, int]:
+    def statistics(self) -> RegistryStatistics:
         """Live registrations, their record bytes, namespaces, peers, connections, sources
         and the sizes of the internal lists."""
-        return {
-            "registrations": len(self._live),
-            "record_bytes": self._record_bytes,
-            "namespaces": len(self._per_namespace),
-            "peers": len(self._per_peer),
-            "connections": len(self._per_connection),
-            "sources": len(self._per_source),
-            "index_entries": sum(len(o.numbers) for o in self._orders.values()),
-            "expiry_entries": len(self._expiry),
-        }
+        return RegistryStatistics(
+            registrations=len(self._live),
+            record_bytes=self._record_bytes,
+            namespaces=len(self._per_namespace),
+            peers=len(self._per_peer),
+            connections=len(self._per_connection),
+            sources=len(self._per_source),
+            index_entries=sum(len(o.numbers) for o in self._orders.values()),
+            expiry_entries=len(self._expiry),
+        )

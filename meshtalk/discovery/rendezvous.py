@@ -39,6 +39,7 @@ from ..protocol.rendezvous import (
     encode_message,
 )
 from .records import PeerRecord, open_peer_record, sign_peer_record
+from .stats import SessionState, SessionStatistics
 
 __all__ = [
     "RendezvousStream",
@@ -196,7 +197,7 @@ class RendezvousSession:
         self.ttl = ttl
         self.discover_interval = discover_interval
         self.retry_max = retry_max
-        self.state = "starting"
+        self.state: SessionState = "starting"
         self.last_error: str | None = None
         self.registered_ttl: int | None = None
         self.registrations = 0
@@ -210,17 +211,17 @@ class RendezvousSession:
         """Ask the point again without waiting for the next round (a peer is being looked up)."""
         self._wake.set()
 
-    def statistics(self) -> dict[str, object]:
+    def statistics(self) -> SessionStatistics:
         """State, last error, granted TTL and counters."""
-        return {
-            "point": str(self.client.point),
-            "state": self.state,
-            "last_error": self.last_error,
-            "ttl": self.registered_ttl,
-            "registrations": self.registrations,
-            "discovered": self.discovered,
-            "invalid_records": self.client.invalid_records,
-        }
+        return SessionStatistics(
+            point=str(self.client.point),
+            state=self.state,
+            last_error=self.last_error,
+            ttl=self.registered_ttl,
+            registrations=self.registrations,
+            discovered=self.discovered,
+            invalid_records=self.client.invalid_records,
+        )
 
     async def run(self) -> None:
         """Register, refresh and discover until cancelled; unregister on a clean stop."""

@@ -11,15 +11,30 @@ one peer holds at most 4 x (1 MiB frame + one 256 KiB read), and every peer toge
 from __future__ import annotations
 
 import collections
+import dataclasses
 from dataclasses import dataclass
 from typing import Final
 
 from ..protocol.errors import StreamRefused
 from ..protocol.keys import PeerId
 
-__all__ = ["InboundLimits", "StreamShare"]
+__all__ = ["InboundLimits", "InboundStatistics", "StreamShare"]
 
 _MIB: Final = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class InboundStatistics:
+    """A node's inbound message streams right now, and how many it has refused."""
+
+    streams: int  # open inbound message streams
+    peers: int  # peers with at least one of them
+    buffered_bytes: int  # bytes of unfinished frames they hold
+    refused: int  # streams refused since the node started (per peer or in total)
+
+    def to_json(self) -> dict[str, int]:
+        """The fields by name."""
+        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -88,11 +103,11 @@ class InboundLimits:
         if not self.streams[share.peer]:
             del self.streams[share.peer]
 
-    def statistics(self) -> dict[str, int]:
+    def statistics(self) -> InboundStatistics:
         """Open streams, peers with streams, bytes of unfinished frames, streams refused."""
-        return {
-            "streams": self.total_streams,
-            "peers": len(self.streams),
-            "buffered_bytes": self.buffered_bytes,
-            "refused": self.refused,
-        }
+        return InboundStatistics(
+            streams=self.total_streams,
+            peers=len(self.streams),
+            buffered_bytes=self.buffered_bytes,
+            refused=self.refused,
+        )

@@ -85,5 +85,5 @@ async def test_a_js_libp2p_client_registers_and_discovers(
         assert isinstance(register, Register)
         assert register.ttl is None
         stats = point.statistics()
-        assert "malformed" not in stats
-        assert (stats["register"], stats["discover"]) == (2, 2)
+        assert stats.malformed == 0
+        assert (stats.register, stats.discover) == (2, 2)

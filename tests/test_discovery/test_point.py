@@ -51,7 +51,7 @@ async def test_five_peers_find_each_other_through_one_point() -> None:
                 found = {r.peer_id: r.addresses for r in records}
                 assert set(found) == {other.key.peer_id for other in clients}
                 assert found[client.key.peer_id] == tuple(own_address(client))
-        assert point.statistics()["registrations"] == 5
+        assert point.statistics().registry.registrations == 5
 
 
 async def test_cookies_page_through_and_then_return_only_news() -> None:
@@ -139,9 +139,9 @@ async def test_bad_requests_get_the_specs_status_and_the_point_goes_on() -> None
             records, _, _ = await good.discover(NS)
             assert [r.peer_id for r in records] == [good.key.peer_id]
         stats = point.statistics()
-        assert stats["malformed"] == 3
-        assert stats["refused_E_INVALID_SIGNED_PEER_RECORD"] == 3
-        assert stats["refused_E_NOT_AUTHORIZED"] == 1
+        assert stats.malformed == 3
+        assert stats.refused["E_INVALID_SIGNED_PEER_RECORD"] == 3
+        assert stats.refused["E_NOT_AUTHORIZED"] == 1
 
 
 async def _read_until_closed(stream: Any, within: float = 5) -> bytes:
@@ -179,8 +179,8 @@ async def test_limits_hold_under_a_flood() -> None:
             with refused(Status.E_UNAVAILABLE):
                 await c.register(f"{NS}/y", own_address(c))
         stats = point.statistics()
-        assert stats["registrations"] == 12
-        assert stats["index_entries"] <= 4 * 12 + 4
+        assert stats.registry.registrations == 12
+        assert stats.registry.index_entries <= 4 * 12 + 4
 
 
 async def test_a_discover_request_needs_no_registration() -> None:
@@ -214,7 +214,7 @@ async def test_a_register_without_type_or_ttl_is_accepted() -> None:
             assert response == RegisterResponse(Status.OK, ttl=7200)
             records, _, _ = await client.discover(NS)
             assert [r.peer_id for r in records] == [client.key.peer_id]
-        assert "malformed" not in point.statistics()
+        assert point.statistics().malformed == 0
 
 
 async def test_a_connection_over_its_cap_is_refused_and_another_is_not() -> None:
@@ -236,10 +236,10 @@ async def test_a_connection_over_its_cap_is_refused_and_another_is_not() -> None
             for n in range(3):
                 await other.register(f"{NS}/{n}", own_address(other))
         stats = point.statistics()
-        assert stats["registrations"] == 6
-        assert stats["refused_E_UNAVAILABLE"] == 3
-        assert stats["connections"] == 2
-        assert "malformed" not in stats
+        assert stats.registry.registrations == 6
+        assert stats.refused["E_UNAVAILABLE"] == 3
+        assert stats.registry.connections == 2
+        assert stats.malformed == 0
 
 
 async def test_a_source_address_over_its_cap_is_refused() -> None:
@@ -262,7 +262,7 @@ async def test_a_source_address_over_its_cap_is_refused() -> None:
             await a.discover(NS)
             await d.register(NS, own_address(d))  # the source has room again
         stats = point.statistics()
-        assert (stats["registrations"], stats["sources"]) == (3, 1)
+        assert (stats.registry.registrations, stats.registry.sources) == (3, 1)
         assert point.registry._per_source.keys() == {"127.0.0.1"}
 
 
@@ -292,7 +292,7 @@ async def test_the_live_handler_answers_integers_at_the_edges() -> None:
                         assert isinstance(response, DiscoverResponse)
                         assert response.status == Status.OK
                         assert len(response.registrations) == 1
-        assert "malformed" not in point.statistics()
+        assert point.statistics().malformed == 0
 
 
 async def test_the_client_bounds_the_ttl_a_point_grants(monkeypatch: pytest.MonkeyPatch) -> None:

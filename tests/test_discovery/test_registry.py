@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from meshtalk.discovery.registry import Registry, RegistryLimits, source_of
+from meshtalk.discovery.stats import RegistryStatistics
 from meshtalk.protocol import RendezvousError
 from meshtalk.protocol.rendezvous import Status
 
@@ -133,9 +134,9 @@ def test_memory_follows_live_registrations_under_a_refresh_flood() -> None:
         for n in range(50):
             registry.register(peer(n), "ns", b"r", 7200, now=round_)
     stats = registry.statistics()
-    assert stats["registrations"] == 50
-    assert stats["index_entries"] <= 4 * 50 + 4  # two lists (namespace and "all"), half stale
-    assert stats["expiry_entries"] <= 2 * 50 + 1024 + 1
+    assert stats.registrations == 50
+    assert stats.index_entries <= 4 * 50 + 4  # two lists (namespace and "all"), half stale
+    assert stats.expiry_entries <= 2 * 50 + 1024 + 1
     page, _ = registry.discover("ns", 100, b"", now=2000)
     assert len(page) == 50
 
@@ -145,16 +146,16 @@ def test_expired_registrations_leave_no_trace() -> None:
     for n in range(1000):
         registry.register(peer(n), f"ns{n % 7}", b"r", 120, now=0)
     assert registry.expire(now=121) == 1000
-    assert registry.statistics() == {
-        "registrations": 0,
-        "record_bytes": 0,
-        "namespaces": 0,
-        "peers": 0,
-        "connections": 0,
-        "sources": 0,
-        "index_entries": 0,
-        "expiry_entries": 0,
-    }
+    assert registry.statistics() == RegistryStatistics(
+        registrations=0,
+        record_bytes=0,
+        namespaces=0,
+        peers=0,
+        connections=0,
+        sources=0,
+        index_entries=0,
+        expiry_entries=0,
+    )
 
 
 def test_source_of_groups_ipv6_by_its_64_and_unknown_hosts_together() -> None:
@@ -183,7 +184,7 @@ def test_caps_per_connection_count_and_bytes() -> None:
     page, _ = registry.discover("ns", None, b"", 0)  # ...and keeps what it would replace
     assert b"y" * 5 in [r.signed_peer_record for r in page]
     registry.register(peer(0), "ns", b"z" * 15, 600, 0, connection=1)  # exactly 25 is fine
-    assert registry.statistics()["record_bytes"] == 15 + 10 + 1 + 24
+    assert registry.statistics().record_bytes == 15 + 10 + 1 + 24
     assert registry.unregister(peer(1), "ns")
     registry.register(peer(5), "ns", b"x" * 5, 600, 0, connection=1)  # room again
 
@@ -204,7 +205,7 @@ def test_caps_per_source_address_count_and_bytes() -> None:
         registry.register(peer(4), "ns", b"r", 600, 0, source="192.0.2.1")
     registry.expire(now=601)
     registry.register(peer(6), "ns", b"r", 601, 601, source="192.0.2.1")  # freed by expiry
-    assert registry.statistics()["sources"] == 1
+    assert registry.statistics().sources == 1
 
 
 def test_total_record_byte_budget() -> None:
@@ -218,7 +219,7 @@ def test_total_record_byte_budget() -> None:
         registry.register(peer(0), "ns", b"r" * 101, 600, 0, source="192.0.2.0")
     registry.register(peer(0), "ns", b"r" * 50, 600, 0, source="192.0.2.0")  # shrinking is fine
     registry.register(peer(10), "ns", b"r" * 50, 600, 0, source="192.0.2.10")
-    assert registry.statistics()["record_bytes"] == 1000
+    assert registry.statistics().record_bytes == 1000
 
 
 def test_the_default_caps_bound_what_free_key_pairs_buy() -> None:
@@ -236,5 +237,5 @@ def test_the_default_caps_bound_what_free_key_pairs_buy() -> None:
             registry.register(peer(n), "ns", b"r" * 4096, 600, 0, connection=n, source="192.0.2.1")
         except RendezvousError as exc:
             statuses.append(exc.status)
-    assert registry.statistics()["record_bytes"] <= limits.max_record_bytes_per_source
+    assert registry.statistics().record_bytes <= limits.max_record_bytes_per_source
     assert statuses == [Status.E_UNAVAILABLE] * (2000 - limits.max_record_bytes_per_source // 4096)

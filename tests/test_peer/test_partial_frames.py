@@ -10,7 +10,7 @@ import trio.testing
 
 from meshtalk.net.framed import FramedStream
 from meshtalk.net.host import MSG_PROTOCOL, build_host, close_host, peer_info, to_libp2p_id
-from meshtalk.peer.inbound_limits import InboundLimits
+from meshtalk.peer.inbound_limits import InboundLimits, InboundStatistics
 from meshtalk.protocol import (
     ErrorFrame,
     FrameTimeout,
@@ -50,10 +50,10 @@ def test_streams_per_peer_and_in_all_are_capped() -> None:
         limits.admit(c)
     shares.pop(0).release()
     shares.append(limits.admit(c))
-    assert limits.statistics() == {"streams": 3, "peers": 3, "buffered_bytes": 0, "refused": 2}
+    assert limits.statistics() == InboundStatistics(streams=3, peers=3, buffered_bytes=0, refused=2)
     for share in shares:
         share.release()
-    assert limits.statistics()["streams"] == 0
+    assert limits.statistics().streams == 0
 
 
 def test_unfinished_frames_share_one_byte_budget() -> None:
@@ -139,13 +139,13 @@ async def test_a_peer_with_many_half_sent_frames_holds_little_and_briefly(tmp_pa
                     with trio.fail_after(10):
                         while bob.inbound_limits.buffered_bytes < limit * 700 * KIB:
                             await trio.sleep(0.05)
-                    assert bob.inbound_limits.statistics()["streams"] == limit
+                    assert bob.inbound_limits.statistics().streams == limit
             finally:
                 await close_host(host)
         codes = sorted(answer.code for answer in answers)
         assert codes == [106] * limit + [107] * 6  # timed out / refused at the door
         with trio.fail_after(5):
-            while bob.inbound_limits.statistics()["streams"]:
+            while bob.inbound_limits.statistics().streams:
                 await trio.sleep(0.05)
         assert bob.inbound_limits.buffered_bytes == 0
         await still_serving(alice, bob, "after the slow frames")
