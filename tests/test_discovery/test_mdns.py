@@ -46,9 +46,9 @@ async def test_two_nodes_find_each_other_on_loopback_by_mdns_alone(tmp_path: Pat
         await a.send(b.peer_id, "found you on the LAN", wait=True, timeout=10)
         assert (await collect(b, 1))[0].text == "found you on the LAN"
         with trio.fail_after(5):  # registration may still be going on: it runs in the background
-            while a.statistics()["discovery"]["mdns"]["state"] == "starting":
+            while a.statistics().discovery.mdns.state == "starting":
                 await trio.sleep(0.05)
-        assert a.statistics()["discovery"]["mdns"]["state"] == "running"
+        assert a.statistics().discovery.mdns.state == "running"
     # zeroconf's threads end with the node (trio's idle worker threads may linger: not ours)
     assert not [
         t.name for t in threading.enumerate() if "zeroconf" in t.name or "_run_loop" in t.name

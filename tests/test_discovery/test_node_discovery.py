@@ -31,7 +31,7 @@ async def test_five_nodes_meet_at_a_point_and_talk_pairwise(tmp_path: Path) -> N
             ]
             for node in nodes:
                 await wait_until_known(node, [o for o in nodes if o is not node])
-            assert point.statistics()["registrations"] == 5
+            assert point.statistics().registry.registrations == 5
             introduce(nodes, with_addresses=False)
             for node in nodes:
                 for other in nodes:
@@ -42,8 +42,8 @@ async def test_five_nodes_meet_at_a_point_and_talk_pairwise(tmp_path: Path) -> N
                 assert {m.author for m in got} == {o.peer_id for o in nodes if o is not node}
             sources = {p.peer_id: p.sources for p in nodes[0].peers()}
             assert all("rendezvous" in sources[o.peer_id] for o in nodes[1:])
-            stats = nodes[0].statistics()["discovery"]["rendezvous"][0]
-            assert stats["state"] == "registered"
+            stats = nodes[0].statistics().discovery.rendezvous[0]
+            assert stats.state == "registered"
 
 
 async def test_known_peers_keep_talking_when_the_point_is_gone(tmp_path: Path) -> None:
@@ -62,7 +62,7 @@ async def test_known_peers_keep_talking_when_the_point_is_gone(tmp_path: Path) -
             "while the point is up",
             "after the point left",
         ]
-        assert a.statistics()["discovery"]["rendezvous"][0]["state"] != "registered"
+        assert a.statistics().discovery.rendezvous[0].state != "registered"
 
 
 async def test_a_message_waits_until_discovery_finds_its_recipient(tmp_path: Path) -> None:
@@ -91,13 +91,13 @@ async def test_a_running_node_registers_again_when_its_point_restarts(tmp_path: 
         for _ in range(2):  # the point starts after the node, then restarts empty
             async with open_rendezvous_point(key, listen) as (point, _):
                 with trio.fail_after(10):
-                    while point.statistics()["registrations"] != 1:
+                    while point.statistics().registry.registrations != 1:
                         await trio.sleep(0.05)
                 # a peer that arrives now is found with a fresh cookie
                 async with open_node(tmp_path / "c", config) as c:
                     await wait_until_known(a, [c])
-        stats = a.statistics()["discovery"]["rendezvous"][0]
-        assert stats["registrations"] >= 2
+        stats = a.statistics().discovery.rendezvous[0]
+        assert stats.registrations >= 2
 
 
 async def test_any_node_can_serve_the_point(tmp_path: Path) -> None:
@@ -108,7 +108,7 @@ async def test_any_node_can_serve_the_point(tmp_path: Path) -> None:
             await wait_until_known(b, [a])
             introduce([a, b], with_addresses=False)
             await a.send(b.peer_id, "met at a node that serves a point", wait=True, timeout=10)
-            assert hub.statistics()["discovery"]["point"]["registrations"] == 2
+            assert hub.statistics().discovery.point.registry.registrations == 2
 
 
 async def test_bootstrap_peers_are_dialed_and_remembered(tmp_path: Path) -> None:
@@ -149,8 +149,8 @@ async def test_registrations_are_refreshed_before_their_ttl_and_at_every_point(
         async with open_node(tmp_path / "a", config) as a:
             await trio.sleep(3.5)  # past the 2 s TTL: only refreshes keep it registered
             for point in (one, two):
-                assert point.statistics()["registrations"] == 1
-            sessions = a.statistics()["discovery"]["rendezvous"]
-            assert [s["state"] for s in sessions] == ["registered", "registered"]
-            assert all(s["registrations"] >= 3 for s in sessions)
-            assert all(s["ttl"] == 2 for s in sessions)
+                assert point.statistics().registry.registrations == 1
+            sessions = a.statistics().discovery.rendezvous
+            assert [s.state for s in sessions] == ["registered", "registered"]
+            assert all(s.registrations >= 3 for s in sessions)
+            assert all(s.ttl == 2 for s in sessions)

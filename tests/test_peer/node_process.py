@@ -36,7 +36,7 @@ async def run_command(node: Node, command: dict[str, Any]) -> None:
             await node.send(command["to"], f"{command['prefix']}{i}")
             emit({"sent": i})
     elif op == "outbox":
-        emit({"outbox": node.statistics()["outbox"]})
+        emit({"outbox": node.statistics().outbox})
     elif op == "flushed":  # the outbox is empty: everything acked (or failed)
         emit({"flushed": await node.wait_flushed(command.get("timeout"))})
     else:

@@ -121,7 +121,7 @@ async def test_receiver_killed_mid_stream(tmp_path: Path) -> None:
             receiver.kill9()
         finally:
             receiver.stop()
-        left = alice.statistics()["outbox"]
+        left = alice.statistics().outbox
         assert 0 < left < total, "kill came too late to be mid-stream"
         receiver = NodeProcess(tmp_path / "bob", f"/ip4/127.0.0.1/tcp/{port}")
         try:

@@ -49,8 +49,8 @@ async def test_a_consumer_that_reads_nothing_for_30_seconds(tmp_path: Path) -> N
                 if sent % 50 == 0:
                     await trio.sleep(0.05)
         assert await alice.wait_flushed(timeout=60)
-        link = alice.statistics()["links"][str(bob.peer_id)]
-        assert link["state"] == "connected"
+        link = alice.statistics().links[str(bob.peer_id)]
+        assert link.state == "connected"
         assert alice.statistics_counter["delivery_interruptions"] == 0
         # Only now does the application look: everything is there, once.
         incoming = bob.store.messages.incoming(0, 1_000_000)

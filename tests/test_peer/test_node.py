@@ -98,7 +98,7 @@ async def test_receiver_offline_then_back(tmp_path: Path) -> None:
         with trio.fail_after(10):  # a few more redelivery attempts fail
             while alice.statistics_counter["delivery_interruptions"] < failed + 3:
                 await trio.sleep(0.01)
-        assert alice.statistics()["outbox"] == 21
+        assert alice.statistics().outbox == 21
         back = fast_config(listen=[f"/ip4/127.0.0.1/tcp/{bob_port}"])
         async with open_node(tmp_path / "bob", back) as bob:
             got = await collect(bob, 21)
@@ -136,7 +136,7 @@ async def test_a_message_waiting_for_its_ack_is_marked_sent(
             while status(slow) is MessageStatus.QUEUED:
                 await trio.sleep(0.05)
         assert status(slow) is MessageStatus.SENT
-        assert alice.statistics()["outbox"] == 1
+        assert alice.statistics().outbox == 1
 
 
 async def test_unknown_peer_is_refused_and_counted(tmp_path: Path) -> None:
@@ -146,8 +146,8 @@ async def test_unknown_peer_is_refused_and_counted(tmp_path: Path) -> None:
             await mallory.send("bob", "let me in", wait=True, timeout=1.0)
         assert bob.store.messages.incoming(0, 10) == []
         assert bob.store.contacts.refusals()[mallory.peer_id] >= 1
-        link = mallory.statistics()["links"][str(bob.peer_id)]
-        assert "NotAuthorized" in (link["last_error"] or "")
+        link = mallory.statistics().links[str(bob.peer_id)]
+        assert "NotAuthorized" in (link.last_error or "")
 
 
 async def test_api_errors(tmp_path: Path) -> None:
