@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from .._version import __version__
-from ..discovery.stats import DiscoveryStatistics
 from ..net.host import (
     MSG_PROTOCOL,
     announce_addrs,
@@ -51,14 +49,14 @@ from .contacts import Contacts
 from .discovering import NodeDiscovery
 from .guards import AgentGuard
 from .inbound import InboundHandler
-from .inbound_limits import InboundLimits, InboundStatistics
+from .inbound_limits import InboundLimits
 from .listen import ensure_listening, preferred_listen_addrs
 from .models import Contact, Conversation, KnownPeer, Message, Trust
-from .outbound import LinkSet, LinkStatistics, PeerLink
+from .outbound import LinkSet, PeerLink
 from .pairing import Pairing
 from .receiving import MessageStream, Receiver
 from .sending import Sender
-from .state import NodeState, not_running
+from .state import NodeState, NodeStatistics, not_running
 from .store import STORE_FILE_NAME, Store
 
 if TYPE_CHECKING:
@@ -75,17 +73,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("meshtalk.node")
-
-
-@dataclass(frozen=True)
-class NodeStatistics:
-    """A snapshot of a running node: counters, outbox size, links, discovery, inbound streams."""
-
-    counters: Mapping[str, int]
-    outbox: int
-    links: Mapping[str, LinkStatistics]
-    discovery: DiscoveryStatistics
-    inbound: InboundStatistics
 
 
 class Node:

@@ -117,15 +117,7 @@ class Sender:
         if not recipients:
             raise UnknownPeer("send needs at least one recipient")
         now = self._clock()
-        if conversation is None:
-            if len(recipients) > 1:
-                raise ConfigError("a message to several peers needs a conversation id")
-            conversation = direct_conversation_id(self._own, recipients[0])
-            members: tuple[PeerId, ...] = (self._own, recipients[0])
-            kind_of_conversation = "direct"
-        else:
-            members = (self._own, *recipients)
-            kind_of_conversation = "group"
+        conversation, kind_of_conversation, members = self._conversation(conversation, recipients)
         # Whoever says who wrote it and is not a person ("agent" from the control socket) is
         # held to the guards; a message that does not say is the program's own.
         by_agent = self._guard is not None and via_of(metadata) not in (None, "human")
@@ -156,6 +148,20 @@ class Sender:
         if wait:
             await self._wait(message_id, event, timeout)
         return message_id
+
+    def _conversation(
+        self, conversation: bytes | None, recipients: tuple[PeerId, ...]
+    ) -> tuple[bytes, str, tuple[PeerId, ...]]:
+        """The conversation id, its kind and its members for a message to `recipients`."""
+        if conversation is None:
+            if len(recipients) > 1:
+                raise ConfigError("a message to several peers needs a conversation id")
+            return (
+                direct_conversation_id(self._own, recipients[0]),
+                "direct",
+                (self._own, recipients[0]),
+            )
+        return conversation, "group", (self._own, *recipients)
 
     def _check_guard(self, conversation: bytes, body: Any, now: int) -> None:
         assert self._guard is not None
