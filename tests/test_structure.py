@@ -37,9 +37,10 @@ LAYERS: tuple[frozenset[str], ...] = (
 )
 
 # Cycles allowed, each as the set of modules in one strongly connected component: none since
-# issue 13 gave the node's parts ports instead of the node. A new cycle, or a known one that grows, fails test_no_import_cycle;
-# a known one that is gone fails test_known_cycles_are_still_there until it is deleted here
-# (the same holds for every allowlist below: each can only shrink).
+# issue 13 gave the node's parts ports instead of the node. A new cycle, or a known one that
+# grows, fails test_no_import_cycle; a known one that is gone fails
+# test_known_cycles_are_still_there until it is deleted here (the same holds for every
+# allowlist below: each can only shrink).
 KNOWN_CYCLES: tuple[frozenset[str], ...] = ()
 
 # Imports from a higher layer that exist today, as (importer, imported) module pairs.
