@@ -50,7 +50,6 @@ KNOWN_UPWARD: frozenset[tuple[str, str]] = frozenset()
 LONG_MODULES: frozenset[str] = frozenset(
     {
         "meshtalk.peer.node",  # issue 13: being split
-        "meshtalk.peer.pairing",  # issue 13: being split
     }
 )
 
@@ -59,7 +58,6 @@ LONG_MODULES: frozenset[str] = frozenset(
 LONG_FUNCTIONS: frozenset[str] = frozenset(
     {
         "meshtalk.cli.parser.build_parser",  # the declarative CLI table
-        "meshtalk.peer.pairing.Pairing._answer",  # issue 13: being split
     }
 )
 

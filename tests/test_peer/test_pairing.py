@@ -13,7 +13,7 @@ import trio
 
 from meshtalk.discovery import open_rendezvous_point
 from meshtalk.net.host import PrefixedStream, reset_quietly, to_libp2p_id
-from meshtalk.peer import pairing as peer_pairing
+from meshtalk.peer import pair_common
 from meshtalk.peer.models import Trust
 from meshtalk.peer.node import Node, open_node
 from meshtalk.peer.pairing import PairOffer
@@ -330,7 +330,7 @@ async def test_a_valid_pake_message_is_the_one_guess_even_from_many_strangers_at
 async def test_a_stranger_that_goes_silent_holds_nothing_for_long(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(peer_pairing, "_STEP_TIMEOUT", 0.5)
+    monkeypatch.setattr(pair_common, "STEP_TIMEOUT", 0.5)
     async with two_nodes(tmp_path, "alice", "bob", "mallory") as (alice, bob, mallory):
         offer = alice.pairing.offer(ttl=60)
         # silent before any message: the offerer stops waiting, the offer is untouched
