@@ -1,9 +1,9 @@
 """The running node: libp2p host, stream handlers, store, outbox, contacts and the trio API."""
 
+from ..protocol.connection import PROTOCOL_VERSIONS
 from .guards import GuardLimits
 from .models import Contact, Conversation, Direction, KnownPeer, Message, MessageStatus, Trust
 from .node import (
-    PROTOCOL_VERSIONS,
     MessageStream,
     Node,
     NodeConfig,

@@ -41,7 +41,7 @@ from ..profile.identity import load_or_create_identity
 from ..profile.lock import ProfileLock
 from ..protocol.connection import PROTOCOL_VERSIONS
 from ..protocol.envelope import direct_conversation_id
-from ..protocol.errors import ConfigError, MeshtalkError, unwrap_group
+from ..protocol.errors import ConfigError, unwrap_group
 from ..protocol.keys import PeerId
 from .config import NodeConfig
 from .connecting import Connector
@@ -57,20 +57,12 @@ from .pairing import Pairing
 from .receiving import MessageStream, Receiver
 from .sending import Sender
 from .state import NodeState, NodeStatistics, not_running
-from .store import STORE_FILE_NAME, Store
+from .store import STORE_FILE_NAME, Store, keep_wal_short
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus  # py-libp2p's trio-typing stubs stand in for trio's
 
-__all__ = [
-    "Node",
-    "NodeConfig",
-    "NodeState",
-    "NodeStatistics",
-    "MessageStream",
-    "open_node",
-    "PROTOCOL_VERSIONS",
-]
+__all__ = ["Node", "NodeConfig", "NodeState", "NodeStatistics", "MessageStream", "open_node"]
 
 logger = logging.getLogger("meshtalk.node")
 
@@ -202,7 +194,7 @@ class Node:
                 async with trio.open_nursery() as nursery:
                     self.listen_addrs = announce_addrs(self._host)
                     await nursery.start(self._sender.run_committer)
-                    nursery.start_soon(self._checkpointer)
+                    nursery.start_soon(keep_wal_short, store, self.config.checkpoint_interval)
                     self._links.start(nursery)
                     for peer in store.outbox.recipients_with_pending():
                         self._links.get(peer).kick()
@@ -233,22 +225,6 @@ class Node:
         if self._cancel is not None:
             self._cancel.cancel()
             await self._stopped.wait()
-
-    async def _checkpointer(self) -> None:
-        """Keep the WAL short from a worker thread, off the commit path (skipped while idle)."""
-        store = self.store
-        checkpointed_at = store.total_changes
-        while True:
-            await trio.sleep(self.config.checkpoint_interval)
-            if store.total_changes == checkpointed_at:
-                continue
-            checkpointed_at = store.total_changes
-            try:
-                await trio.to_thread.run_sync(store.checkpoint)
-            except MeshtalkError as exc:
-                logger.warning("%s", exc)
-            except Exception:  # the WAL just grows until the next try; the node goes on
-                logger.exception("checkpointing the store failed unexpectedly")
 
     # -- link events (the LinkEvents port) ---------------------------------------------------
 
@@ -294,10 +270,6 @@ class Node:
     def contacts(self) -> list[Contact]:
         """Every contact."""
         return self._contacts.all()
-
-    def is_trusted(self, peer: PeerId) -> bool:
-        """Whether `peer` may deliver messages to this node."""
-        return self._contacts.is_trusted(peer)
 
     def is_connected(self, peer: PeerId) -> bool:
         """Whether the host holds a connection to `peer` now."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from .addressbook import AddressBook, AddressSource, KnownAddress
+from .checkpoints import keep_wal_short
 from .contacts import ContactTable
 from .database import Database
 from .messages import Messages
@@ -24,6 +25,7 @@ from .outbox import Outbox
 from .rows import IncomingResult, OutboxItem
 
 __all__ = [
+    "keep_wal_short",
     "Store",
     "STORE_FILE_NAME",
     "IncomingResult",
