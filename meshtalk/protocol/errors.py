@@ -1,14 +1,117 @@
 """The one exception hierarchy of meshtalk, rooted at `MeshtalkError`.
 
 Every error has a stable numeric `code`, carried in ERROR frames, so that the other side of a
-stream can turn a refusal back into the same exception type with `error_from_code`.
+stream can turn a refusal back into the same exception type with `error_from_code`. An error
+rebuilt that way has `remote = True` and a `str()` that starts with "peer refused: ", so a
+refusal by the peer is still caught by `except MessageRejected` (or whichever class it is) but
+is never mistaken for a check this node made itself (`remote = False`). The tree, with codes
+(tests/test_protocol/test_remote_errors.py checks it against error_classes.py):
+
+    MeshtalkError 1
+    ├── ProtocolError 100
+    │   ├── FrameTooLarge 101
+    │   ├── MalformedFrame 102
+    │   ├── MalformedEnvelope 103
+    │   ├── MessageTooLarge 104
+    │   ├── UnsupportedVersion 105
+    │   ├── FrameTimeout 106
+    │   └── StreamRefused 107
+    ├── MessageRejected 200
+    │   ├── BadSignature 201
+    │   │   └── AuthorMismatch 202
+    │   ├── DecryptionFailed 203
+    │   ├── NotARecipient 204
+    │   ├── ReplayedMessage 205
+    │   ├── ClockSkew 206
+    │   ├── NotAuthorized 207
+    │   ├── LamportOutOfRange 208
+    │   └── ConversationMismatch 209
+    ├── IdentityError 300
+    │   ├── InvalidPeerId 301
+    │   └── KeyFileError 302
+    │       ├── KeyFileInsecure 303
+    │       ├── KeyFileCorrupt 304
+    │       └── KeyFileMissing 305
+    ├── ConfigError 400
+    ├── NodeError 500
+    │   ├── ProfileLocked 501
+    │   ├── UnknownPeer 502
+    │   ├── StoreError 503
+    │   ├── DeliveryFailed 504
+    │   ├── DeliveryTimeout 505
+    │   ├── NodeClosed 506
+    │   ├── PeerUnreachable 507
+    │   ├── GuardTripped 508
+    │   └── InternalError 509
+    ├── DiscoveryError 600
+    │   ├── RendezvousError 601
+    │   └── InvalidSignedRecord 602
+    ├── PairingError 700
+    │   ├── InvalidCode 701
+    │   ├── WrongCode 702
+    │   ├── CodeExpired 703
+    │   └── NoPairingOffer 704
+    └── ControlError 800
+        ├── NodeNotRunning 801
+        └── ControlTimeout 802
+
+Codes 1 to 299 may travel in ERROR frames (docs/protocol.md, section 6); the others are local.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from .error_classes import (
+    REMOTE_PREFIX,
+    AuthorMismatch,
+    BadSignature,
+    ClockSkew,
+    CodeExpired,
+    ConfigError,
+    ControlError,
+    ControlTimeout,
+    ConversationMismatch,
+    DecryptionFailed,
+    DeliveryFailed,
+    DeliveryTimeout,
+    DiscoveryError,
+    FrameTimeout,
+    FrameTooLarge,
+    GuardTripped,
+    IdentityError,
+    InternalError,
+    InvalidCode,
+    InvalidPeerId,
+    InvalidSignedRecord,
+    KeyFileCorrupt,
+    KeyFileError,
+    KeyFileInsecure,
+    KeyFileMissing,
+    LamportOutOfRange,
+    MalformedEnvelope,
+    MalformedFrame,
+    MeshtalkError,
+    MessageRejected,
+    MessageTooLarge,
+    NodeClosed,
+    NodeError,
+    NodeNotRunning,
+    NoPairingOffer,
+    NotARecipient,
+    NotAuthorized,
+    PairingError,
+    PeerUnreachable,
+    ProfileLocked,
+    ProtocolError,
+    RendezvousError,
+    ReplayedMessage,
+    StoreError,
+    StreamRefused,
+    UnknownPeer,
+    UnsupportedVersion,
+    WrongCode,
+)
 
-__all__ = [
+__all__ = [  # the names of error_classes.__all__, then the helpers
     "MeshtalkError",
     "ProtocolError",
     "FrameTooLarge",
@@ -56,309 +159,10 @@ __all__ = [
     "ControlError",
     "NodeNotRunning",
     "ControlTimeout",
+    "REMOTE_PREFIX",
     "error_from_code",
     "unwrap_group",
 ]
-
-
-class MeshtalkError(Exception):
-    """Base class of every error meshtalk raises on purpose."""
-
-    code: ClassVar[int] = 1
-    message_id: bytes | None = None
-    """The id of the message the error is about, when it is known."""
-
-    def about(self, message_id: bytes) -> MeshtalkError:
-        """Attach the id of the message this error is about; returns self."""
-        self.message_id = message_id
-        return self
-
-
-class ProtocolError(MeshtalkError):
-    """The other side sent bytes that do not follow the meshtalk wire protocol."""
-
-    code = 100
-
-
-class FrameTooLarge(ProtocolError):
-    """A frame declared a length above the allowed cap; it was refused before being buffered."""
-
-    code = 101
-
-
-class MalformedFrame(ProtocolError):
-    """A frame could not be decoded: bad length prefix, bad msgpack, or wrong field types."""
-
-    code = 102
-
-
-class MalformedEnvelope(ProtocolError):
-    """A sealed message or envelope is not well formed: missing, unknown or mistyped fields."""
-
-    code = 103
-
-
-class MessageTooLarge(ProtocolError):
-    """An envelope is larger than the protocol allows; send less, or split it."""
-
-    code = 104
-
-
-class UnsupportedVersion(ProtocolError):
-    """The two sides share no protocol version; upgrade the older node."""
-
-    code = 105
-
-
-class FrameTimeout(ProtocolError):
-    """A frame that had begun did not arrive whole in time: the stream is closed."""
-
-    code = 106
-
-
-class StreamRefused(ProtocolError):
-    """The receiver holds as many streams, or as many bytes of unfinished frames, as it allows
-    (per peer or in all); try again later."""
-
-    code = 107
-
-
-class MessageRejected(MeshtalkError):
-    """A well-formed message was refused for security reasons."""
-
-    code = 200
-
-
-class BadSignature(MessageRejected):
-    """The author's signature does not verify: the message was altered or forged."""
-
-    code = 201
-
-
-class AuthorMismatch(BadSignature):
-    """The signed envelope names a different author than the key that signed and sealed it."""
-
-    code = 202
-
-
-class DecryptionFailed(MessageRejected):
-    """The sealed box could not be opened: corrupted, or not encrypted to this node."""
-
-    code = 203
-
-
-class NotARecipient(MessageRejected):
-    """This node is not among the message's recipients."""
-
-    code = 204
-
-
-class ReplayedMessage(MessageRejected):
-    """This message id was already seen (or is too old to tell): a replay or a duplicate."""
-
-    code = 205
-
-
-class ClockSkew(MessageRejected):
-    """The message timestamp is outside the accepted window; check both machines' clocks."""
-
-    code = 206
-
-
-class NotAuthorized(MessageRejected):
-    """The author is not allowed to deliver to this node (not a trusted contact)."""
-
-    code = 207
-
-
-class LamportOutOfRange(MessageRejected):
-    """A message's Lamport counter is above the protocol's cap, or jumps too far past the
-    conversation's counter (a peer may not push another node's clock to the edge)."""
-
-    code = 208
-
-
-class ConversationMismatch(MessageRejected):
-    """A message names a conversation it does not belong to: a direct conversation's id with
-    another author or recipient set, or a named conversation its author is not a member of."""
-
-    code = 209
-
-
-class IdentityError(MeshtalkError):
-    """A problem with a node identity: a key, a key file or a peer ID."""
-
-    code = 300
-
-
-class InvalidPeerId(IdentityError):
-    """A peer ID could not be parsed, or does not embed an Ed25519 key."""
-
-    code = 301
-
-
-class KeyFileError(IdentityError):
-    """The identity key file cannot be used."""
-
-    code = 302
-
-
-class KeyFileInsecure(KeyFileError):
-    """The key file can be read by other users; restrict it with `chmod 600`."""
-
-    code = 303
-
-
-class KeyFileCorrupt(KeyFileError):
-    """The key file is damaged or truncated; restore it from a backup (no new key was made)."""
-
-    code = 304
-
-
-class KeyFileMissing(KeyFileError):
-    """The profile has no identity yet; create one (`meshtalk init`)."""
-
-    code = 305
-
-
-class ConfigError(MeshtalkError):
-    """A setting, profile name or path is not acceptable; the message names which and why."""
-
-    code = 400
-
-
-class NodeError(MeshtalkError):
-    """The node could not do what was asked."""
-
-    code = 500
-
-
-class ProfileLocked(NodeError):
-    """Another node is already running on this profile; stop it or use another profile."""
-
-    code = 501
-
-
-class UnknownPeer(NodeError):
-    """No contact has that name or peer ID; add it first (contacts add)."""
-
-    code = 502
-
-
-class StoreError(NodeError):
-    """The local store failed (disk full, damaged, or from a newer meshtalk); nothing was lost."""
-
-    code = 503
-
-
-class DeliveryFailed(NodeError):
-    """The recipient refused the message for good; it will not be retried."""
-
-    code = 504
-
-
-class DeliveryTimeout(NodeError):
-    """No acknowledgement in time; the message stays queued and will still be delivered."""
-
-    code = 505
-
-
-class NodeClosed(NodeError):
-    """The node is shut down; open it again to continue."""
-
-    code = 506
-
-
-class PeerUnreachable(NodeError):
-    """The peer could not be reached at any known address right now."""
-
-    code = 507
-
-
-class GuardTripped(NodeError):
-    """A conversation limit for agents was reached (rate, turns without a human, size)."""
-
-    code = 508
-
-
-class InternalError(NodeError):
-    """meshtalk hit an unexpected error with one message or request; the node goes on.
-
-    This is a bug: please report it with the node's log."""
-
-    code = 509
-
-
-class DiscoveryError(MeshtalkError):
-    """Finding peers failed: a rendezvous point, a peer record or LAN discovery."""
-
-    code = 600
-
-
-class RendezvousError(DiscoveryError):
-    """A rendezvous point refused a request; `status` is the spec's response status."""
-
-    code = 601
-    status: int = 300  # E_INTERNAL_ERROR unless the point said otherwise
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        if status is not None:
-            self.status = status
-
-
-class InvalidSignedRecord(DiscoveryError):
-    """A signed peer record did not verify: bad signature, wrong domain or type, or damage."""
-
-    code = 602
-
-
-class PairingError(MeshtalkError):
-    """Pairing two nodes with a code or an invite failed."""
-
-    code = 700
-
-
-class InvalidCode(PairingError):
-    """A pairing code or invite token is not in the expected form."""
-
-    code = 701
-
-
-class WrongCode(PairingError):
-    """The two sides did not use the same code: nothing was added, and the code is used up."""
-
-    code = 702
-
-
-class CodeExpired(PairingError):
-    """The pairing code or invite expired or was already used; make a new one."""
-
-    code = 703
-
-
-class NoPairingOffer(PairingError):
-    """No node was found waiting with this code (not started, expired, or unreachable)."""
-
-    code = 704
-
-
-class ControlError(MeshtalkError):
-    """Talking to the local node over its control socket failed."""
-
-    code = 800
-
-
-class NodeNotRunning(ControlError):
-    """No node is running for this profile; start one with `meshtalk up`."""
-
-    code = 801
-
-
-class ControlTimeout(ControlError):
-    """The node did not answer a local request in time (it may still be working on it)."""
-
-    code = 802
 
 
 def _all_subclasses(cls: type[MeshtalkError]) -> list[type[MeshtalkError]]:
@@ -368,12 +172,21 @@ def _all_subclasses(cls: type[MeshtalkError]) -> list[type[MeshtalkError]]:
     return found
 
 
-def error_from_code(code: int, message: str) -> MeshtalkError:
-    """Rebuild the exception a remote ERROR frame stands for; unknown codes map to the base."""
+def error_from_code(code: int, message: str, *, remote: bool = False) -> MeshtalkError:
+    """Rebuild the exception an ERROR's `code` stands for; unknown codes map to the base.
+
+    `remote=True` when a peer sent it (an ERROR frame, a pairing ERROR): the error keeps its
+    class but says it is the peer's refusal (`remote`, and `str()` starts with REMOTE_PREFIX).
+    The local control socket's errors are this node's own and keep the default.
+    """
     for cls in _all_subclasses(MeshtalkError):
         if cls.code == code:
-            return cls(message)
-    return MeshtalkError(f"remote error {code}: {message}")
+            error = cls(message)
+            break
+    else:
+        error = MeshtalkError(f"error {code}: {message}")
+    error.remote = remote
+    return error
 
 
 def unwrap_group(error: BaseException) -> BaseException:

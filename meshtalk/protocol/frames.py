@@ -130,8 +130,10 @@ class ErrorFrame:
         return cls(exc.code, str(exc)[:_MAX_ERROR_TEXT], ref)
 
     def to_exception(self) -> MeshtalkError:
-        """The exception this frame stands for, of the same type the other side raised."""
-        return error_from_code(self.code, self.text)
+        """The exception this frame stands for: the type the other side raised, marked as the
+        peer's refusal (`remote`, "peer refused: ..."), about message `ref` if it has one."""
+        error = error_from_code(self.code, self.text, remote=True)
+        return error.about(self.ref) if self.ref is not None else error
 
 
 Frame = HelloFrame | MessageFrame | AckFrame | ErrorFrame
@@ -220,7 +222,7 @@ class FrameDecoder(Generic[T]):
         self._error: MeshtalkError | None = None
         self._frames_decoded = 0
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Add bytes read from the stream."""
         self._raise_if_broken()
         self._buffer += data

@@ -235,7 +235,7 @@ def _field(message: dict[str, Any], kind: str, name: str, typ: type) -> Any:
     if message.get("t") == "error":
         code, text = message.get("code"), message.get("message")
         if isinstance(code, int) and isinstance(text, str):
-            raise error_from_code(code, text)
+            raise error_from_code(code, text, remote=True)
         raise MalformedFrame("malformed pairing ERROR message")
     if message.get("t") != kind:
         raise MalformedFrame(f"expected a pairing {kind!r} message, got {message.get('t')!r}")

@@ -178,7 +178,11 @@ def test_error_frames_carry_the_exception_type() -> None:
         assert isinstance(received, ErrorFrame)
         rebuilt = received.to_exception()
         assert type(rebuilt) is cls
-        assert str(rebuilt) == "details"
+        assert rebuilt.remote is True  # the peer refused, not this node
+        assert str(rebuilt) == "peer refused: details"
+        assert rebuilt.detail == "details"
+        assert rebuilt.message_id == b"r" * 16
+        assert cls("details").remote is False
     assert isinstance(ErrorFrame(999, "new code").to_exception(), MeshtalkError)
     long = ErrorFrame.from_exception(ClockSkew("x" * 5000))
     assert len(long.text) == 1024

@@ -102,8 +102,10 @@ def test_a_forged_confirmation_fails_at_the_offerer() -> None:
 def test_errors_from_the_other_side_come_back_typed() -> None:
     joiner = JoinerHandshake("code:7", b"7-a-b", BOB, ALICE, counter_bytes())
     joiner.start()
-    with pytest.raises(WrongCode, match="nope"):
+    with pytest.raises(WrongCode, match="nope") as caught:
         joiner.receive_reply(wire(error_message(WrongCode("nope"))), PeerInfo(None, ()))
+    assert caught.value.remote  # the other side said so: "peer refused: nope"
+    assert str(caught.value) == "peer refused: nope"
     with pytest.raises(PairingError):
         joiner.receive_info({"t": "info", "info": b""})  # before any confirmation
 
