@@ -32,6 +32,7 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.transport.tcp.tcp import TCP
 
 from ..profile.identity import libp2p_key_pair
+from ..protocol import connection
 from ..protocol.errors import ConfigError, MeshtalkError
 from ..protocol.frames import NEED_DATA, FrameDecoder, encode_uvarint
 from ..protocol.keys import NodeKey, PeerId
@@ -57,7 +58,7 @@ __all__ = [
     "PrefixedStream",
 ]
 
-MSG_PROTOCOL: Final = TProtocol("/meshtalk/msg/1.0.0")
+MSG_PROTOCOL: Final = TProtocol(connection.MSG_PROTOCOL)
 
 NETWORK_ERRORS: Final = (
     BaseLibp2pError,

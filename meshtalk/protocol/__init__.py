@@ -1,10 +1,27 @@
-"""The sans-I/O core of meshtalk: envelopes, sealing, frames, replay tracking and errors.
+"""The sans-I/O core of meshtalk: envelopes, sealing, frames, the message stream's state
+machine, replay tracking and errors.
 
 Bytes in, values and exceptions out. Nothing here touches sockets, files, trio, SQLite or
 libp2p, so every part can be tested with plain bytes and a fixed clock.
 """
 
 from .codec import MAX_DEPTH, check_value, packb, unpackb_strict
+from .connection import (
+    MSG_PROTOCOL,
+    PROTOCOL_VERSIONS,
+    AckReceived,
+    ConnectionEvent,
+    ConnectionRole,
+    ConnectionState,
+    EndOfStream,
+    HelloReceived,
+    LocalProtocolError,
+    MessageConnection,
+    MessageReceived,
+    MessageRefused,
+    PeerRefused,
+    ProtocolViolation,
+)
 from .envelope import (
     MAX_ENVELOPE_SIZE,
     MAX_LAMPORT,
@@ -56,6 +73,20 @@ __all__ = [
     "check_value",
     "packb",
     "unpackb_strict",
+    "MSG_PROTOCOL",
+    "PROTOCOL_VERSIONS",
+    "AckReceived",
+    "ConnectionEvent",
+    "ConnectionRole",
+    "ConnectionState",
+    "EndOfStream",
+    "HelloReceived",
+    "LocalProtocolError",
+    "MessageConnection",
+    "MessageReceived",
+    "MessageRefused",
+    "PeerRefused",
+    "ProtocolViolation",
     "MAX_ENVELOPE_SIZE",
     "MAX_RECIPIENTS",
     "PROTOCOL_VERSION",
