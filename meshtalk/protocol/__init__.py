@@ -1,5 +1,5 @@
 """The sans-I/O core of meshtalk: envelopes, sealing, frames, the message stream's state
-machine, replay tracking and errors.
+machine and errors.
 
 Bytes in, values and exceptions out. Nothing here touches sockets, files, trio, SQLite or
 libp2p, so every part can be tested with plain bytes and a fixed clock.
@@ -56,7 +56,6 @@ from .frames import (
     negotiate_version,
 )
 from .keys import NodeKey, PeerId, RandomBytes
-from .replay import ReplayGuard
 from .sealing import (
     DEFAULT_MAX_AGE_MS,
     DEFAULT_MAX_FUTURE_SKEW_MS,
@@ -117,7 +116,6 @@ __all__ = [
     "NodeKey",
     "PeerId",
     "RandomBytes",
-    "ReplayGuard",
     "DEFAULT_MAX_AGE_MS",
     "DEFAULT_MAX_FUTURE_SKEW_MS",
     "MAX_SEALED_SIZE",

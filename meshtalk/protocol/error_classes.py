@@ -23,7 +23,6 @@ __all__ = [
     "AuthorMismatch",
     "DecryptionFailed",
     "NotARecipient",
-    "ReplayedMessage",
     "ClockSkew",
     "NotAuthorized",
     "LamportOutOfRange",
@@ -164,12 +163,6 @@ class NotARecipient(MessageRejected):
     """This node is not among the message's recipients."""
 
     code = 204
-
-
-class ReplayedMessage(MessageRejected):
-    """This message id was already seen (or is too old to tell): a replay or a duplicate."""
-
-    code = 205
 
 
 class ClockSkew(MessageRejected):

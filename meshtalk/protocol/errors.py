@@ -21,7 +21,6 @@ is never mistaken for a check this node made itself (`remote = False`). The tree
     │   │   └── AuthorMismatch 202
     │   ├── DecryptionFailed 203
     │   ├── NotARecipient 204
-    │   ├── ReplayedMessage 205
     │   ├── ClockSkew 206
     │   ├── NotAuthorized 207
     │   ├── LamportOutOfRange 208
@@ -103,7 +102,6 @@ from .error_classes import (
     ProfileLocked,
     ProtocolError,
     RendezvousError,
-    ReplayedMessage,
     StoreError,
     StreamRefused,
     UnknownPeer,
@@ -126,7 +124,6 @@ __all__ = [  # the names of error_classes.__all__, then the helpers
     "AuthorMismatch",
     "DecryptionFailed",
     "NotARecipient",
-    "ReplayedMessage",
     "ClockSkew",
     "NotAuthorized",
     "LamportOutOfRange",

@@ -65,7 +65,7 @@ def test_exported_names_exist(package: object) -> None:
         "meshtalk.protocol.errors",
         "meshtalk.protocol.frames",
         "meshtalk.protocol.keys",
-        "meshtalk.protocol.replay",
+        "meshtalk.protocol.connection",
         "meshtalk.protocol.sealing",
     ],
 )
