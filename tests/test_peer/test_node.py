@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import trio
 
-from meshtalk.peer import inbound
 from meshtalk.peer.models import Direction, MessageStatus
 from meshtalk.peer.node import open_node
 from meshtalk.peer.store import Store
@@ -113,30 +112,6 @@ async def test_receiver_offline_then_back(tmp_path: Path) -> None:
             alice.store.messages.message(alice.peer_id, i).status is delivered  # type: ignore[union-attr]
             for i in ids
         )
-
-
-async def test_a_message_waiting_for_its_ack_is_marked_sent(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    async with running(tmp_path, "alice", "bob") as (alice, _bob):
-
-        def status(message_id: bytes) -> MessageStatus:
-            message = alice.store.messages.message(alice.peer_id, message_id)
-            assert message is not None
-            return message.status
-
-        assert (
-            status(await alice.send("bob", "acked at once", wait=True)) is MessageStatus.DELIVERED
-        )
-        # bob still reads the stream but neither stores nor acknowledges what arrives
-        monkeypatch.setattr(inbound, "_receive_batch", lambda node, frames: [])
-        slow = await alice.send("bob", "never acked")
-        assert status(slow) is MessageStatus.QUEUED
-        with trio.fail_after(5):
-            while status(slow) is MessageStatus.QUEUED:
-                await trio.sleep(0.05)
-        assert status(slow) is MessageStatus.SENT
-        assert alice.statistics().outbox == 1
 
 
 async def test_unknown_peer_is_refused_and_counted(tmp_path: Path) -> None:
