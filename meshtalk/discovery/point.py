@@ -25,9 +25,10 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import trio
+from libp2p.custom_types import TProtocol
 
 from ..net.host import (
     NETWORK_ERRORS,
@@ -56,6 +57,9 @@ from .registry import Registry, RegistryLimits, source_of
 from .rendezvous import RendezvousStream
 from .stats import PointStatistics
 
+if TYPE_CHECKING:
+    from libp2p.abc import IHost, INetStream
+
 __all__ = ["RendezvousPoint", "open_rendezvous_point", "MAX_REQUEST_SIZE"]
 
 logger = logging.getLogger("meshtalk.rendezvous.point")
@@ -81,9 +85,11 @@ class RendezvousPoint:
         self._connections: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
         self._numbers = itertools.count(1)
 
-    def attach(self, host: Any) -> None:
+    def attach(self, host: IHost) -> None:
         """Serve `/rendezvous/1.0.0` on `host`."""
-        host.set_stream_handler(PROTOCOL_ID, safe_handler("rendezvous", self.serve_stream))
+        host.set_stream_handler(
+            TProtocol(PROTOCOL_ID), safe_handler("rendezvous", self.serve_stream)
+        )
 
     def statistics(self) -> PointStatistics:
         """Registry sizes and request counters."""
@@ -103,7 +109,7 @@ class RendezvousPoint:
     def _refuse(self, exc: RendezvousError) -> None:
         self.refused[Status(exc.status).name] += 1
 
-    def _connection_of(self, stream: Any) -> Hashable:
+    def _connection_of(self, stream: INetStream) -> Hashable:
         """The connection a stream belongs to, as a number the registry can keep."""
         connection = stream.muxed_conn
         try:
@@ -115,7 +121,7 @@ class RendezvousPoint:
         return number
 
     @staticmethod
-    def _source_of(stream: Any) -> str:
+    def _source_of(stream: INetStream) -> str:
         """The source address of a stream's connection (see `registry.source_of`)."""
         try:
             remote = stream.get_remote_address()
@@ -123,7 +129,7 @@ class RendezvousPoint:
             remote = None
         return source_of(remote[0] if remote else None)
 
-    async def serve_stream(self, stream: Any) -> None:
+    async def serve_stream(self, stream: INetStream) -> None:
         """Answer requests on one stream until it ends, misbehaves or idles."""
         peer = remote_peer(stream).to_bytes()
         connection = self._connection_of(stream)

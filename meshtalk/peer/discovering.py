@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -24,6 +24,8 @@ from ..protocol.keys import PeerId
 from .store import AddressSource
 
 if TYPE_CHECKING:
+    from libp2p.abc import IHost
+
     from ..protocol.keys import NodeKey
     from .config import NodeConfig
     from .ports import Clock, Counter
@@ -63,7 +65,7 @@ class NodeDiscovery:
         self._listen_addrs = listen_addrs
         self._on_learned = on_learned
         self._count = count
-        self._host: Any = None
+        self._host: IHost | None = None
         self.point: RendezvousPoint | None = None
         if config.rendezvous_point:
             self.point = RendezvousPoint(config.rendezvous_limits)
@@ -72,7 +74,7 @@ class NodeDiscovery:
         self._points = [split_peer_address(a) for a in config.rendezvous]
         self._bootstrap = [split_peer_address(a) for a in config.bootstrap]
 
-    def attach(self, host: Any) -> None:
+    def attach(self, host: IHost) -> None:
         """Install stream handlers (before the host listens)."""
         self._host = host
         if self.point is not None:
@@ -154,9 +156,12 @@ class NodeDiscovery:
 
     async def _dial_bootstrap(self, peer: PeerId, address: str) -> None:
         self.learn(peer, [address], AddressSource.BOOTSTRAP)
+        host = self._host
+        if host is None:
+            return
         try:
             with trio.fail_after(self._config.dial_timeout):
-                await self._host.connect(peer_info(peer, [address]))
+                await host.connect(peer_info(peer, [address]))
         except (*NETWORK_ERRORS, trio.TooSlowError) as exc:
             logger.info("bootstrap peer %s at %s: %s", peer, address, exc)
             return

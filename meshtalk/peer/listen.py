@@ -9,12 +9,15 @@ without it), so the addresses actually bound are checked here.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import multiaddr
 
 from ..protocol.errors import ConfigError
 from .store import Store
+
+if TYPE_CHECKING:
+    from libp2p.abc import IHost
 
 __all__ = ["preferred_listen_addrs", "ensure_listening"]
 
@@ -44,7 +47,7 @@ def preferred_listen_addrs(configured: list[str], store: Store) -> list[str]:
 
 
 async def ensure_listening(
-    host: Any, configured: list[str], preferred: list[str], store: Store
+    host: IHost, configured: list[str], preferred: list[str], store: Store
 ) -> None:
     """Listen afresh where a remembered port was taken; refuse to run without any address."""
     bound = {_ip_port(a) for a in host.get_transport_addrs()}

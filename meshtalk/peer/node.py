@@ -60,6 +60,7 @@ from .state import NodeState, NodeStatistics, not_running
 from .store import STORE_FILE_NAME, Store, keep_wal_short
 
 if TYPE_CHECKING:
+    from libp2p.abc import IHost
     from trio_typing import TaskStatus  # py-libp2p's trio-typing stubs stand in for trio's
 
 __all__ = ["Node", "NodeConfig", "NodeState", "NodeStatistics", "MessageStream", "open_node"]
@@ -84,7 +85,7 @@ class Node:
         self.listen_addrs: list[str] = []
         self.statistics_counter: collections.Counter[str] = collections.Counter()
         self._store: Store | None = None
-        self._host: Any = None
+        self._host: IHost | None = None
         self._lock: ProfileLock | None = None
         self._cancel: trio.CancelScope | None = None
         self._stopped = trio.Event()
@@ -146,7 +147,7 @@ class Node:
         return self._store
 
     @property
-    def host(self) -> Any:
+    def host(self) -> IHost:
         """The py-libp2p host (only while the node runs)."""
         if self._host is None:
             raise not_running(self.state)
@@ -174,25 +175,25 @@ class Node:
         self._prepare()
         assert self._store is not None
         try:
-            self._host = build_host(self.key)
-            self._host.set_stream_handler(
+            self._host = host = build_host(self.key)
+            host.set_stream_handler(
                 MSG_PROTOCOL, safe_handler("inbound", self._inbound.serve_libp2p)
             )
-            self.discovery.attach(self._host)
-            self.pairing.attach(self._host)
+            self.discovery.attach(host)
+            self.pairing.attach(host)
             with trio.CancelScope() as self._cancel:
-                await self._run(self._store, task_status)
+                await self._run(host, self._store, task_status)
         finally:
             self.state = NodeState.STOPPING
             self._close()
 
-    async def _run(self, store: Store, task_status: TaskStatus[Node]) -> None:
+    async def _run(self, host: IHost, store: Store, task_status: TaskStatus[Node]) -> None:
         preferred = preferred_listen_addrs(self.config.listen, store)
-        async with self._host.run(parse_multiaddrs(preferred)):
+        async with host.run(parse_multiaddrs(preferred)):
             try:
-                await ensure_listening(self._host, self.config.listen, preferred, store)
+                await ensure_listening(host, self.config.listen, preferred, store)
                 async with trio.open_nursery() as nursery:
-                    self.listen_addrs = announce_addrs(self._host)
+                    self.listen_addrs = announce_addrs(host)
                     await nursery.start(self._sender.run_committer)
                     nursery.start_soon(keep_wal_short, store, self.config.checkpoint_interval)
                     self._links.start(nursery)
@@ -204,7 +205,7 @@ class Node:
                     await trio.sleep_forever()
             finally:
                 self._links.stop()
-                await close_host(self._host)
+                await close_host(host)
 
     def _close(self) -> None:
         self._host = None

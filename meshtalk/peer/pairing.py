@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import trio
+from libp2p.custom_types import TProtocol
 
 from ..net.host import NETWORK_ERRORS, safe_handler
 from ..protocol.errors import CodeExpired, MeshtalkError, NoPairingOffer
@@ -46,6 +47,8 @@ from .pair_offering import Answerer, PairOffer
 from .store import AddressSource
 
 if TYPE_CHECKING:
+    from libp2p.abc import IHost
+
     from .config import NodeConfig
     from .contacts import Contacts
     from .discovering import NodeDiscovery
@@ -89,9 +92,11 @@ class Pairing:
         self._answerer = Answerer(own, introducer, self._find_offer, self._spend, random_bytes)
         self._joiner = Joiner(own, config, clock, book, discovery, dialer, introducer, random_bytes)
 
-    def attach(self, host: Any) -> None:
+    def attach(self, host: IHost) -> None:
         """Install the stream handler (before the host listens)."""
-        host.set_stream_handler(PAIR_PROTOCOL, safe_handler("pairing", self._answerer.serve))
+        host.set_stream_handler(
+            TProtocol(PAIR_PROTOCOL), safe_handler("pairing", self._answerer.serve)
+        )
 
     # -- offering ----------------------------------------------------------------------------
 
