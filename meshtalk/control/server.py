@@ -14,7 +14,7 @@ import os
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
@@ -30,6 +30,9 @@ from ..protocol.control import (
 )
 from ..protocol.errors import ConfigError, MeshtalkError, NodeError, ProfileLocked
 from ..protocol.frames import NEED_DATA, FrameDecoder
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus  # py-libp2p's trio-typing stubs stand in for trio's
 
 __all__ = ["CONTROL_SOCKET_NAME", "ControlServer", "Emit", "Operation", "control_socket_path"]
 
@@ -71,7 +74,9 @@ class ControlServer:
     def __init__(self, operations: dict[str, Operation]) -> None:
         self.operations = operations
 
-    async def serve(self, path: Path, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    async def serve(
+        self, path: Path, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Listen on `path` until cancelled; the socket file is removed on the way out."""
         if len(os.fsencode(path)) > _MAX_UNIX_PATH:
             raise ConfigError(
