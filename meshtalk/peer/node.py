@@ -56,7 +56,8 @@ from .outbound import LinkSet, PeerLink
 from .pairing import Pairing
 from .receiving import MessageStream, Receiver
 from .sending import Sender
-from .state import NodeState, NodeStatistics, not_running
+from .state import NodeState, not_running
+from .stats import NodeStatistics
 from .store import STORE_FILE_NAME, Store, keep_wal_short
 
 if TYPE_CHECKING:

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ..protocol.errors import MeshtalkError, NodeClosed
+from ..protocol.errors import MeshtalkError
+from .state import NodeState, not_running
 from .store import IncomingResult
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ class Receiver:
         while True:
             event = self._incoming
             if self._stopped:
-                raise NodeClosed("the node stopped")
+                raise not_running(NodeState.STOPPED)
             batch = self._store().messages.incoming(after, 100)
             if batch:
                 return batch

@@ -31,6 +31,7 @@ from ..protocol.keys import NodeKey, PeerId
 from ..protocol.sealing import seal
 from .guards import AgentGuard, via_of
 from .models import MessageStatus
+from .state import NodeState, not_running
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus  # py-libp2p's trio-typing stubs stand in for trio's
@@ -172,7 +173,7 @@ class Sender:
     async def _commit(self, queued: _QueuedSend) -> None:
         """Hand a message to the committer and wait until it is durable (or refused)."""
         if not self._running:
-            raise NodeClosed("the node is not running; start it with open_node() or serve()")
+            raise not_running(NodeState.CREATED if not self._stopped else NodeState.STOPPED)
         self._queue.append(queued)
         self._wakeup.set()
         # Shielded: once handed over, the commit decides. A cancelled caller still gets its id

@@ -1,17 +1,12 @@
-"""The node's lifecycle state, its statistics snapshot, and the error for a stopped node."""
+"""The node's lifecycle state, and the one error for using a node that is not running."""
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from dataclasses import dataclass
 
-from ..discovery.stats import DiscoveryStatistics
 from ..protocol.errors import NodeClosed
-from .inbound_limits import InboundStatistics
-from .outbound import LinkStatistics
 
-__all__ = ["NodeState", "NodeStatistics", "not_running"]
+__all__ = ["NodeState", "not_running"]
 
 
 class NodeState(enum.StrEnum):
@@ -29,14 +24,3 @@ def not_running(state: NodeState) -> NodeClosed:
     if state is NodeState.CREATED:
         return NodeClosed("the node is not running; start it with open_node() or serve()")
     return NodeClosed(f"the node is {state.value}; start a new one with open_node() or serve()")
-
-
-@dataclass(frozen=True)
-class NodeStatistics:
-    """A snapshot of a running node: counters, outbox size, links, discovery, inbound streams."""
-
-    counters: Mapping[str, int]
-    outbox: int
-    links: Mapping[str, LinkStatistics]
-    discovery: DiscoveryStatistics
-    inbound: InboundStatistics
