@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -60,6 +61,14 @@ def make_envelope(sender: NodeKey, *recipients: NodeKey, **fields: Any) -> Envel
     }
     defaults.update(fields)
     return Envelope(**defaults)
+
+
+@pytest.fixture
+def tmp_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pytest's tmp_path without the test's name in it: a profile's control socket
+    (<home>/profiles/<name>/control.sock) must stay under 100 bytes, also under pytest-xdist,
+    which puts each worker's folders one level deeper (popen-gw0/)."""
+    return tmp_path_factory.mktemp("t")
 
 
 def ip(*args: str) -> None:

@@ -1,9 +1,12 @@
 """AutoGen on meshtalk, in an environment of its own (autogen-core pins protobuf 5.29, which
 py-libp2p refuses): the nodes run from this environment's `meshtalk`, the agents from a venv
-with `meshtalk[autogen]`. Builds that venv once per run (~40 s from the package index)."""
+with `meshtalk[autogen]`. Builds that venv once per run (~40 s from the package index), also
+under pytest-xdist: the first worker builds it, under a lock, and the others wait and reuse it
+(two pip installs of this source tree at once would race on its build/ folder)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -22,16 +25,26 @@ pytestmark = pytest.mark.timeout(400)
 
 @pytest.fixture(scope="module")
 def autogen_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    venv = tmp_path_factory.mktemp("autogen") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    python = venv / "bin" / "python"
-    install = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", f"{ROOT}[autogen]", "autogen-ext>=0.7,<0.8"],
-        capture_output=True, text=True, timeout=360,
-    )  # fmt: skip
-    if install.returncode != 0:
-        pytest.skip(f"cannot install AutoGen here: {install.stderr.strip()[-300:]}")
-    return python
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # this run's folder, shared by its workers
+    venv, failed = root / "autogen-venv", root / "autogen-venv.failed"
+    with (root / "autogen-venv.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (venv / "installed").exists() and not failed.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+            install = subprocess.run(
+                [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"{ROOT}[autogen]",
+                 "autogen-ext>=0.7,<0.8"],
+                capture_output=True, text=True, timeout=360,
+            )  # fmt: skip
+            if install.returncode == 0:
+                (venv / "installed").touch()
+            else:
+                failed.write_text(install.stderr.strip()[-300:])
+    if failed.exists():
+        pytest.skip(f"cannot install AutoGen here: {failed.read_text()}")
+    return venv / "bin" / "python"
 
 
 def test_the_cross_process_team_example(autogen_python: Path) -> None:
