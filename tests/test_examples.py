@@ -19,7 +19,15 @@ def requirement(path: Path) -> str | None:
     return None
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+# Over 6 s each (pytest --durations): the others take 1 to 4 s.
+SLOW = {"two_terminals.py", "mcp_client.py"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [pytest.param(p, marks=[pytest.mark.slow] if p.name in SLOW else []) for p in EXAMPLES],
+    ids=lambda p: p.name,
+)
 def test_example_runs(path: Path) -> None:
     if requirement(path) == "autogen":
         pytest.skip("runs in an AutoGen environment of its own: tests/test_integrations/")

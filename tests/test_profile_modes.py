@@ -133,6 +133,7 @@ def test_init_makes_the_profile_folder_0700(cli: Cli) -> None:
     assert all(m == 0o600 for m in modes(profile).values()), modes(profile)
 
 
+@pytest.mark.slow  # over 6 s
 def test_up_detach_writes_node_log_0600(cli: Cli) -> None:
     cli.ok("alice", "init", "--name", "alice")
     cli.ok("alice", "config", "set", "listen", "/ip4/127.0.0.1/tcp/0")
@@ -149,6 +150,7 @@ def test_up_detach_writes_node_log_0600(cli: Cli) -> None:
     cli.ok("alice", "down")
 
 
+@pytest.mark.slow  # over 6 s
 def test_up_detach_tightens_an_existing_node_log(cli: Cli) -> None:
     cli.ok("alice", "config", "set", "listen", "/ip4/127.0.0.1/tcp/0")
     cli.ok("alice", "config", "set", "mdns", "false")

@@ -44,6 +44,7 @@ def test_ruff_clean() -> None:
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 
+@pytest.mark.slow  # over 6 s
 def test_mypy_strict_clean() -> None:
     pytest.importorskip("mypy", reason="mypy not installed (pip install -e '.[dev]')")
     result = run_tool("mypy")

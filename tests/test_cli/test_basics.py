@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from meshtalk import __version__
 
 
@@ -64,6 +66,7 @@ def test_no_command_prints_help_and_fails() -> None:
     assert "selfcheck" in result.stdout
 
 
+@pytest.mark.slow  # over 6 s
 def test_demo_runs_the_whole_story_and_exits_0() -> None:
     result = meshtalk("demo")
     assert result.returncode == 0, result.stderr

@@ -15,7 +15,7 @@ import pytest
 
 from tests.test_cli.helpers import Cli, one_line_error, prepare, rendezvous_point
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]  # every test here is over 6 s
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ def test_commands_that_need_a_node_say_how_to_start_one(cli: Cli, command: list[
     assert "meshtalk --profile alice up" in line
 
 
+@pytest.mark.slow  # over 6 s
 def test_help_for_every_command(cli: Cli) -> None:
     for command in EVERY_COMMAND:
         result = cli.run(None, command, "--help")
@@ -76,6 +77,7 @@ def test_id_without_a_profile(cli: Cli) -> None:
     assert "meshtalk init" in one_line_error(cli.run("nobody", "id"))
 
 
+@pytest.mark.slow  # over 6 s
 def test_a_corrupt_key_is_refused_by_every_command(cli: Cli) -> None:
     cli.ok("alice", "init")
     key = cli.profile_dir("alice") / "identity.key"

@@ -10,9 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from meshtalk.profile.identity import load_or_create_identity
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # about 10 s
 
 
 def test_nodes_in_two_namespaces_find_each_other_by_mdns(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import pytest
 import trio
 
 from meshtalk.discovery import RegistryLimits, open_rendezvous_point
@@ -21,6 +22,7 @@ async def wait_until_known(node: Node, others: list[Node], timeout: float = 10) 
             await node.wait_known(other.peer_id)
 
 
+@pytest.mark.slow  # over 6 s
 async def test_five_nodes_meet_at_a_point_and_talk_pairwise(tmp_path: Path) -> None:
     async with open_rendezvous_point(NodeKey.generate()) as (point, addresses):
         config = fast_config(rendezvous=addresses)

@@ -20,7 +20,7 @@ from tests.test_cli.helpers import Cli, prepare
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = str(Path(sys.executable).parent / "meshtalk")
-pytestmark = pytest.mark.timeout(400)
+pytestmark = [pytest.mark.timeout(400), pytest.mark.slow]  # every test here is over 6 s
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from tests.test_cli.helpers import Cli, rendezvous_point
 from tests.test_facade.helpers import loopback_profile
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]  # every test here is over 6 s
 
 TOOLS = {"whoami", "list_peers", "send_message", "read_messages", "list_conversations",
          "pair_start", "pair_status", "pair_join"}  # fmt: skip

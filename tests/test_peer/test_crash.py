@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from meshtalk.peer.models import MessageStatus
@@ -18,6 +19,7 @@ from meshtalk.peer.store import Store
 from tests.test_peer.helpers import fast_config
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # each over 6 s
 
 
 class NodeProcess:

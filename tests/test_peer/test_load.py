@@ -9,6 +9,8 @@ import trio
 
 from tests.test_peer.helpers import running
 
+pytestmark = pytest.mark.slow  # each over 10 s
+
 
 async def test_three_nodes_each_send_1000_to_the_other_two(tmp_path: Path) -> None:
     names = ["a", "b", "c"]

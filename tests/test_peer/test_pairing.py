@@ -263,6 +263,7 @@ def invalid_pake_messages(nameplate: str) -> list[Any]:
     ]
 
 
+@pytest.mark.slow  # over 6 s
 async def test_invalid_pake_messages_are_refused_and_leave_the_offer_to_the_real_joiner(
     tmp_path: Path,
 ) -> None:
@@ -284,6 +285,7 @@ async def test_invalid_pake_messages_are_refused_and_leave_the_offer_to_the_real
         assert [c.peer_id for c in alice.contacts()] == [bob.peer_id]
 
 
+@pytest.mark.slow  # over 6 s
 async def test_an_invalid_pake_message_does_not_spend_an_invite(tmp_path: Path) -> None:
     async with two_nodes(tmp_path, "alice", "bob", "mallory") as (alice, bob, mallory):
         token, _ = alice.pairing.invite(ttl=60)

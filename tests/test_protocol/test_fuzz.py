@@ -100,6 +100,7 @@ def test_decode_frame_body_raises_only_meshtalk_errors(data: bytes) -> None:
         decode_frame_body(data)
 
 
+@pytest.mark.slow  # over 6 s
 @given(msgpack_values)
 def test_structured_frame_bodies(value: Any) -> None:
     with contextlib.suppress(MeshtalkError):
