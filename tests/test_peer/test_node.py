@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import socket
 from pathlib import Path
 
@@ -146,21 +147,37 @@ async def test_the_wal_is_checkpointed_after_writes_not_while_idle(
 ) -> None:
     checkpoints: list[Path] = []
     original = Store.checkpoint
+    looks: collections.Counter[Path] = collections.Counter()
+    changes = Store.total_changes
 
     def counted(store: Store) -> None:
         checkpoints.append(store.path)
         original(store)
 
+    def looked_at(store: Store) -> int:  # only the checkpointer reads it
+        looks[store.path] += 1
+        return changes.fget(store)
+
     monkeypatch.setattr(Store, "checkpoint", counted)
+    monkeypatch.setattr(Store, "total_changes", property(looked_at))
     config = fast_config(checkpoint_interval=0.05)
-    async with running(tmp_path, "alice", "bob", config=config) as (alice, _bob):
-        await trio.sleep(0.2)
+    async with running(tmp_path, "alice", "bob", config=config) as nodes:
+
+        async def turns(count: int) -> None:
+            """Until each node's checkpointer has looked at its store `count` more times (once a
+            turn, twice in a turn that checkpoints): a positive sign that it ran, not a sleep."""
+            until = {node.store.path: looks[node.store.path] + count for node in nodes}
+            with trio.fail_after(10):
+                while any(looks[path] < n for path, n in until.items()):
+                    await trio.sleep(0.01)
+
+        await turns(3)  # the start's writes are checkpointed
         checkpoints.clear()
-        await trio.sleep(0.3)  # idle
+        await turns(4)  # idle
         assert checkpoints == []
-        await alice.send("bob", "hello", wait=True)
-        await trio.sleep(0.2)
-        assert alice.store.path in checkpoints
+        await nodes[0].send("bob", "hello", wait=True)
+        await turns(3)
+        assert nodes[0].store.path in checkpoints
 
 
 async def test_contact_names_are_checked(tmp_path: Path) -> None:
