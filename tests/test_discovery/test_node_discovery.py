@@ -76,7 +76,9 @@ async def test_a_message_waits_until_discovery_finds_its_recipient(tmp_path: Pat
         async with open_node(tmp_path / "a", config) as alice:
             alice.add_contact(bob_id, "bob")  # no address known
             await alice.send("bob", "queued before bob was anywhere")
-            await trio.sleep(0.5)
+            with trio.fail_after(10):  # a round at the point is done: it asked, bob was not there
+                while alice.statistics().discovery.rendezvous[0].state != "registered":
+                    await trio.sleep(0.02)
             assert alice.store.outbox.size() == 1
             async with open_node(bob_key_home, config) as bob:
                 bob.add_contact(alice.peer_id, "alice")
