@@ -3,12 +3,15 @@
 Each part (a peer link, the inbound handler, discovery, pairing, the sender) is handed the
 few things it uses through one of these small Protocols, so it can be read, and tested with a
 recording double, on its own. Nothing here imports node.py; the node wires real parts together.
+`StreamLike`, the byte stream a message pump runs on, lives in net/framed.py and is re-exported.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal, Protocol
+
+from ..net.framed import StreamLike
 
 if TYPE_CHECKING:
     from ..protocol.envelope import Envelope
@@ -35,26 +38,6 @@ Counter = Callable[[str, int], None]
 """Adds to one of the node's named statistics counters."""
 
 LinkState = Literal["idle", "connecting", "connected", "backoff"]
-
-
-class StreamLike(Protocol):
-    """The byte stream a framed pump needs: a py-libp2p stream or a test's adapter."""
-
-    async def read(self, n: int | None = None) -> bytes:
-        """Up to `n` bytes; b"" at the end of the stream."""
-        ...
-
-    async def write(self, data: bytes) -> None:
-        """Write all of `data`."""
-        ...
-
-    async def close(self) -> None:
-        """Close for writing (the peer reads the end)."""
-        ...
-
-    async def reset(self) -> None:
-        """Abort both directions."""
-        ...
 
 
 class TrustPolicy(Protocol):
