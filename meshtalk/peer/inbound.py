@@ -9,25 +9,19 @@ consumer that reads nothing for minutes cannot stall the stream.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, NoReturn
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeGuard
 
-from ..net.framed import FramedStream
+from ..net.framed import MessagePump
 from ..net.host import remote_peer
-from ..protocol.errors import (
-    MeshtalkError,
-    MessageRejected,
-    NotAuthorized,
-    ProtocolError,
-    StreamRefused,
+from ..protocol.connection import (
+    ConnectionEvent,
+    EndOfStream,
+    MessageConnection,
+    MessageReceived,
 )
-from ..protocol.frames import (
-    MAX_ACK_IDS,
-    AckFrame,
-    ErrorFrame,
-    Frame,
-    MessageFrame,
-    negotiate_version,
-)
+from ..protocol.errors import MeshtalkError, MessageRejected, NotAuthorized, StreamRefused
+from ..protocol.frames import MAX_ACK_IDS, AckFrame, ErrorFrame, Frame
 from ..protocol.sealing import open_sealed
 from .store import IncomingResult
 
@@ -87,55 +81,47 @@ class InboundHandler:
             await _refuse(stream, exc)
             return
         try:
-            framed = FramedStream(
+            connection = MessageConnection(
+                "listener", self._versions, self._agent, config.max_frame_size
+            )
+            pump = MessagePump(
                 stream,
-                config.max_frame_size,
+                connection,
                 frame_timeout=config.frame_timeout,
                 on_buffered=share.buffered_now,
             )
-            await self._serve(peer, framed)
+            await self._serve(peer, pump)
         finally:
             share.release()
 
-    async def _serve(self, peer: PeerId, framed: FramedStream) -> None:
-        try:
-            theirs = await framed.hello(self._versions, self._agent, self._config.handshake_timeout)
-            negotiate_version(self._versions, theirs)
-        except ProtocolError as exc:
-            await framed.write_frames([ErrorFrame.from_exception(exc)])
-            raise
+    async def _serve(self, peer: PeerId, pump: MessagePump) -> None:
+        """The handshake, then batch after batch until the dialer ends the stream. A batch
+        that ends in a violation is not stored: the stream is out of sync, and the reply
+        (ERROR with the violation's code) is written before the caller resets it."""
+        await pump.hello(self._config.handshake_timeout)
         self._events.connected(peer)
         while True:
-            try:
-                frames = await framed.read_frames()
-            except EOFError:
-                return
-            except ProtocolError as exc:
-                # The byte stream is out of sync: report, then the wrapper resets the stream.
-                await framed.write_frames([ErrorFrame.from_exception(exc)])
-                raise
-            try:
-                replies = self.receive_batch(frames)
-            except ProtocolError as exc:  # a frame the dialer may not send: say so, then reset
-                await framed.write_frames([ErrorFrame.from_exception(exc)])
-                raise
+            events = await pump.events()
+            if not _only_messages(events):
+                if isinstance(events[-1], EndOfStream):
+                    return
+                await pump.fail(events[-1])
+            replies = self.receive_batch(events)
             if replies:
-                await framed.write_frames(replies)
+                await pump.send_all(replies)
 
-    def receive_batch(self, frames: list[Frame]) -> list[Frame]:
-        """Open, check and store a batch of frames; the ACK and ERROR frames that answer it."""
+    def receive_batch(self, messages: Sequence[MessageReceived]) -> list[Frame]:
+        """Open, check and store a batch of messages; the ACK and ERROR frames that answer it."""
         replies: list[Frame] = []
         accepted: list[tuple[Envelope, bytes]] = []
-        for frame in frames:
-            if not isinstance(frame, MessageFrame):
-                _raise_unexpected(frame)
+        for message in messages:
             try:
-                envelope = self._open(frame)
+                envelope = self._open(message.sealed)
             except MeshtalkError as exc:
                 self._inbox.count_refusal(None, exc)
                 replies.append(ErrorFrame.from_exception(exc, exc.message_id))
                 continue
-            accepted.append((envelope, frame.sealed))
+            accepted.append((envelope, message.sealed))
         if accepted:
             results = self._store(accepted)
             acked: list[bytes] = []
@@ -149,9 +135,9 @@ class InboundHandler:
                 replies.append(AckFrame(tuple(acked[start : start + MAX_ACK_IDS])))
         return replies
 
-    def _open(self, frame: MessageFrame) -> Envelope:
+    def _open(self, sealed: bytes) -> Envelope:
         envelope = open_sealed(
-            frame.sealed,
+            sealed,
             self._key,
             self._clock(),
             max_future_skew_ms=self._config.max_future_skew_ms,
@@ -192,10 +178,12 @@ class InboundHandler:
 
 
 async def _refuse(stream: StreamLike, refusal: MeshtalkError) -> None:
-    await FramedStream(stream).write_frames([ErrorFrame.from_exception(refusal)])
+    """Refuse a stream at the door: ERROR in place of the listener's HELLO, then close."""
+    await stream.write(MessageConnection("listener").abort(refusal))
     await stream.close()
 
 
-def _raise_unexpected(frame: Frame) -> NoReturn:
-    """Only MESSAGE frames may follow the handshake on a dialer's stream."""
-    raise ProtocolError(f"unexpected {type(frame).__name__} on an inbound message stream")
+def _only_messages(events: list[ConnectionEvent]) -> TypeGuard[list[MessageReceived]]:
+    """Whether a batch is all MESSAGE frames: after the handshake a listener hears nothing else
+    but the end of the stream or a violation, and either is the last event of its batch."""
+    return type(events[-1]) is MessageReceived

@@ -5,7 +5,7 @@ frame is buffered only until it is whole; so a peer that opens many streams, or 
 and never finishes them, is refused (StreamRefused) instead of pinning memory. With the defaults
 one peer holds at most 4 x (1 MiB frame + one 256 KiB read), and every peer together at most
 64 MiB of unfinished frames; a frame that has begun must also end within the node's
-`frame_timeout` (peer/framed.py).
+`frame_timeout` (net/framed.py).
 """
 
 from __future__ import annotations

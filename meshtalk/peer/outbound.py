@@ -32,10 +32,11 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from ..net.framed import FramedStream
+from ..net.framed import MessagePump
 from ..net.host import MSG_PROTOCOL, NETWORK_ERRORS, reset_quietly
-from ..protocol.errors import MeshtalkError, NodeClosed, PeerUnreachable, ProtocolError
-from ..protocol.frames import AckFrame, ErrorFrame, MessageFrame, negotiate_version
+from ..protocol.connection import AckReceived, MessageConnection, MessageRefused
+from ..protocol.errors import MeshtalkError, NodeClosed, PeerUnreachable
+from ..protocol.frames import MessageFrame
 
 if TYPE_CHECKING:
     from ..protocol.keys import PeerId
@@ -149,35 +150,35 @@ class PeerLink:
         self._count("delivery_interruptions", 1)
         self.last_error = f"{type(exc).__name__}: {exc}"
 
-    async def _open(self) -> FramedStream:
+    async def _open(self) -> MessagePump:
         config = self._config
         self.state = "connecting"
         if self._redial or not self._dialer.is_connected(self.peer):
             await self._dialer.dial(self.peer)
         self._redial = False
         stream = await self._dialer.open_stream(self.peer, MSG_PROTOCOL)
-        framed = FramedStream(stream, config.max_frame_size)
+        connection = MessageConnection("dialer", self._versions, self._agent, config.max_frame_size)
+        pump = MessagePump(stream, connection)
         try:
-            theirs = await framed.hello(self._versions, self._agent, config.handshake_timeout)
-            negotiate_version(self._versions, theirs)
+            await pump.hello(config.handshake_timeout)
         except BaseException:
             await reset_quietly(stream)
             raise
-        return framed
+        return pump
 
     async def _deliver(self) -> None:
-        framed = await self._open()
+        pump = await self._open()
         self.state = "connected"
         self.last_error = None
         self._events.connected(self.peer)
         self._failure = None
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._guard, self._read_replies, framed, nursery.cancel_scope)
-                nursery.start_soon(self._guard, self._write_pending, framed, nursery.cancel_scope)
-                nursery.start_soon(self._guard, self._mark_sent_later, framed, nursery.cancel_scope)
+                nursery.start_soon(self._guard, self._read_replies, pump, nursery.cancel_scope)
+                nursery.start_soon(self._guard, self._write_pending, pump, nursery.cancel_scope)
+                nursery.start_soon(self._guard, self._mark_sent_later, pump, nursery.cancel_scope)
         finally:
-            await reset_quietly(framed.stream)
+            await reset_quietly(pump.stream)
             try:
                 self._mark_sent(float("inf"))  # written, then the stream broke: they were sent
             except MeshtalkError as exc:
@@ -187,19 +188,19 @@ class PeerLink:
 
     async def _guard(
         self,
-        task: Callable[[FramedStream], Awaitable[None]],
-        framed: FramedStream,
+        task: Callable[[MessagePump], Awaitable[None]],
+        pump: MessagePump,
         scope: trio.CancelScope,
     ) -> None:
         # Either task ending ends both; the first error is re-raised by _deliver (no groups).
         try:
-            await task(framed)
+            await task(pump)
         except Exception as exc:  # the link's run() tells expected failures from bugs
             if self._failure is None:
                 self._failure = exc
         scope.cancel()
 
-    async def _write_pending(self, framed: FramedStream) -> None:
+    async def _write_pending(self, pump: MessagePump) -> None:
         config = self._config
         cursor = 0
         self._unsent_bytes = config.max_in_flight_bytes  # unknown backlog: assume a full one
@@ -230,7 +231,7 @@ class PeerLink:
                     break
                 batch.append(item)
                 budget -= len(item.sealed)
-            await framed.write_frames([MessageFrame(item.sealed) for item in batch])
+            await pump.send_all([MessageFrame(item.sealed) for item in batch])
             written = 0
             for item in batch:
                 self._in_flight[item.message_id] = len(item.sealed)
@@ -247,7 +248,7 @@ class PeerLink:
             self._count("frames_sent", len(batch))
             self._count("writes", 1)
 
-    async def _mark_sent_later(self, _framed: FramedStream) -> None:
+    async def _mark_sent_later(self, _pump: MessagePump) -> None:
         while True:
             if not self._written:
                 await self._wrote.wait()
@@ -265,11 +266,13 @@ class PeerLink:
         if cursors:
             self._outbox.mark_sent(self.peer, cursors)
 
-    async def _read_replies(self, framed: FramedStream) -> None:
+    async def _read_replies(self, pump: MessagePump) -> None:
+        """ACKs and per-message refusals, until an event that ends the stream (the peer's
+        refusal, a violation, the end): `pump.fail` raises it, and the link redelivers."""
         timeout = self._config.ack_timeout
         while True:
             with trio.move_on_after(timeout) as waited:
-                frames = await framed.read_frames()
+                events = await pump.events()
             if waited.cancelled_caught:
                 if self._in_flight:
                     raise PeerUnreachable(
@@ -277,16 +280,14 @@ class PeerLink:
                     )
                 continue
             acked: list[bytes] = []
-            for frame in frames:
-                if isinstance(frame, AckFrame):
-                    acked.extend(frame.ids)
-                elif isinstance(frame, ErrorFrame) and frame.ref is not None:
-                    self._in_flight_bytes -= self._in_flight.pop(frame.ref, 0)
-                    self._outbox.failed(self.peer, frame.ref, frame.to_exception())
-                elif isinstance(frame, ErrorFrame):
-                    raise frame.to_exception()
+            for event in events:
+                if type(event) is AckReceived:
+                    acked.extend(event.ids)
+                elif type(event) is MessageRefused:
+                    self._in_flight_bytes -= self._in_flight.pop(event.ref, 0)
+                    self._outbox.failed(self.peer, event.ref, event.error)
                 else:
-                    raise ProtocolError(f"unexpected {type(frame).__name__} from the receiver")
+                    await pump.fail(event)
             if acked:
                 for message_id in acked:
                     self._in_flight_bytes -= self._in_flight.pop(message_id, 0)

@@ -155,7 +155,7 @@ async def test_a_hello_after_the_handshake_gets_error_100_and_the_handler_raises
     r = rig(bob, alice)
     ours, far = stream_pair()
     await far.send(FAR_HELLO, FAR_HELLO)
-    with pytest.raises(ProtocolError, match="unexpected HelloFrame"):
+    with pytest.raises(ProtocolError, match="sent HELLO twice"):  # MessageConnection's text
         await r.handler.serve(alice.peer_id, ours)
     hello, error = await far.read()
     assert hello == HelloFrame(*HELLO)

@@ -125,8 +125,8 @@ async def test_an_error_with_ref_fails_that_message_and_the_stream_goes_on(
     ("reply", "error"),
     [
         (ErrorFrame(NotAuthorized.code, "who are you"), "NotAuthorized: peer refused: who are you"),
-        (FAR_HELLO, "ProtocolError: unexpected HelloFrame"),
-        (MessageFrame(b"not for you"), "ProtocolError: unexpected MessageFrame"),
+        (FAR_HELLO, "ProtocolError: the peer sent HELLO twice"),
+        (MessageFrame(b"not for you"), "ProtocolError: a listener may not send MESSAGE"),
     ],
 )
 async def test_an_error_without_ref_or_an_unexpected_frame_ends_the_stream_and_the_link_retries(
