@@ -94,6 +94,7 @@ class PeerLink:
         self._wrote = trio.Event()
         self._failure: Exception | None = None
         self._redial = False
+        self._acked_on_stream = False  # the current stream delivered something
 
     def kick(self, size: int = 0) -> None:
         """`size` more bytes of messages are waiting for this peer."""
@@ -126,7 +127,6 @@ class PeerLink:
                     await self._wait_change(changed)
                     continue
                 await self._deliver()
-                backoff = config.retry_initial
             except (*NETWORK_ERRORS, MeshtalkError, trio.TooSlowError) as exc:
                 self._interrupted(exc)
                 logger.info("delivery to %s interrupted: %s", self.peer, self.last_error)
@@ -138,12 +138,15 @@ class PeerLink:
             finally:
                 self._in_flight.clear()
                 self._in_flight_bytes = 0
+            if self._acked_on_stream:
+                backoff = config.retry_initial  # the peer was fine until now: retry soon
             self.state = "backoff"
             retry = self._retry_now = trio.Event()
+            retried = False
             with trio.move_on_after(backoff * random.uniform(0.5, 1.0)):
                 await retry.wait()
-                backoff = config.retry_initial
-            backoff = min(backoff * 2, config.retry_max)
+                retried = True
+            backoff = config.retry_initial if retried else min(backoff * 2, config.retry_max)
 
     def _interrupted(self, exc: BaseException) -> None:
         self._redial = True
@@ -172,6 +175,7 @@ class PeerLink:
         self.last_error = None
         self._events.connected(self.peer)
         self._failure = None
+        self._acked_on_stream = False
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._guard, self._read_replies, pump, nursery.cancel_scope)
@@ -291,6 +295,7 @@ class PeerLink:
             if acked:
                 for message_id in acked:
                     self._in_flight_bytes -= self._in_flight.pop(message_id, 0)
+                self._acked_on_stream = True
                 self._outbox.acked(self.peer, acked)
             self._changed.set()
 

@@ -205,12 +205,6 @@ async def test_failed_dials_back_off_doubling_to_the_cap_and_stop_once_delivered
     assert len(r.dialer.named("open_stream")) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PeerLink.run resets the back-off only when _deliver() returns, and it never "
-    "returns (it raises when the stream ends): a stream that breaks after a healthy "
-    "connection waits the back-off that the failed dials before it had reached",
-)
 async def test_a_connection_that_delivered_restarts_the_back_off(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
