@@ -35,8 +35,9 @@ import trio
 from ..net.framed import MessagePump
 from ..net.host import MSG_PROTOCOL, NETWORK_ERRORS, reset_quietly
 from ..protocol.connection import AckReceived, MessageConnection, MessageRefused
-from ..protocol.errors import MeshtalkError, NodeClosed, PeerUnreachable
+from ..protocol.errors import MeshtalkError, PeerUnreachable
 from ..protocol.frames import MessageFrame
+from .state import NodeState, not_running
 
 if TYPE_CHECKING:
     from ..protocol.keys import PeerId
@@ -307,6 +308,7 @@ class LinkSet:
         self._make = make
         self._links: dict[PeerId, PeerLink] = {}
         self._nursery: trio.Nursery | None = None
+        self._stopped = False
 
     def start(self, nursery: trio.Nursery) -> None:
         """Links run in `nursery` from now on."""
@@ -315,13 +317,14 @@ class LinkSet:
     def stop(self) -> None:
         """The nursery is gone: no new links."""
         self._nursery = None
+        self._stopped = True
 
     def get(self, peer: PeerId) -> PeerLink:
         """The link of `peer`, started if it was not."""
         link = self._links.get(peer)
         if link is None:
             if self._nursery is None:
-                raise NodeClosed("the node is not running")
+                raise not_running(NodeState.STOPPED if self._stopped else NodeState.CREATED)
             link = self._links[peer] = self._make(peer)
             self._nursery.start_soon(link.run, name=f"meshtalk link {peer}")
         return link
