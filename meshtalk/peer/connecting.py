@@ -8,9 +8,10 @@ again when none works.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
+from libp2p.custom_types import TProtocol
 
 from ..net.host import (
     NETWORK_ERRORS,
@@ -24,6 +25,8 @@ from .models import KnownPeer
 from .store import AddressSource, KnownAddress
 
 if TYPE_CHECKING:
+    from libp2p.abc import IHost
+
     from ..protocol.keys import PeerId
     from .contacts import Contacts
     from .ports import Clock, StreamLike
@@ -37,7 +40,7 @@ class Connector:
 
     def __init__(
         self,
-        host: Callable[[], Any],
+        host: Callable[[], IHost],
         book: Callable[[], AddressBook],
         contacts: Contacts,
         clock: Clock,
@@ -86,7 +89,9 @@ class Connector:
     async def open_stream(self, peer: PeerId, protocol: str) -> StreamLike:
         """A new stream of `protocol` to `peer` on the open connection (within the dial timeout)."""
         with trio.fail_after(self._dial_timeout):
-            stream: StreamLike = await self._host().new_stream(to_libp2p_id(peer), [protocol])
+            stream: StreamLike = await self._host().new_stream(
+                to_libp2p_id(peer), [TProtocol(protocol)]
+            )
         return stream
 
     def addresses_of(self, peer: PeerId) -> list[str]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..profile.settings import default_settings
+from ..protocol.codec import packb
 from ..protocol.errors import GuardTripped
 
 __all__ = ["GuardLimits", "AgentGuard", "via_of", "Authorship"]
@@ -55,6 +56,15 @@ def via_of(metadata: Any) -> str | None:
 Authorship = Iterable[tuple[str, int, Any]]  # (direction, timestamp_ms, metadata), newest first
 
 
+def _size_of(body: Any) -> int:
+    if isinstance(body, str):
+        return len(body.encode())
+    try:
+        return len(packb(body))
+    except Exception:  # not a body the envelope can carry: building it refuses it
+        return 0
+
+
 class AgentGuard:
     """Checks agent sends against the limits; remembers recent agent sends per conversation.
 
@@ -67,11 +77,12 @@ class AgentGuard:
         self._sent: dict[bytes, collections.deque[int]] = {}
 
     def check(
-        self, conversation: bytes, text: str, history: Callable[[], Authorship], now_ms: int
+        self, conversation: bytes, body: Any, history: Callable[[], Authorship], now_ms: int
     ) -> None:
-        """Raise GuardTripped if an agent may not send `text` now."""
+        """Raise GuardTripped if an agent may not send `body` now (a text, or any body: its
+        packed size counts)."""
         limits = self.limits
-        size = len(text.encode())
+        size = _size_of(body)
         if size > limits.max_bytes:
             raise GuardTripped(
                 f"the message is {size} bytes; agents may send at most {limits.max_bytes} "

@@ -139,8 +139,9 @@ class PeerLink:
             finally:
                 self._in_flight.clear()
                 self._in_flight_bytes = 0
-            if self._acked_on_stream:
-                backoff = config.retry_initial  # the peer was fine until now: retry soon
+            if self._acked_on_stream:  # the peer was fine until now: retry soon, once
+                backoff = config.retry_initial
+                self._acked_on_stream = False
             self.state = "backoff"
             retry = self._retry_now = trio.Event()
             retried = False

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from trio_typing import TaskStatus  # py-libp2p's trio-typing stubs stand in for trio's
 
     from .ports import Clock, Counter
-    from .store import Store
+    from .store import OutboxItem, Store
 
 __all__ = ["Sender", "internal_error"]
 
@@ -166,9 +166,8 @@ class Sender:
 
     def _check_guard(self, conversation: bytes, body: Any, now: int) -> None:
         assert self._guard is not None
-        text = body if isinstance(body, str) else ""
         history = functools.partial(self._store().messages.recent_authorship, conversation)
-        self._guard.check(conversation, text, history, now)
+        self._guard.check(conversation, body, history, now)
 
     async def _commit(self, queued: _QueuedSend) -> None:
         """Hand a message to the committer and wait until it is durable (or refused)."""
@@ -265,7 +264,7 @@ class Sender:
 
     # -- the Outbox port: what links read and report -------------------------------------------
 
-    def pending(self, peer: PeerId, after_cursor: int, limit: int) -> list[Any]:
+    def pending(self, peer: PeerId, after_cursor: int, limit: int) -> list[OutboxItem]:
         """Sealed copies for `peer` waiting for their ack, oldest first."""
         return self._store().outbox.pending(peer, after_cursor, limit)
 

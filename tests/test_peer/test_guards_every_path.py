@@ -55,3 +55,13 @@ async def test_guards_can_be_switched_off_for_a_program(tmp_path: Path) -> None:
         for i in range(5):
             await alice.send("bob", f"fast {i}", metadata=AGENT)
         assert len(await collect(bob, 5)) == 5
+
+
+async def test_an_agent_body_that_is_not_text_counts_by_its_packed_size(tmp_path: Path) -> None:
+    config = fast_config(guards=GuardLimits(per_minute=100, agent_turns=100, max_bytes=50))
+    async with running(tmp_path, "alice", "bob", config=config) as (alice, bob):
+        with pytest.raises(GuardTripped, match="guard_max_bytes"):
+            await alice.send("bob", {"blob": "x" * 60}, kind="data", metadata=AGENT)
+        await alice.send("bob", {"small": 1}, kind="data", metadata=AGENT)
+        [message] = await collect(bob, 1)
+        assert message.body == {"small": 1}

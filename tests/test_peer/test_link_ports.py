@@ -3,6 +3,7 @@ far side scripted with frames over a memory stream. Every wait runs on a MockClo
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -225,6 +226,32 @@ async def test_a_connection_that_delivered_restarts_the_back_off(
         await r.dialer.accept()
     redial = r.dialer.named("dial")[-1]
     assert redial.at - broke <= 0.2 + EPSILON  # retry_initial, as after the first failure
+
+
+async def test_the_back_off_grows_again_when_the_peer_stays_away_after_delivering(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    one = item(1)
+    r = rig(one, retry_initial=0.2, retry_max=30.0)
+    async with running(r.link):
+        far = await r.dialer.accept()
+        await far.hello()
+        await far.read_messages(1)
+        await far.send(AckFrame((one.message_id,)))
+        await r.outbox.wait_for("acked")
+        r.outbox.add(item(2))
+        r.link.kick(1)
+        await far.read_messages(1)
+        r.dialer.fail_dials = 1000  # the peer is gone for good
+        await far.end()
+        await far.read_to_end()
+        broke = trio.current_time()
+        await r.dialer.wait_for("dial", 6)
+    dials = [call.at for call in r.dialer.named("dial")][1:]
+    assert dials[0] - broke <= 0.2 + EPSILON  # the first retry is quick: the peer was fine
+    gaps = [later - earlier for earlier, later in itertools.pairwise(dials)]
+    assert gaps[2] >= 0.8 - EPSILON  # then 0.4, 0.8, 1.6 s (times jitter 0.5-1): it grows
+    assert gaps[3] >= 1.6 - EPSILON
 
 
 async def test_retry_now_cuts_the_back_off_short_and_restarts_it(
