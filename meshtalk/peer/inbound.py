@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, TypeGuard
 
 from ..net.framed import MessagePump
 from ..net.host import remote_peer
@@ -26,6 +26,8 @@ from ..protocol.sealing import open_sealed
 from .store import IncomingResult
 
 if TYPE_CHECKING:
+    from libp2p.abc import INetStream
+
     from ..protocol.envelope import Envelope
     from ..protocol.keys import NodeKey, PeerId
     from .config import NodeConfig
@@ -62,7 +64,7 @@ class InboundHandler:
         self._clock = clock
         self._versions, self._agent = hello
 
-    async def serve_libp2p(self, stream: Any) -> None:
+    async def serve_libp2p(self, stream: INetStream) -> None:
         """The py-libp2p stream handler: the peer is the one Noise authenticated."""
         await self.serve(remote_peer(stream), stream)
 

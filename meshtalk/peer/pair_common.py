@@ -21,6 +21,7 @@ from ..protocol.pairing import MAX_PAIR_MESSAGE, PeerInfo, decode_pair_message, 
 from .models import MAX_CONTACT_NAME, Contact, Trust, check_contact_name
 
 if TYPE_CHECKING:
+    from ..net.framed import StreamLike
     from ..protocol.keys import PeerId
     from .contacts import Contacts
 
@@ -48,7 +49,7 @@ def pair_namespace(mesh: str, number: int) -> str:
     return f"meshtalk-pair/{mesh}/{number}"
 
 
-def open_pair_stream(raw: Any) -> PairStream:
+def open_pair_stream(raw: StreamLike) -> PairStream:
     """Pairing messages over a raw `/meshtalk/pair/1.0.0` stream."""
     return PrefixedStream(raw, MAX_PAIR_MESSAGE, encode_pair_message, decode_pair_message)
 

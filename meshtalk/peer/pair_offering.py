@@ -21,6 +21,8 @@ from . import pair_common
 from .pair_common import PairStream, open_pair_stream, read_step, try_write, write_step
 
 if TYPE_CHECKING:
+    from libp2p.abc import INetStream
+
     from ..protocol.keys import PeerId
     from .models import Contact
     from .pair_common import Introducer
@@ -80,7 +82,7 @@ class Answerer:
         self._spend_offer = spend_offer
         self._random_bytes = random_bytes
 
-    async def serve(self, raw: Any) -> None:
+    async def serve(self, raw: INetStream) -> None:
         """The stream handler: one joiner's attempt, within a bound for the whole of it."""
         stream, joiner = open_pair_stream(raw), remote_peer(raw)
         try:
