@@ -1,7 +1,8 @@
 """The `meshtalk` command line. Each command's module is imported only when it runs.
 
 Errors reach the user as one line on stderr (`meshtalk: error: ...`), never a traceback:
-exit code 1 for an error, 2 for bad arguments, 3 when the profile has no running node.
+exit code 1 for an error, 2 for bad arguments, 3 when the profile has no running node, 4 when
+the recipient refused the message (final: it is marked failed and not retried).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from ..protocol.errors import MeshtalkError, NodeNotRunning
+from ..protocol.errors import DeliveryFailed, MeshtalkError, NodeNotRunning
 from .parser import build_parser
 
 __all__ = ["main"]
@@ -38,6 +39,7 @@ _COMMANDS = {
     "join": "remote",
 }
 EXIT_NO_NODE = 3
+EXIT_REFUSED = 4
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NodeNotRunning as exc:
         print(f"meshtalk: error: {exc}", file=sys.stderr)
         return EXIT_NO_NODE
+    except DeliveryFailed as exc:
+        print(f"meshtalk: error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
     except MeshtalkError as exc:
         print(f"meshtalk: error: {exc}", file=sys.stderr)
         return 1

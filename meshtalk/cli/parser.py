@@ -13,7 +13,8 @@ __all__ = ["build_parser", "DEFAULT_RENDEZVOUS_LISTEN"]
 DEFAULT_RENDEZVOUS_LISTEN = "/ip4/0.0.0.0/tcp/7400"
 
 _EPILOG = """\
-exit codes: 0 ok, 1 error, 2 bad arguments, 3 no node running for the profile, 130 interrupted.
+exit codes: 0 ok, 1 error, 2 bad arguments, 3 no node running for the profile, 4 the
+recipient refused the message, 130 interrupted.
 Profiles live under $MESHTALK_HOME (default: the platform's user data folder); pick one with
 --profile NAME or $MESHTALK_PROFILE, so several nodes can run on one machine.
 """

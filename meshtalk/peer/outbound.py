@@ -35,7 +35,7 @@ import trio
 from ..net.framed import MessagePump
 from ..net.host import MSG_PROTOCOL, NETWORK_ERRORS, reset_quietly
 from ..protocol.connection import AckReceived, MessageConnection, MessageRefused
-from ..protocol.errors import MeshtalkError, PeerUnreachable
+from ..protocol.errors import MeshtalkError, NotAuthorized, PeerUnreachable
 from ..protocol.frames import MessageFrame
 from .state import NodeState, not_running
 
@@ -128,6 +128,10 @@ class PeerLink:
                     await self._wait_change(changed)
                     continue
                 await self._deliver()
+            except NotAuthorized as exc:
+                self._interrupted(exc)
+                if exc.remote and self.state == "connecting" and self._fail_pending(exc):
+                    continue  # nothing is left to deliver (or it came since: try it now)
             except (*NETWORK_ERRORS, MeshtalkError, trio.TooSlowError) as exc:
                 self._interrupted(exc)
                 logger.info("delivery to %s interrupted: %s", self.peer, self.last_error)
@@ -149,6 +153,23 @@ class PeerLink:
                 await retry.wait()
                 retried = True
             backoff = config.retry_initial if retried else min(backoff * 2, config.retry_max)
+
+    def _fail_pending(self, refusal: MeshtalkError) -> bool:
+        """The peer refused us at the door (it does not trust this node): every copy waiting for
+        it fails with that reason, at once, not after retries. A message sent later tries again
+        and is refused again if nothing changed. False if that could not be recorded (the link
+        backs off and the copies stay queued)."""
+        logger.warning("%s refused our messages: %s", self.peer, refusal)
+        cursor = 0
+        try:
+            while items := self._outbox.pending(self.peer, cursor, _BATCH):
+                for item in items:
+                    self._outbox.failed(self.peer, item.message_id, refusal)
+                cursor = items[-1].cursor
+        except Exception:
+            logger.exception("failing the messages %s refused did not work", self.peer)
+            return False
+        return True
 
     def _interrupted(self, exc: BaseException) -> None:
         self._redial = True

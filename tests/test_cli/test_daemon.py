@@ -93,6 +93,16 @@ def test_up_pair_send_history_peers_down(cli: Cli) -> None:
         assert status["rendezvous"][0]["state"] == "registered"
         assert status["outbox"] == 0
 
+        # a peer that refuses us says so at once, with its own exit code (issue 14)
+        cli.ok("bob", "contacts", "block", "alice")
+        refused = one_line_error(
+            cli.run("alice", "send", "bob", "not welcome"), code=4, progress=True
+        )
+        assert "peer refused" in refused
+        assert "does not accept messages" in refused
+        assert [m["status"] for m in cli.json("alice", "history", "bob")][-1] == "failed"
+        cli.ok("bob", "contacts", "trust", "alice")
+
         assert "unknown" not in cli.ok("alice", "contacts", "rename", "bob", "robert")
         assert "no contact is named" in one_line_error(cli.run("alice", "send", "bob", "x"))
         assert cli.ok("alice", "send", "robert", "renamed").strip() == "delivered to robert"

@@ -122,6 +122,26 @@ async def test_an_error_with_ref_fails_that_message_and_the_stream_goes_on(
     assert r.counts["delivery_interruptions"] == 0
 
 
+async def test_a_refusal_at_the_door_fails_every_waiting_copy_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    one, two = item(1), item(2)
+    r = rig(one, two)
+    async with running(r.link):
+        far = await r.dialer.accept()
+        await far.send(ErrorFrame(NotAuthorized.code, "X does not accept messages from you"))
+        await far.end()
+        await r.outbox.wait_for("failed", 2)
+        await trio.sleep(60)  # final: no redial, no back-off
+        assert r.link.state == "idle"
+    assert [args[1] for args in r.outbox.args("failed")] == [one.message_id, two.message_id]
+    [(_, _, error), _] = r.outbox.args("failed")
+    assert isinstance(error, NotAuthorized)
+    assert error.remote
+    assert len(r.dialer.named("dial")) == 1
+    assert r.events.named("connected") == []
+
+
 @pytest.mark.parametrize(
     ("reply", "error"),
     [

@@ -14,6 +14,7 @@ from meshtalk.peer.node import open_node
 from meshtalk.peer.store import Store
 from meshtalk.protocol import (
     ConfigError,
+    DeliveryFailed,
     DeliveryTimeout,
     NodeKey,
     ProfileLocked,
@@ -118,8 +119,13 @@ async def test_receiver_offline_then_back(tmp_path: Path) -> None:
 async def test_unknown_peer_is_refused_and_counted(tmp_path: Path) -> None:
     async with running(tmp_path, "bob", "mallory", contacts=False) as (bob, mallory):
         mallory.add_contact(bob.peer_id, "bob", bob.listen_addrs)
-        with pytest.raises(DeliveryTimeout):
-            await mallory.send("bob", "let me in", wait=True, timeout=1.0)
+        # a refusal at the door is final and said at once, not after the timeout (issue 14)
+        with trio.fail_after(5), pytest.raises(DeliveryFailed, match=r"peer refused: .*does not"):
+            await mallory.send("bob", "let me in", wait=True, timeout=60.0)
+        [sent] = mallory.history("bob")
+        assert sent.status is MessageStatus.FAILED
+        assert "NotAuthorized" in (sent.error or "")
+        assert mallory.statistics().outbox == 0
         assert bob.store.messages.incoming(0, 10) == []
         assert bob.store.contacts.refusals()[mallory.peer_id] >= 1
         link = mallory.statistics().links[str(bob.peer_id)]
