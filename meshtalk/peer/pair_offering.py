@@ -143,6 +143,12 @@ class Answerer:
             return NoPairingOffer(f"no pairing offer {nameplate}")
         if offer.used:
             return CodeExpired("this code was already used")
+        if offer.done.is_set():  # cancelled or expired: say which
+            return (
+                offer.error
+                if isinstance(offer.error, CodeExpired)
+                else CodeExpired("this code is no longer open")
+            )
         handshake = OffererHandshake(offer.password, self._own, joiner, self._random_bytes)
         try:
             reply = handshake.receive_pake(first)

@@ -18,6 +18,7 @@ offering side of the stream is `pair_offering` (`Answerer`), the joining side `p
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
@@ -59,6 +60,8 @@ __all__ = ["Pairing", "PairOffer"]
 
 logger = logging.getLogger("meshtalk.pairing")
 _INVITES_SETTING: Final = "invites"
+_ENDED_KEPT: Final = 64  # ended offers remembered
+_ENDED_KEPT_MS: Final = 10 * 60 * 1000  # for this long
 
 
 class Pairing:
@@ -86,6 +89,9 @@ class Pairing:
         self._discovery = discovery
         self.random_bytes = random_bytes
         self.offers: dict[str, PairOffer] = {}
+        # Offers that ended (used, cancelled, expired), so a joiner who still has the code is
+        # told why at once instead of searching until its timeout; the newest few, a while.
+        self._ended: collections.OrderedDict[str, tuple[PairOffer, int]] = collections.OrderedDict()
         introducer = Introducer(
             config.name or own_name, discovery.own_addresses, contacts, on_learned
         )
@@ -105,7 +111,7 @@ class Pairing:
         self._expire()
         for _ in range(20):
             code = new_code(self.random_bytes)
-            if code.nameplate not in self.offers:
+            if code.nameplate not in self.offers and code.nameplate not in self._ended:
                 break
         offer = PairOffer(
             code.nameplate,
@@ -128,7 +134,10 @@ class Pairing:
                     await offer.done.wait()
                 nursery.cancel_scope.cancel()
         finally:
-            self.offers.pop(offer.nameplate, None)
+            offer.finish(
+                None, CodeExpired(f"nobody used the code {offer.code} in time; it has expired")
+            )
+            self._end(offer)
         if offer.error is not None:
             raise offer.error
         if offer.contact is None:
@@ -137,8 +146,8 @@ class Pairing:
 
     def cancel(self, offer: PairOffer) -> None:
         """Withdraw an offer."""
-        self.offers.pop(offer.nameplate, None)
         offer.finish(None, CodeExpired("the pairing was cancelled"))
+        self._end(offer)
 
     async def _advertise(self, offer: PairOffer) -> None:
         assert offer.code is not None
@@ -161,16 +170,32 @@ class Pairing:
 
     def _expire(self) -> None:
         now = self._clock()
-        for nameplate, offer in list(self.offers.items()):
+        for offer in list(self.offers.values()):
             if offer.expires_ms <= now:
-                del self.offers[nameplate]
                 offer.finish(None, CodeExpired(f"the code {offer.code} expired"))
+                self._end(offer)
+
+    def _end(self, offer: PairOffer) -> None:
+        """`offer` is over: keep it a while to tell late joiners why."""
+        self.offers.pop(offer.nameplate, None)
+        if offer.code is None:
+            return  # invites say "used or expired" already
+        self._ended[offer.nameplate] = (offer, self._clock() + _ENDED_KEPT_MS)
+        while len(self._ended) > _ENDED_KEPT:
+            self._ended.popitem(last=False)
 
     def _find_offer(self, nameplate: str) -> PairOffer | None:
-        """The open offer, or saved invite, a joiner names (expired ones are dropped first)."""
+        """The open offer, saved invite or recently ended offer a joiner names (expired ones
+        are dropped first)."""
         self._expire()
         invite = nameplate.startswith("invite:")
-        return self.offers.get(nameplate) or (self._find_invite(nameplate) if invite else None)
+        found = self.offers.get(nameplate) or (self._find_invite(nameplate) if invite else None)
+        if found is None and nameplate in self._ended:
+            ended, until_ms = self._ended[nameplate]
+            if until_ms > self._clock():
+                return ended
+            del self._ended[nameplate]
+        return found
 
     def _spend(self, offer: PairOffer) -> None:
         """A joiner made its one guess at `offer`: used up (a saved invite is forgotten)."""

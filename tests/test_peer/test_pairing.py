@@ -187,6 +187,26 @@ async def test_a_code_finds_its_offer_on_the_lan_by_mdns_alone(tmp_path: Path) -
         assert on_bob == bob.contact(alice.peer_id)
 
 
+async def test_a_used_or_cancelled_code_is_refused_at_once_by_the_offerer(tmp_path: Path) -> None:
+    """The offerer remembers ended codes a while: the joiner hears why now, not after 60 s."""
+    config = fast_config(mdns=True, mdns_interfaces=["127.0.0.1"])
+    async with (
+        open_node(tmp_path / "alice", config) as alice,
+        open_node(tmp_path / "bob", config) as bob,
+        open_node(tmp_path / "carol", config) as carol,
+    ):
+        used = alice.pairing.offer(ttl=30)
+        await pair_offer(alice, bob, used)
+        cancelled = alice.pairing.offer(ttl=30)
+        alice.pairing.cancel(cancelled)
+        await carol.wait_known(alice.peer_id, timeout=15)
+        for offer, why in ((used, "already used"), (cancelled, "cancelled")):
+            with trio.fail_after(10), pytest.raises(CodeExpired, match=why) as caught:
+                await carol.pairing.join(offer.code or "", timeout=60)
+            assert caught.value.remote
+        assert carol.contacts() == []
+
+
 async def test_paired_nodes_reconnect_later_without_a_code_or_the_point(tmp_path: Path) -> None:
     async with two_nodes(tmp_path) as (alice, bob):
         await pair(alice, bob)
