@@ -18,7 +18,8 @@ from typing import Any, Final
 
 import tomli_w
 
-from ..protocol.errors import ConfigError
+from ..protocol.errors import ConfigError, MeshtalkError
+from ..protocol.keys import PeerId
 from .paths import FILE_MODE, private_profile_dir
 
 __all__ = [
@@ -46,6 +47,22 @@ def _multiaddrs(value: Any) -> list[str]:
                 f"{address!r} is not a multiaddress (they look like /ip4/1.2.3.4/tcp/4001)"
             )
     return value
+
+
+def _peer_multiaddrs(value: Any) -> list[str]:
+    """Multiaddresses that end with /p2p/<peer ID>: the node checks who answers there."""
+    for address in _multiaddrs(value):
+        head, _, peer = address.rpartition("/p2p/")
+        if not head or not peer or "/" in peer:
+            raise ValueError(
+                f"{address!r} must end with /p2p/<peer ID> so the peer can be checked "
+                "(like /ip4/1.2.3.4/tcp/4001/p2p/12D3KooW...)"
+            )
+        try:
+            PeerId.from_string(peer)
+        except MeshtalkError as exc:
+            raise ValueError(f"{address!r} names an invalid peer ID: {exc}") from None
+    return list(value)
 
 
 def _text(limit: int) -> Callable[[Any], str]:
@@ -111,10 +128,12 @@ SETTINGS: Final = {
         Setting(
             "rendezvous",
             [],
-            _multiaddrs,
+            _peer_multiaddrs,
             "rendezvous points to register and discover at (/ip4/../tcp/../p2p/<id>)",
         ),
-        Setting("bootstrap", [], _multiaddrs, "peers to dial at start (/ip4/../tcp/../p2p/<id>)"),
+        Setting(
+            "bootstrap", [], _peer_multiaddrs, "peers to dial at start (/ip4/../tcp/../p2p/<id>)"
+        ),
         Setting("mdns", True, _boolean, "find and announce peers on the LAN with mDNS"),
         Setting(
             "accept",

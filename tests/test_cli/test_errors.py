@@ -126,6 +126,22 @@ def test_config_set_get_unset(cli: Cli) -> None:
     assert cli.ok("alice", "config", "path").strip().endswith("profiles/alice/config.toml")
 
 
+def test_a_point_or_bootstrap_peer_without_its_peer_id_is_refused_by_set(cli: Cli) -> None:
+    """One validator for `config set` and for start: `up` never finds a bad value first."""
+    for key in ("rendezvous", "bootstrap"):
+        line = one_line_error(cli.run("alice", "config", "set", key, "/ip4/1.2.3.4/tcp/1"))
+        assert f"'{key}'" in line
+        assert "must end with /p2p/<peer ID>" in line
+        bad_id = one_line_error(
+            cli.run("alice", "config", "set", key, "/ip4/1.2.3.4/tcp/1/p2p/nonsense")
+        )
+        assert "invalid peer ID" in bad_id
+    assert cli.json("alice", "config", "get", "rendezvous") == {"rendezvous": []}
+    good = "/ip4/1.2.3.4/tcp/1/p2p/12D3KooWBbErutYY2oKUzCyCvR6pW4Ad4aS9VaQRq6JN91ZYijcu"
+    cli.ok("alice", "config", "set", "rendezvous", good)
+    assert cli.json("alice", "config", "get", "rendezvous") == {"rendezvous": [good]}
+
+
 def test_down_without_a_node_is_not_an_error(cli: Cli) -> None:
     assert "no node was running" in cli.ok("alice", "down")
 
