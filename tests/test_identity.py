@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from meshtalk.profile.identity import (
+from meshtalk.profile import (
     create_identity,
     default_home,
     key_path,

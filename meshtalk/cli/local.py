@@ -7,8 +7,9 @@ import json
 from typing import Any
 
 from .._version import __version__
-from ..profile.identity import key_path, load_identity, load_or_create_identity
+from ..profile.identity import load_identity, load_or_create_identity
 from ..profile.lock import profile_in_use
+from ..profile.paths import key_path
 from ..profile.settings import (
     SETTINGS,
     check_key,

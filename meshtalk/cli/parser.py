@@ -6,7 +6,7 @@ import argparse
 import os
 
 from .._version import __version__
-from ..profile.identity import DEFAULT_PROFILE, PROFILE_ENV
+from ..profile.paths import DEFAULT_PROFILE, PROFILE_ENV
 
 __all__ = ["build_parser", "DEFAULT_RENDEZVOUS_LISTEN"]
 

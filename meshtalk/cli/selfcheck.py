@@ -11,7 +11,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..profile.identity import create_identity, load_identity, profile_dir
+from ..profile.identity import create_identity, load_identity
+from ..profile.paths import profile_dir
 from ..protocol import (
     DecryptionFailed,
     Envelope,

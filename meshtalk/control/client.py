@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..profile.identity import DEFAULT_PROFILE
+from ..profile.paths import DEFAULT_PROFILE
 from ..protocol.control import (
     CONTROL_SOCKET_NAME,
     MAX_CONTROL_MESSAGE,

@@ -198,7 +198,6 @@ class PeerLink:
         self.last_error = None
         self._events.connected(self.peer)
         self._failure = None
-        self._acked_on_stream = False
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._guard, self._read_replies, pump, nursery.cancel_scope)

@@ -25,28 +25,12 @@ from ..protocol.errors import (
     KeyFileMissing,
 )
 from ..protocol.keys import NodeKey, RandomBytes
-from .paths import (
-    DEFAULT_PROFILE,
-    HOME_ENV,
-    KEY_FILE_NAME,
-    PROFILE_ENV,
-    default_home,
-    key_path,
-    private_profile_dir,
-    profile_dir,
-)
+from .paths import key_path, private_profile_dir
 
 if TYPE_CHECKING:
     from libp2p.crypto.keys import KeyPair
 
 __all__ = [
-    "HOME_ENV",
-    "DEFAULT_PROFILE",
-    "PROFILE_ENV",
-    "KEY_FILE_NAME",
-    "default_home",
-    "profile_dir",
-    "key_path",
     "create_identity",
     "load_identity",
     "load_or_create_identity",
