@@ -35,6 +35,13 @@ def _common() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="print JSON for scripts instead of human-readable lines",
     )
+    common.add_argument(
+        "--verbose",
+        "-v",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="say more: -v logs what the node does, -vv also debug lines",
+    )
     return common
 
 
@@ -56,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"which node profile to use (default: ${PROFILE_ENV} or 'default')",
     )
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+    parser.add_argument(
+        "--verbose",
+        "-v",
+        action="count",
+        default=0,
+        help="say more: -v logs what the node does, -vv also debug lines",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, summary: str, description: str | None = None) -> argparse.ArgumentParser:
@@ -81,6 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="run in the background and return once it is ready",
     )
     command("down", "stop this profile's background node")
+    p = command("logs", "print this profile's node log (node.log)")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+    p.add_argument(
+        "--lines",
+        "-n",
+        type=int,
+        default=50,
+        metavar="N",
+        help="start with the last N lines (default 50; 0: the whole file)",
+    )
     command("status", "the running node: addresses, rendezvous points, contacts online, outbox")
     command("peers", "discovered peers and contacts: online, last seen, found via")
 
@@ -132,6 +156,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--after", type=int, metavar="CURSOR", help="only messages after CURSOR")
     p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new messages")
+    p = command(
+        "prune",
+        "forget old messages now (never one still queued or not yet read)",
+        "Delete delivered and read messages older than --older-than days, or the oldest "
+        "beyond --max-mib; without options, use the profile's retain_days and retain_mib.",
+    )
+    p.add_argument(
+        "--older-than", type=float, metavar="DAYS", help="forget messages older than this"
+    )
+    p.add_argument(
+        "--max-mib", type=float, metavar="MIB", help="keep at most this many MiB of messages"
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="say what would be forgotten, change nothing"
+    )
     p = command("chat", "chat with a contact in the terminal")
     p.add_argument("to", metavar="TO", help="contact name or peer ID")
 
@@ -195,6 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
         "send_message, read_messages, list_conversations, pair_start, pair_status, pair_join). "
         "Add it to an MCP client, e.g.: claude mcp add meshtalk -- meshtalk mcp",
     )
+    p = command(
+        "completion",
+        "print a shell completion script",
+        "Print the script that makes the shell complete meshtalk's commands and options, e.g. "
+        'eval "$(meshtalk completion bash)" in ~/.bashrc.',
+    )
+    p.add_argument("shell", choices=("bash", "zsh", "fish"), help="which shell")
     command(
         "selfcheck",
         "verify this installation: identities, sealing, tamper refusal",

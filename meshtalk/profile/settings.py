@@ -9,6 +9,7 @@ leaves half a file.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -98,6 +99,18 @@ def _count(low: int, high: int) -> Callable[[Any], int]:
     return check
 
 
+def _interface_addresses(value: Any) -> list[str]:
+    """IP addresses of local interfaces (mDNS binds the interfaces that hold them)."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("expected a list of IP addresses such as 192.168.1.20")
+    for address in value:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise ValueError(f"{address!r} is not an IP address (like 192.168.1.20)") from None
+    return list(value)
+
+
 def _seconds(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 10 <= value <= 7 * 86400:
         raise ValueError("expected a whole number of seconds from 10 to 604800")
@@ -136,6 +149,13 @@ SETTINGS: Final = {
         ),
         Setting("mdns", True, _boolean, "find and announce peers on the LAN with mDNS"),
         Setting(
+            "mdns_interfaces",
+            [],
+            _interface_addresses,
+            "IP addresses of the interfaces mDNS uses (empty: those `listen` names, "
+            "or every interface when it listens on 0.0.0.0)",
+        ),
+        Setting(
             "accept",
             "contacts",
             _choice("contacts", "anyone"),
@@ -167,6 +187,30 @@ SETTINGS: Final = {
             32 * 1024,
             _count(1, 1024 * 1024),
             "largest message an agent may send, in bytes",
+        ),
+        Setting(
+            "log_bodies",
+            False,
+            _boolean,
+            "write the text of incoming and outgoing messages to node.log (off: only ids)",
+        ),
+        Setting(
+            "log_max_mib",
+            10,
+            _count(1, 1024),
+            "node.log is rotated at this size in MiB (3 older files are kept)",
+        ),
+        Setting(
+            "retain_days",
+            0,
+            _count(0, 36500),
+            "forget delivered and read messages older than this many days (0: keep all)",
+        ),
+        Setting(
+            "retain_mib",
+            0,
+            _count(0, 1_000_000),
+            "forget the oldest delivered and read messages beyond this many MiB (0: no limit)",
         ),
     )
 }
