@@ -60,11 +60,15 @@ def node_config(settings: dict[str, Any]) -> NodeConfig:
         rendezvous=settings["rendezvous"],
         bootstrap=settings["bootstrap"],
         mdns=settings["mdns"],
+        mdns_interfaces=settings["mdns_interfaces"] or None,
         accept=settings["accept"],
         rendezvous_point=settings["serve_rendezvous"],
         durability=settings["durability"],
         name=settings["name"],
         guards=GuardLimits.from_settings(settings),
+        log_bodies=settings["log_bodies"],
+        retain_days=settings["retain_days"],
+        retain_mib=settings["retain_mib"],
     )
 
 

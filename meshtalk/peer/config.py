@@ -61,3 +61,8 @@ class NodeConfig:
     # agent messages (metadata "via": "agent") are checked against these on every send path;
     # None: no guards (a program that sends as fast as it likes)
     guards: GuardLimits | None = field(default_factory=GuardLimits.defaults)
+    log_bodies: bool = False  # message text in the log (off: ids and sizes only)
+    # retention: forget delivered and read messages older than retain_days or beyond
+    # retain_mib (0: no limit); a message still queued or unread is never forgotten
+    retain_days: int = 0
+    retain_mib: int = 0
