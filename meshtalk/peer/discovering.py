@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ..discovery.mdns import MdnsService
+from ..discovery.mdns import MdnsService, choose_interfaces
 from ..discovery.point import RendezvousPoint
 from ..discovery.records import PeerRecord, open_peer_record
 from ..discovery.rendezvous import RendezvousClient, RendezvousSession, namespace_for
@@ -104,9 +104,10 @@ class NodeDiscovery:
             if peer != self._own:
                 nursery.start_soon(self._dial_bootstrap, peer, address)
         if config.mdns:
-            self.mdns = MdnsService(
-                self._own, self.own_addresses, self.found_on_lan, config.mdns_interfaces
-            )
+            # On the interfaces mdns_interfaces names, else those `listen` names (ConfigError
+            # for a value that is no IP address: the node does not start).
+            interfaces = choose_interfaces(config.mdns_interfaces, config.listen)
+            self.mdns = MdnsService(self._own, self.own_addresses, self.found_on_lan, interfaces)
             # Not awaited: zeroconf's registration takes ~0.5 s and the node is usable before.
             nursery.start_soon(self.mdns.run, name="meshtalk mdns")
 
