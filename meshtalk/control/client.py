@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import select
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,7 +33,13 @@ __all__ = ["ControlClient", "connect_control", "open_control"]
 
 
 class ControlClient:
-    """One connection to a node's control socket."""
+    """One connection to a node's control socket.
+
+    After a call that raised, `lost` says whether the connection broke (the node hung up or
+    went away) rather than the node answering with an error, `request_sent` whether the whole
+    request had been written (a request that was not cannot have been run), and
+    `reply_started` whether any of the answer (an event or the result) had come back.
+    """
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
@@ -40,6 +47,21 @@ class ControlClient:
         self._decoder: FrameDecoder[dict[str, Any]] = FrameDecoder(
             MAX_CONTROL_MESSAGE, decode_control
         )
+        self.lost = False
+        self.request_sent = False
+        self.reply_started = False
+
+    def is_open(self) -> bool:
+        """Whether an idle connection is still usable: the node has not hung up on it.
+
+        Between calls the node sends nothing, so anything to read (the end of the stream,
+        most often, after the node stopped) means the connection is no good.
+        """
+        try:
+            readable, _, _ = select.select([self._sock], [], [], 0)
+        except (OSError, ValueError):  # closed here already
+            return False
+        return not readable
 
     def settimeout(self, timeout: float | None) -> None:
         """Bound each wait for the node (None: wait as long as it takes)."""
@@ -65,15 +87,18 @@ class ControlClient:
                 f"the request is {len(frame)} bytes; the control socket takes at most "
                 f"{MAX_CONTROL_MESSAGE} (a message is limited to 1 MiB anyway)"
             )
+        self.lost = self.request_sent = self.reply_started = False
         try:
             self._sock.sendall(frame)
+            self.request_sent = True
             while True:
                 final, value = read_reply(self._receive())
                 if final:
                     return value
                 if on_event is not None:
                     on_event(value)
-        except (BrokenPipeError, ConnectionResetError) as exc:
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError) as exc:
+            self.lost = True
             raise ControlError(f"the node closed the control connection ({exc.strerror})") from None
 
     def _receive(self) -> dict[str, Any]:
@@ -83,7 +108,9 @@ class ControlClient:
                 return message
             data = self._sock.recv(256 * 1024)
             if not data:
+                self.lost = True
                 raise ControlError("the node closed the control connection (did it stop?)")
+            self.reply_started = True
             self._decoder.receive_data(data)
 
 

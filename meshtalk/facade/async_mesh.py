@@ -103,6 +103,12 @@ class AsyncMesh:
                 yield message
             after = batch["cursor"]
 
+    async def inbox(
+        self, *, reader: str | None = None, peek: bool = False, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """See `Mesh.inbox`."""
+        return await self._run(self.sync.inbox, reader=reader, peek=peek, limit=limit)
+
     async def history(self, conversation: str | None = None, **kwargs: Any) -> list[dict[str, Any]]:
         """See `Mesh.history`."""
         return await self._run(self.sync.history, conversation, **kwargs)

@@ -10,7 +10,9 @@
 profile, a node it starts in a background trio thread (`embedded=None`, the default, does this
 automatically; `embedded=False` refuses with NodeNotRunning; `embedded=True` insists), which
 also serves the control socket, so `meshtalk` commands keep working while it runs. Errors are
-the same `MeshtalkError` types as everywhere. `AsyncMesh` (`meshtalk.facade.async_mesh`) runs
+the same `MeshtalkError` types as everywhere. A daemon that restarts is reconnected to
+transparently (see `call`); `send` either returns the id of a queued message or raises, and a
+send that raised queued nothing. `AsyncMesh` (`meshtalk.facade.async_mesh`) runs
 the same calls in worker threads; `start_pairing` returns a `PairingOffer`
 (`meshtalk.facade.offer`).
 """
@@ -24,15 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from ..profile.paths import PROFILE_ENV, profile_dir
-from ..protocol.errors import ControlError, ControlTimeout, NodeNotRunning
+from ..protocol.errors import ConfigError, ControlError, NodeNotRunning
 from .offer import PairingOffer
-from .transport import OnEvent, SocketTransport, Transport
+from .sent import SendRecovery, SentIds
+from .transport import OnEvent, ReplyLost, SocketTransport, Transport
 
 __all__ = ["Mesh"]
-
-_READ_ONLY = frozenset(
-    {"hello", "whoami", "status", "peers", "contacts.list", "history", "conversations", "receive"}
-)
 
 
 def _resolve_profile(profile: str | os.PathLike[str] | None) -> Path:
@@ -57,6 +56,7 @@ class Mesh:
         self.timeout = timeout
         self._mode = embedded
         self._lock = threading.Lock()
+        self._sent = SentIds()  # so that a lost send is not matched to another's message
         self.embedded = False
         self._transport: Transport = self._connect()
 
@@ -84,26 +84,36 @@ class Mesh:
     ) -> Any:
         """Run any control operation (docs/control.md) within `deadline` seconds.
 
-        If the node this Mesh used goes away (another program's embedded node that stopped, a
-        daemon stopped with `meshtalk down`), the next call finds or starts a node again;
-        calls that only read are retried at once, others raise and can be repeated.
+        A daemon that restarted is reconnected to at once: a call is run again on a new
+        connection when the request never reached the node, and calls that only read also when
+        the answer was lost. If no node runs for the profile any more, the call raises
+        NodeNotRunning with `embedded=False`; otherwise this Mesh starts the node itself and
+        goes on. A call that changes something and lost its answer raises ControlError (it is
+        not known whether it ran); `send` finds out instead.
         """
+        try:
+            return self._run(op, on_event, deadline, args)
+        except ReplyLost as lost:
+            raise ControlError(
+                f"{lost}: it may or may not have been done; check before repeating it"
+            ) from None
+
+    def _run(
+        self, op: str, on_event: OnEvent | None, deadline: float | None, args: dict[str, Any]
+    ) -> Any:
+        """`call`, except that a lost answer raises ReplyLost."""
         clean = {k: v for k, v in args.items() if v is not None}
         transport = self._transport
         try:
             return transport.call(op, clean, on_event, deadline or self.timeout)
-        except (NodeNotRunning, ControlError) as exc:
-            if self.embedded or self._mode is False or isinstance(exc, ControlTimeout):
+        except NodeNotRunning:
+            # No node took the request (it was never sent), so it is safe to run it elsewhere.
+            if self.embedded or self._mode is False:
                 raise
             with self._lock:
                 if self._transport is transport:  # not yet replaced by another thread
                     transport.close()
                     self._transport = self._connect()
-            if op not in _READ_ONLY:
-                raise ControlError(
-                    f"the node went away during {op!r} ({exc}); reconnected, so call again "
-                    "(a message may or may not have been queued: check history)"
-                ) from None
             return self._transport.call(op, clean, on_event, deadline or self.timeout)
 
     def close(self) -> None:
@@ -135,22 +145,30 @@ class Mesh:
     ) -> str:
         """Queue a message (durably) and return its id; with wait=True, until delivered.
 
-        `via="agent"` (the default) applies the conversation guards; say `"human"` only for
-        text a person typed.
+        A send that returned queued the message; a send that raised queued nothing, except
+        DeliveryTimeout (wait=True), which carries the queued message's id. If the node goes
+        away during the send, this finds out whether it had queued the message: if so, the id
+        is returned (or DeliveryTimeout raised); if not, the send is made once more. Empty text
+        is refused (ConfigError). `via="agent"` (the default) applies the conversation guards;
+        say `"human"` only for text a person typed.
         """
+        if not text.strip():
+            raise ConfigError("the message is empty (or only blanks): nothing was sent")
         deadline = (timeout or self.timeout) + 5
-        result = self.call(
-            "send",
-            None,
-            deadline,
-            to=to,
-            text=text,
-            conversation=conversation,
-            wait=wait,
-            timeout=timeout,
-            via=via,
-        )
-        return str(result["id"])
+        args = {"to": to, "text": text, "conversation": conversation, "wait": wait,
+                "timeout": timeout, "via": via}  # fmt: skip
+        recovery = SendRecovery(self._run, self._sent, to, conversation, text)
+        for attempt in (1, 2):
+            started_ms = recovery.begin()
+            try:
+                result = self._run("send", recovery.on_event, deadline, args)
+            except ReplyLost:
+                message_id = recovery.queued_id or recovery.find(started_ms, self.timeout)
+                if message_id is None and attempt == 1:
+                    continue  # the node had not queued it: sending again cannot double it
+                return recovery.settle(message_id, wait)
+            return recovery.claim(str(result["id"]))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def receive(
         self,
@@ -186,6 +204,18 @@ class Mesh:
             batch = self.receive(after, wait=poll, consumer=consumer)
             yield from batch["messages"]
             after = batch["cursor"]
+
+    def inbox(
+        self, *, reader: str | None = None, peek: bool = False, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Incoming messages not yet read by `reader` (a short name: each reader has its own
+        read position; default the CLI's `inbox`), oldest first; marks them read unless
+        `peek`."""
+        args: dict[str, Any] = {"peek": peek or None, "limit": limit}
+        if reader is not None:  # only when given, so that nodes without readers still answer
+            args["reader"] = reader
+        result: list[dict[str, Any]] = self.call("inbox", **args)
+        return result
 
     def history(
         self, conversation: str | None = None, after: int | None = None, limit: int = 100

@@ -8,6 +8,14 @@
 Both run the control operations of docs/control.md, raise the same `MeshtalkError` types
 (`ControlTimeout` when `timeout` passes) and hand a streaming operation's events to
 `on_event` as they come.
+
+A node that restarted (`meshtalk down` and `up`, a crash, kill -9) leaves `SocketTransport`
+with dead pooled connections. Those are found and dropped before use, and a call whose
+connection breaks is run again once on a new connection when that is safe: when the request
+provably never reached the node (it could not be written), and for operations that only read
+(`READ_ONLY`) also when the answer was lost. Otherwise the call raises `ReplyLost`: the node got
+the request and went away before answering, so only the caller can tell what became of it
+(`Mesh.send` looks for the message in the store).
 """
 
 from __future__ import annotations
@@ -20,9 +28,28 @@ from typing import Any, Protocol
 from ..control.client import ControlClient, open_control
 from ..protocol.errors import ControlError, ControlTimeout
 
-__all__ = ["OnEvent", "SocketTransport", "Transport"]
+__all__ = ["READ_ONLY", "OnEvent", "ReplyLost", "SocketTransport", "Transport"]
 
 OnEvent = Callable[[dict[str, Any]], None]
+
+READ_ONLY = frozenset(
+    {"hello", "whoami", "status", "peers", "contacts.list", "history", "conversations", "receive"}
+)
+"""Operations that change nothing a caller could see twice, so they may be run again after a
+lost answer (`receive` with a `consumer` moves that consumer's position, but only to where the
+repeated call then reports)."""
+
+
+class ReplyLost(Exception):
+    """The node got a request and went away before answering it: whether it ran is unknown.
+
+    Not a MeshtalkError: `Mesh` turns it into one that says what to do, after finding out
+    what it can (for a send, whether the message was queued).
+    """
+
+    def __init__(self, op: str, reason: str) -> None:
+        super().__init__(f"the node went away during {op!r} before answering ({reason})")
+        self.op = op
 
 
 class Transport(Protocol):
@@ -50,23 +77,45 @@ class SocketTransport:
         with self._lock:
             self._idle.append(client)
 
+    def _take(self) -> ControlClient:
+        """An idle connection the node has not hung up on, or a new one (NodeNotRunning)."""
+        while True:
+            with self._lock:
+                client = self._idle.pop() if self._idle else None
+            if client is None:
+                return open_control(self.profile)
+            if client.is_open():
+                return client
+            client.close()  # the node stopped since this connection was last used
+
     def call(self, op: str, args: dict[str, Any], on_event: OnEvent | None, timeout: float) -> Any:
-        """Run `op` on one pooled connection (a new one if none is idle)."""
-        with self._lock:
-            client = self._idle.pop() if self._idle else None
-        if client is None:
-            client = open_control(self.profile)
-        client.settimeout(timeout)
-        try:
-            result = client.call(op, on_event, **args)
-        except TimeoutError:
-            client.close()
-            raise ControlTimeout(f"the node did not answer {op!r} within {timeout:g} s") from None
-        except (ControlError, OSError):
-            client.close()
-            raise
-        self._release(client)
-        return result
+        """Run `op` on one pooled connection (a new one if none is idle).
+
+        A broken connection is retried once on a new one when that cannot run `op` twice (see
+        the module's docstring); otherwise ReplyLost.
+        """
+        for attempt in (1, 2):
+            client = self._take()
+            client.settimeout(timeout)
+            try:
+                result = client.call(op, on_event, **args)
+            except TimeoutError:
+                client.close()
+                raise ControlTimeout(
+                    f"the node did not answer {op!r} within {timeout:g} s"
+                ) from None
+            except (ControlError, OSError) as exc:
+                client.close()
+                if not client.lost:
+                    raise  # the node's own answer, or a failure of this machine
+                if attempt == 1 and (not client.request_sent or op in READ_ONLY):
+                    continue  # never reached the node, or harmless to run again
+                if not client.request_sent:
+                    raise
+                raise ReplyLost(op, str(exc)) from None
+            self._release(client)
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
         """Close the idle connections."""

@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
 pytest.importorskip("mcp")
 
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
+from meshtalk import Mesh, __version__
 from tests.test_cli.helpers import Cli, rendezvous_point
 from tests.test_facade.helpers import loopback_profile
 
@@ -91,3 +93,82 @@ async def test_two_agents_pair_and_talk_through_their_mcp_servers(
         wrong = await bob.call_tool("pair_join", {"code": "not a code"})
         assert wrong.is_error
         assert "7-amber-falcon" in wrong.content[0].text  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def paired_profiles(tmp_path: Path) -> None:
+    """alice and bob, contacts of each other (paired by invite), neither running now."""
+    with (
+        Mesh(loopback_profile(tmp_path, "alice")) as alice,
+        Mesh(loopback_profile(tmp_path, "bob")) as bob,
+    ):
+        bob.join(alice.invite())
+
+
+def _schema_properties(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every property schema in `schema`, its $defs' included."""
+    models = [schema, *schema.get("$defs", {}).values()]
+    return [prop for model in models for prop in model.get("properties", {}).values()]
+
+
+async def test_the_tool_list_alone_says_how_to_use_every_tool(
+    tmp_path: Path, paired_profiles: None
+) -> None:
+    async with mcp_session(tmp_path, "alice") as alice:
+        info = alice.server_info
+        assert info is not None
+        assert info.version == __version__
+        init = alice.initialize_result
+        assert init is not None
+        assert "pair_start" in (init.instructions or "")
+        assert "conversation" in (init.instructions or "")
+        tools = {tool.name: tool for tool in (await alice.list_tools()).tools}
+        assert set(tools) == TOOLS
+        for tool in tools.values():
+            description = tool.description or ""
+            assert len(description) > 40, tool.name
+            assert not any(line != line.lstrip() for line in description.splitlines()), tool.name
+            parameters = tool.input_schema.get("properties", {})
+            for name, prop in parameters.items():
+                assert len(prop.get("description", "")) > 20, (tool.name, name)
+            output = tool.output_schema or {}
+            assert output.get("properties"), tool.name  # not just additionalProperties: true
+        conversation = tools["send_message"].input_schema["properties"]["conversation"]
+        assert "list_conversations" in conversation["description"]
+        message = tools["read_messages"].output_schema["$defs"]["Message"]  # type: ignore[index]
+        assert {"from", "conversation", "text", "notice"} <= set(message["properties"])
+        assert all("description" in p for p in _schema_properties(tools["whoami"].output_schema))
+
+
+async def test_an_empty_message_is_refused_and_nothing_is_queued(
+    tmp_path: Path, paired_profiles: None
+) -> None:
+    async with mcp_session(tmp_path, "alice") as alice:
+        for text in ("", "  \n\t "):
+            refused = await alice.call_tool("send_message", {"to": "bob", "text": text})
+            assert refused.is_error
+            assert "empty" in refused.content[0].text  # type: ignore[union-attr]
+        assert (await call(alice, "list_conversations"))["conversations"] == []
+
+    def stored() -> tuple[list[dict[str, Any]], int]:
+        with Mesh(tmp_path / "profiles" / "alice") as mesh:
+            return mesh.history(), mesh.call("status")["outbox"]
+
+    assert await trio.to_thread.run_sync(stored) == ([], 0)  # nothing stored, nothing to send
+
+
+async def test_wrong_arguments_get_one_plain_sentence(
+    tmp_path: Path, paired_profiles: None
+) -> None:
+    async with mcp_session(tmp_path, "alice") as alice:
+        wrong = await alice.call_tool("read_messages", {"wait_seconds": "soon"})
+        missing = await alice.call_tool("send_message", {"to": "bob"})
+        negative = await alice.call_tool("read_messages", {"after": -1})
+    for result, name in ((wrong, "wait_seconds"), (missing, "text"), (negative, "after")):
+        assert result.is_error
+        text = result.content[0].text  # type: ignore[union-attr]
+        assert f"argument {name!r}" in text
+        assert "http" not in text
+        assert "pydantic" not in text.lower()
+        assert "\n" not in text
+    assert "is required" in missing.content[0].text  # type: ignore[union-attr]
