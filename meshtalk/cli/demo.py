@@ -25,15 +25,17 @@ from ..protocol.sealing import seal
 __all__ = ["demo", "run_demo"]
 
 Say = Callable[[str], None]
+Step = Callable[[float | None, str], None]
+"""Receives each line of the demo with the seconds since it began (None: no time)."""
 
 
 class _Clock:
-    def __init__(self, say: Say) -> None:
+    def __init__(self, step: Step) -> None:
         self.start = time.monotonic()
-        self._say = say
+        self._step = step
 
     def __call__(self, text: str) -> None:
-        self._say(f"[{time.monotonic() - self.start:5.2f}s] {text}")
+        self._step(time.monotonic() - self.start, text)
 
 
 def _config(point: list[str], name: str) -> NodeConfig:
@@ -63,8 +65,8 @@ async def _pair(alice: Node, bob: Node, carol: Node, log: Say) -> None:
     log("carol joined with the token: alice and carol are paired too")
 
 
-async def _demo(root: Path, say: Say) -> None:
-    log = _Clock(say)
+async def _demo(root: Path, step: Step) -> None:
+    log = _Clock(step)
     async with open_rendezvous_point(NodeKey.generate(), ["/ip4/127.0.0.1/tcp/0"]) as (
         point, point_addrs,
     ):  # fmt: skip
@@ -135,15 +137,23 @@ def seal_probe(sender: Node, recipient: Node) -> bytes:
     return seal(envelope, sender.key, recipient.peer_id)
 
 
-def run_demo(say: Say) -> None:
-    """Run the demo, printing one line per step; raises if a step fails."""
-    say("meshtalk demo: three agents on this machine, talking with no server in the middle")
+def run_demo(step: Step) -> None:
+    """Run the demo, giving `step` one line per step; raises if a step fails."""
+    step(None, "meshtalk demo: three agents on this machine, talking with no server in the middle")
     with tempfile.TemporaryDirectory(prefix="meshtalk-demo-") as root:
-        trio.run(_demo, Path(root), say)
-    say("demo finished: discovery, pairing, direct encrypted messages, offline delivery")
+        trio.run(_demo, Path(root), step)
+    step(None, "demo finished: discovery, pairing, direct encrypted messages, offline delivery")
 
 
 def demo(args: argparse.Namespace) -> int:
-    """`meshtalk demo`: run the built-in demo on loopback."""
-    run_demo(lambda line: print(line, flush=True))
+    """`meshtalk demo`: run the built-in demo on loopback (--json: one JSON line per step)."""
+    from .output import emit_json, wants_json
+
+    def show(elapsed: float | None, text: str) -> None:
+        if wants_json(args):
+            emit_json({"elapsed_s": None if elapsed is None else round(elapsed, 2), "text": text})
+        else:
+            print(text if elapsed is None else f"[{elapsed:5.2f}s] {text}", flush=True)
+
+    run_demo(show)
     return 0

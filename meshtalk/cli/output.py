@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..profile.paths import profile_dir
+from ..profile.paths import DEFAULT_PROFILE, profile_dir
+from ..protocol import errors
 
 __all__ = [
     "wants_json",
@@ -22,6 +24,8 @@ __all__ = [
     "profile_of",
     "format_message",
     "who",
+    "command_hint",
+    "clean_reason",
 ]
 
 
@@ -89,3 +93,46 @@ def format_message(message: dict[str, Any]) -> str:
         status = f"  [{message['status']}]"
     when = clock(message["timestamp_ms"])
     return f"#{message['cursor']:<5} {when}  {route}: {message['text']}{status}"
+
+
+def command_hint(args: argparse.Namespace, command: str) -> str:
+    """`meshtalk COMMAND` as the user should type it next: with `--profile NAME` when the
+    command ran on another profile than the default (without it, it would go to that one)."""
+    profile = getattr(args, "profile", DEFAULT_PROFILE)
+    flag = "" if profile == DEFAULT_PROFILE else f" --profile {profile}"
+    return f"meshtalk{flag} {command}"
+
+
+# What the network layer's errors mean, by a phrase of their text: (phrase, reason).
+_REASONS = (
+    ("negative cache", "unreachable: its addresses failed a moment ago (trying again)"),
+    ("no addresses established", "unreachable: no address of it answered"),
+    ("no known addresses", "no known address for it"),
+    ("connection refused", "connection refused (nothing listens at its address)"),
+    ("connect call failed", "connection refused (nothing listens at its address)"),
+    ("no route to host", "no route to host"),
+    ("network is unreachable", "network is unreachable"),
+    ("handshake", "the secure handshake failed (is its peer ID right?)"),
+    ("timed out", "timed out"),
+)
+_ERRNO = re.compile(r"^\[Errno \d+\]\s*")
+_REASON_WIDTH = 100
+
+
+def clean_reason(raw: str) -> str:
+    """A node's raw error text (`TypeName: message`, maybe from py-libp2p, maybe several
+    lines) as a short line a person can act on."""
+    kind, sep, text = raw.partition(": ")
+    if not sep or " " in kind:  # not a `TypeName: ` prefix
+        kind, text = "", raw
+    if kind == "TooSlowError":
+        return "timed out"
+    ours = getattr(errors, kind, None) if kind else None
+    if not (isinstance(ours, type) and issubclass(ours, errors.MeshtalkError)):
+        lowered = raw.lower()  # our own errors' text is written for people already
+        for phrase, reason in _REASONS:
+            if phrase in lowered:
+                return reason
+    line = next((part.strip() for part in text.splitlines() if part.strip()), kind or "failed")
+    line = " ".join(_ERRNO.sub("", line).split())
+    return line if len(line) <= _REASON_WIDTH else line[: _REASON_WIDTH - 1] + "…"

@@ -4,25 +4,52 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Any, NoReturn
 
 from .._version import __version__
 from ..profile.paths import DEFAULT_PROFILE, PROFILE_ENV
+from .completion import contact_names
 
-__all__ = ["build_parser", "DEFAULT_RENDEZVOUS_LISTEN"]
+__all__ = ["build_parser", "DEFAULT_RENDEZVOUS_LISTEN", "UsageError"]
 
 DEFAULT_RENDEZVOUS_LISTEN = "/ip4/0.0.0.0/tcp/7400"
 
 _EPILOG = """\
 exit codes: 0 ok, 1 error, 2 bad arguments, 3 no node running for the profile, 4 the
-recipient refused the message, 130 interrupted.
+recipient refused the message, 130 interrupted. With --json an error is one JSON object on
+stderr: {"error": "NodeNotRunning", "code": 801, "message": "...", "remote": false, "exit": 3}.
 Profiles live under $MESHTALK_HOME (default: the platform's user data folder); pick one with
 --profile NAME or $MESHTALK_PROFILE, so several nodes can run on one machine.
 """
 
 
-def _common() -> argparse.ArgumentParser:
+class UsageError(Exception):
+    """Bad arguments: raised by the parser instead of printing usage and exiting, so that
+    main() can report them as one line, or as JSON under --json, with exit code 2."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+        self.message = message
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser (and, through add_subparsers, every subparser) that raises
+    UsageError for bad arguments; --help and --version still print and exit 0."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(self, message)
+
+
+def _contact(action: argparse.Action) -> None:
+    """Complete this argument with the running node's contact names (shell completion)."""
+    completer: Any = contact_names
+    action.completer = completer  # type: ignore[attr-defined]  # argcomplete reads it
+
+
+def _common() -> _Parser:
     """Options every command takes, before or after its name."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--profile",
         metavar="NAME",
@@ -48,7 +75,7 @@ def _common() -> argparse.ArgumentParser:
 def build_parser() -> argparse.ArgumentParser:
     """Every command and option of `meshtalk`."""
     common = _common()
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="meshtalk",
         description="A peer-to-peer mesh for AI agents: signed, end-to-end encrypted messages "
         "between nodes, with no central server.",
@@ -122,20 +149,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="an address of the peer (repeatable)",
     )
     a = actions.add_parser("remove", help="forget a contact (its messages stay)", parents=[common])
-    a.add_argument("contact", help="contact name or peer ID")
+    _contact(a.add_argument("contact", help="contact name or peer ID"))
     a = actions.add_parser("rename", help="give a contact another name", parents=[common])
-    a.add_argument("contact", help="contact name or peer ID")
+    _contact(a.add_argument("contact", help="contact name or peer ID"))
     a.add_argument("name", help="the new name")
     for verb, summary in (
         ("trust", "accept messages from it again"),
         ("block", "refuse its messages"),
     ):
         a = actions.add_parser(verb, help=summary, parents=[common])
-        a.add_argument("contact", help="contact name or peer ID")
+        _contact(a.add_argument("contact", help="contact name or peer ID"))
 
     p = command("send", "send a message and wait until it is delivered")
-    p.add_argument("to", metavar="TO", help="contact name or peer ID")
-    p.add_argument("text", metavar="TEXT", help="the message, or - to read it from stdin")
+    _contact(p.add_argument("to", metavar="TO", help="contact name or peer ID"))
+    p.add_argument(
+        "text",
+        metavar="TEXT",
+        help="the message, or - to read it from stdin (one trailing newline is dropped)",
+    )
     p.add_argument("--no-wait", action="store_true", help="return once the message is queued")
     p.add_argument(
         "--timeout",
@@ -147,11 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("inbox", "new incoming messages (marks them read)")
     p.add_argument("--peek", action="store_true", help="do not mark them read")
     p = command("history", "messages of one conversation, or of all")
-    p.add_argument(
-        "conversation",
-        nargs="?",
-        metavar="CONVERSATION",
-        help="contact name, peer ID or conversation id (default: all)",
+    _contact(
+        p.add_argument(
+            "conversation",
+            nargs="?",
+            metavar="CONVERSATION",
+            help="contact name, peer ID or conversation id (default: all)",
+        )
     )
     p.add_argument("--after", type=int, metavar="CURSOR", help="only messages after CURSOR")
     p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
@@ -172,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="say what would be forgotten, change nothing"
     )
     p = command("chat", "chat with a contact in the terminal")
-    p.add_argument("to", metavar="TO", help="contact name or peer ID")
+    _contact(p.add_argument("to", metavar="TO", help="contact name or peer ID"))
 
     p = command(
         "pair",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from typing import Any
 
@@ -10,6 +11,8 @@ from ..control.client import connect_control
 from ..protocol.errors import ConfigError
 from .output import (
     ago,
+    clean_reason,
+    command_hint,
     emit_json,
     profile_of,
     status_line,
@@ -26,6 +29,7 @@ __all__ = [
     "pair",
     "invite",
     "join",
+    "without_final_newline",
 ]
 
 
@@ -48,10 +52,11 @@ def status(args: argparse.Namespace) -> int:
     for address in info["listening"]:
         print(f"listening {address}")
     for point in info["rendezvous"]:
-        error = f" ({point['last_error']})" if point["last_error"] else ""
+        error = f" ({clean_reason(point['last_error'])})" if point["last_error"] else ""
         print(f"rendezvous {point['point'][:20]}… {point['state']}{error}")
     if not info["rendezvous"]:
-        print("rendezvous none configured (meshtalk config set rendezvous <address>)")
+        hint = command_hint(args, "config set rendezvous <address>")
+        print(f"rendezvous none configured ({hint})")
     mdns = info["mdns"]
     print(f"mDNS      {mdns['state'] if mdns else 'off'}")
     online = info["contacts_online"]
@@ -70,7 +75,7 @@ def peers(args: argparse.Namespace) -> int:
         emit_json(found)
         return 0
     if not found:
-        print("no peers known yet (pair with one: meshtalk pair)")
+        print(f"no peers known yet (pair with one: {command_hint(args, 'pair')})")
         return 0
     rows = [
         [
@@ -95,7 +100,8 @@ def contacts(args: argparse.Namespace) -> int:
         if wants_json(args):
             emit_json(found)
         elif not found:
-            print("no contacts yet (meshtalk pair, or meshtalk contacts add PEER_ID NAME)")
+            pair, add = command_hint(args, "pair"), command_hint(args, "contacts add PEER_ID NAME")
+            print(f"no contacts yet ({pair}, or {add})")
         else:
             rows = [
                 [c["name"] or "-", c["peer_id"], c["trust"], ago(c["last_seen_ms"])] for c in found
@@ -124,7 +130,7 @@ def contacts(args: argparse.Namespace) -> int:
 
 def send(args: argparse.Namespace) -> int:
     """Send one message; wait for delivery unless --no-wait."""
-    text = sys.stdin.read() if args.text == "-" else args.text
+    text = without_final_newline(sys.stdin.read()) if args.text == "-" else args.text
     if not text.strip():
         raise ConfigError("the message is empty")
     quiet = wants_json(args)
@@ -151,6 +157,15 @@ def send(args: argparse.Namespace) -> int:
     else:
         print(f"queued for {args.to}; it will be delivered in the background")
     return 0
+
+
+def without_final_newline(text: str) -> str:
+    """Text read from stdin without the one newline that ends it (`echo hi`, a file), as the
+    shell's $(...) drops it; a blank line the writer meant (two newlines) keeps one."""
+    for end in ("\r\n", "\n"):
+        if text.endswith(end):
+            return text[: -len(end)]
+    return text
 
 
 def pair(args: argparse.Namespace) -> int:
@@ -207,5 +222,7 @@ def _paired(args: argparse.Namespace, contact: dict[str, Any]) -> int:
         emit_json(contact)
     else:
         print(f"paired with {who(contact['name'], contact['peer_id'])} ({contact['peer_id']})")
-        print(f"send it a message: meshtalk send {contact['name'] or contact['peer_id']} 'hello'")
+        to = shlex.quote(contact["name"] or contact["peer_id"])
+        hint = command_hint(args, f"send {to} 'hello'")
+        print(f"send it a message: {hint}")
     return 0

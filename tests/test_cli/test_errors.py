@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from meshtalk.profile import create_identity
 from tests.test_cli.helpers import Cli, one_line_error
 
 NODE_COMMANDS = [
@@ -34,9 +38,73 @@ def cli(tmp_path: Path) -> Cli:
 
 @pytest.mark.parametrize("command", NODE_COMMANDS, ids=" ".join)
 def test_commands_that_need_a_node_say_how_to_start_one(cli: Cli, command: list[str]) -> None:
+    create_identity(cli.profile_dir("alice"))  # in-process: quicker than `meshtalk init`
     line = one_line_error(cli.run("alice", *command), code=3)
     assert "no node is running for profile 'alice'" in line
     assert "meshtalk --profile alice up" in line
+
+
+def test_a_mistyped_profile_is_not_told_to_start_a_node(cli: Cli) -> None:
+    """`up` would create a new identity under the wrong name: say the profile does not exist,
+    which ones do, and how to create it (issue 14, item 11)."""
+    assert "there is no profile yet" in one_line_error(cli.run("alise", "status"), code=3)
+    for name in ("alice", "bob"):
+        create_identity(cli.profile_dir(name))
+    for command in (["status"], ["send", "bob", "hi"], ["history"]):
+        line = one_line_error(cli.run("alise", *command), code=3)
+        assert "there is no such profile (the profiles here are: alice, bob)" in line
+        assert "`meshtalk --profile alise init`" in line
+        assert " up" not in line
+    assert not cli.profile_dir("alise").exists()
+
+
+def json_error(result: subprocess.CompletedProcess[str], code: int) -> dict[str, Any]:
+    """The one JSON object a failed --json command printed on stderr (stdout stays empty)."""
+    assert result.returncode == code, (result.returncode, result.stderr)
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    error: dict[str, Any] = json.loads(lines[0])
+    assert set(error) >= {"error", "code", "message", "remote", "exit"}
+    assert error["exit"] == code
+    return error
+
+
+def test_json_errors_are_one_json_object_on_stderr(cli: Cli) -> None:
+    """Under --json (before or after the command) an error is JSON with the same exit code."""
+    cli.ok("alice", "init")
+    for args in (["status", "--json"], ["--json", "status"], ["send", "bob", "x", "--json"]):
+        error = json_error(cli.run("alice", *args), 3)
+        assert error["error"] == "NodeNotRunning"
+        assert error["code"] == 801
+        assert error["remote"] is False
+        assert "meshtalk --profile alice up --detach" in error["message"]
+    missing = json_error(cli.run("nobody", "id", "--json"), 1)
+    assert (missing["error"], missing["code"]) == ("KeyFileMissing", 305)
+    bad = json_error(cli.run("alice", "config", "set", "mdns", "maybe", "--json"), 1)
+    assert (bad["error"], bad["code"]) == ("ConfigError", 400)
+    assert "'mdns'" in bad["message"]
+
+
+@pytest.mark.parametrize(
+    "args", [["send", "--json"], ["--json", "send", "bob"], ["--json", "nonsense"], ["--json"],
+             ["history", "--after", "x", "--json"], ["--js", "up", "--nope"]],
+    ids=" ".join,
+)  # fmt: skip
+def test_bad_arguments_under_json(cli: Cli, args: list[str]) -> None:
+    error = json_error(cli.run(None, *args), 2)
+    assert (error["error"], error["code"]) == ("UsageError", None)
+    assert error["usage"].startswith("usage: meshtalk")
+    assert error["message"]
+
+
+def test_bad_arguments_without_json_stay_argparse_lines(cli: Cli) -> None:
+    result = cli.run(None, "send", "bob")
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: meshtalk send")
+    assert result.stderr.splitlines()[-1] == (
+        "meshtalk send: error: the following arguments are required: TEXT"
+    )
 
 
 @pytest.mark.slow  # over 6 s
