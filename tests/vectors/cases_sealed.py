@@ -3,6 +3,7 @@ sealed messages a receiver must refuse, each with the error it raises (see `case
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Final
 
 import msgpack
@@ -438,7 +439,28 @@ def _sealed_refusals(keys: dict[str, NodeKey]) -> list[dict[str, Any]]:
             packed=good,
             signature=keys["alice"].sign(good),
         ),
+        r(
+            keys,
+            "signature_neutral_r",
+            "R = the neutral point (r = 0), S = k*a: holds in the verification equation, but R "
+            "has small order",
+            packed=good,
+            signature=_neutral_r(keys["alice"], SIGNING_CONTEXT + good),
+        ),
     ]
+
+
+def _neutral_r(key: NodeKey, message: bytes) -> bytes:
+    """A signature with R = the neutral point, which only the key's owner can make."""
+    digest = bytearray(hashlib.sha512(key.seed).digest()[:32])
+    digest[0] &= 248
+    digest[31] = (digest[31] & 127) | 64
+    secret = int.from_bytes(digest, "little")
+    neutral = (1).to_bytes(32, "little")
+    k = int.from_bytes(
+        hashlib.sha512(neutral + key.peer_id.public_key + message).digest(), "little"
+    )
+    return neutral + (k * secret % L).to_bytes(32, "little")
 
 
 def _s_plus_l(signature: bytes) -> bytes:
