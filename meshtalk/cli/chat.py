@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from ..control.client import connect_control
-from ..protocol.errors import ControlError, ControlTimeout, MeshtalkError, UnknownPeer
+from ..profile.paths import DEFAULT_PROFILE
+from ..protocol.errors import (
+    REMOTE_PREFIX,
+    ControlError,
+    ControlTimeout,
+    MeshtalkError,
+    UnknownPeer,
+)
 from .output import profile_of, who
 
 __all__ = ["chat", "Chat", "HELP"]
@@ -51,8 +58,10 @@ def chat(args: argparse.Namespace) -> int:
         peer_id = target["peer_id"]
         recent = control.call("history", conversation=peer_id, limit=_RECENT)
         online = any(p["peer_id"] == peer_id and p["online"] for p in control.call("peers"))
+        own_id = control.call("whoami")["peer_id"]
     terminal = sys.stdin.isatty() and sys.stdout.isatty()
     session = Chat(profile, peer_id, safe(who(target["name"], peer_id)), terminal)
+    session.own_id = own_id
     for message in recent:
         session.out(session.line_of(message))
     state = "" if online else f" (not connected to {session.name} now: lines wait until it is)"
@@ -133,6 +142,8 @@ class Chat:
         self._floor = 0  # every pending line has a cursor above this one
         self._wake, self._stopped = threading.Event(), threading.Event()
         self._control: Any = None
+        self._watcher: threading.Thread | None = None
+        self.own_id = ""  # this node's peer ID, shown as "you" in a refusal
 
     # -- output -------------------------------------------------------------------------------
 
@@ -210,13 +221,18 @@ class Chat:
     def start(self, after: int) -> None:
         """Start following the conversation after cursor `after`, and watching deliveries."""
         self._floor = after
-        for target, name in ((self._follow, "chat-follow"), (self._watch, "chat-watch")):
-            threading.Thread(target=target, args=(after,), daemon=True, name=name).start()
+        threading.Thread(
+            target=self._follow, args=(after,), daemon=True, name="chat-follow"
+        ).start()
+        self._watcher = threading.Thread(target=self._watch, daemon=True, name="chat-watch")
+        self._watcher.start()
 
     def stop(self) -> None:
         """Stop the watcher and hang up (the follower ends with the process)."""
         self._stopped.set()
         self._wake.set()
+        if self._watcher is not None:  # let it read the answer it waits for: hanging up on
+            self._watcher.join(_CALL_TIMEOUT)  # an unread answer resets the connection
         if self._control is not None:
             self._control.close()
 
@@ -233,7 +249,10 @@ class Chat:
     def raise_if_lost(self) -> None:
         """Raise ControlError if the node went away during the chat."""
         if self.lost is not None:
-            raise ControlError(f"{self.lost}; the chat ended (start the node with `meshtalk up`)")
+            flag = "" if self.profile.name == DEFAULT_PROFILE else f" --profile {self.profile.name}"
+            raise ControlError(
+                f"{self.lost}; the chat ended (start the node again: meshtalk{flag} up --detach)"
+            )
 
     def _lose(self, exc: Exception) -> None:
         with self._lock:
@@ -259,7 +278,7 @@ class Chat:
         except (MeshtalkError, OSError) as exc:
             self._lose(exc)
 
-    def _watch(self, after: int) -> None:
+    def _watch(self) -> None:
         try:
             with connect_control(self.profile, timeout=_CALL_TIMEOUT) as control:
                 while not self._stopped.is_set():
@@ -277,34 +296,50 @@ class Chat:
 
     def _settle(self, found: list[dict[str, Any]]) -> None:
         """Report the pending lines that were delivered, refused, or are slow."""
-        now, lines = time.monotonic(), []
+        lines, still = [], []
         with self._lock:
-            still = []
             for message in found:
                 pending = self._pending.get(message["id"])
                 if pending is None:
                     continue
-                short = _short(pending.text)
-                if message["status"] == "delivered":
-                    lines.append(f"{when(int(time.time() * 1000))} ✓ delivered: {short}")
-                elif message["status"] == "failed":
-                    reason = safe(message["error"] or "refused")
-                    lines.append(f"{when(int(time.time() * 1000))} ✗ not delivered: {short} "
-                                 f"({reason}); it will not be retried")  # fmt: skip
+                line, done = self._progress(message, pending)
+                if line:
+                    lines.append(line)
+                if done:
+                    del self._pending[message["id"]]
                 else:
                     still.append(message["cursor"])
-                    if not pending.warned and now - pending.sent > _SLOW:
-                        pending.warned = True
-                        lines.append(f"… still queued: {short} ({self.name} is not reachable "
-                                     "now; the node delivers it when it is)")  # fmt: skip
-                    continue
-                del self._pending[message["id"]]
             if still:
                 self._floor = min(still) - 1
             elif found:
                 self._floor = max(self._floor, found[-1]["cursor"])
         for line in lines:
             self.out(line)
+
+    def _progress(self, message: dict[str, Any], pending: _Pending) -> tuple[str | None, bool]:
+        """What to say about one pending line now, and whether it is settled."""
+        short, stamp = _short(pending.text), when(int(time.time() * 1000))
+        if message["status"] == "delivered":
+            return f"{stamp} ✓ delivered: {short}", True
+        if message["status"] == "failed":
+            why = self.reason(message["error"])
+            return f"{stamp} ✗ not delivered: {short}: {why}; it will not be retried", True
+        if pending.warned or time.monotonic() - pending.sent < _SLOW:
+            return None, False
+        pending.warned = True
+        return (f"… still queued: {short} ({self.name} is not reachable now; the node "
+                "delivers it when it is)"), False  # fmt: skip
+
+    def reason(self, error: str | None) -> str:
+        """A stored delivery error (`<peer>: NotAuthorized: peer refused: ...`) as a short
+        clause with names: `bob refused it: bob does not accept messages from you`."""
+        text = safe(error or "refused").replace(self.peer_id, self.name)
+        if self.own_id:
+            text = text.replace(self.own_id, "you")
+        _, refused, detail = text.partition(REMOTE_PREFIX)
+        if refused:
+            return f"{self.name} refused it: {detail}"
+        return re.sub(r"^(\S+: )?[A-Z]\w+: ", "", text)  # drop "<peer>: TypeName: "
 
 
 def _block(prefix: str, text: str) -> str:

@@ -110,7 +110,7 @@ def test_a_refused_line_says_so_at_once(cli: Cli) -> None:
     refused = [line for line in result.stdout.splitlines() if "✗" in line]
     assert len(refused) == 1, result.stdout
     assert "not delivered: “not welcome”" in refused[0]
-    assert "peer refused" in refused[0]
+    assert "bob refused it: bob does not accept messages" in refused[0]
     assert "not delivered yet" not in result.stderr  # it did not linger: the refusal is final
     assert elapsed < 15
 
@@ -262,6 +262,22 @@ def test_terminal_chat_draws_incoming_lines_above_what_is_typed(cli: Cli) -> Non
     finally:
         assert again.end() == 130
     assert texts_at(cli, "bob", "alice").count("half a line") == 1  # Ctrl-C sent nothing
+
+    last = Terminal(cli, "chat", "bob")  # the node stops while a line is being typed
+    try:
+        last.wait_line(">")
+        last.type("never finished")
+        last.wait_line("> never finished")
+        cli.ok("alice", "down")
+    finally:
+        code = last.end()
+        cli.ok("alice", "up", "--detach")
+    assert code == 1
+    errors = [line for line in last.screen() if line.startswith("meshtalk: error: ")]
+    assert len(errors) == 1, last.screen()
+    assert "the chat ended" in errors[0]
+    assert "meshtalk --profile alice up --detach" in errors[0]
+    assert not any("Traceback" in line for line in last.screen())
 
 
 def test_chat_ends_with_one_line_when_the_node_goes_away(cli: Cli) -> None:
