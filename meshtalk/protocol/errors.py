@@ -59,6 +59,9 @@ Codes 1 to 299 may travel in ERROR frames (docs/protocol.md, section 6); the oth
 
 from __future__ import annotations
 
+import re
+from typing import Final
+
 from .error_classes import (
     REMOTE_PREFIX,
     AuthorMismatch,
@@ -158,6 +161,7 @@ __all__ = [  # the names of error_classes.__all__, then the helpers
     "ControlTimeout",
     "REMOTE_PREFIX",
     "error_from_code",
+    "shown_safely",
     "unwrap_group",
 ]
 
@@ -169,13 +173,26 @@ def _all_subclasses(cls: type[MeshtalkError]) -> list[type[MeshtalkError]]:
     return found
 
 
+_UNSAFE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def shown_safely(text: str) -> str:
+    """A peer's text with control characters and bidirectional overrides written as escapes
+    (`\\x1b`, `\\n`, `\\u202e`): it ends up on terminals and in logs, where a hostile peer
+    could otherwise move the cursor, recolour the screen, fake lines or reorder what is shown."""
+    return _UNSAFE.sub(lambda match: match.group().encode("unicode_escape").decode(), text)
+
+
 def error_from_code(code: int, message: str, *, remote: bool = False) -> MeshtalkError:
     """Rebuild the exception an ERROR's `code` stands for; unknown codes map to the base.
 
     `remote=True` when a peer sent it (an ERROR frame, a pairing ERROR): the error keeps its
-    class but says it is the peer's refusal (`remote`, and `str()` starts with REMOTE_PREFIX).
+    class but says it is the peer's refusal (`remote`, and `str()` starts with REMOTE_PREFIX),
+    and its text is `shown_safely`.
     The local control socket's errors are this node's own and keep the default.
     """
+    if remote:
+        message = shown_safely(message)
     for cls in _all_subclasses(MeshtalkError):
         if cls.code == code:
             error = cls(message)

@@ -17,12 +17,21 @@ from meshtalk.protocol import (
     ProtocolError,
     RendezvousError,
     StreamRefused,
+    WrongCode,
     error_classes,
     error_from_code,
     open_sealed,
 )
 from meshtalk.protocol import errors as errors_module
+from meshtalk.protocol.codec import packb
 from meshtalk.protocol.errors import _all_subclasses
+from meshtalk.protocol.frames import decode_frame_body
+from meshtalk.protocol.pairing import (
+    JoinerHandshake,
+    PeerInfo,
+    decode_pair_message,
+    encode_pair_message,
+)
 from tests.conftest import NOW_MS, fixed_key
 
 REF = b"r" * 16
@@ -112,8 +121,39 @@ def test_the_error_tree_in_the_docstring_is_the_one_in_the_code() -> None:
 
 
 def test_errors_exports_every_class_of_error_classes() -> None:
-    assert errors_module.__all__ == [*error_classes.__all__, "error_from_code", "unwrap_group"]
+    helpers = ["error_from_code", "shown_safely", "unwrap_group"]
+    assert errors_module.__all__ == [*error_classes.__all__, *helpers]
     for name in error_classes.__all__:
         assert getattr(errors_module, name) is getattr(error_classes, name)
         assert name in meshtalk.__all__
         assert getattr(meshtalk, name) is getattr(error_classes, name)
+
+
+HOSTILE = "no\x1b[2J\x1b]0;owned\x07\r\nmeshtalk: error: fake\u202etxt.exe\x85 \u00e9\U0001f600"
+SHOWN = (
+    "no\\x1b[2J\\x1b]0;owned\\x07\\r\\nmeshtalk: error: fake\\u202etxt.exe\\x85 \u00e9\U0001f600"
+)
+
+
+def test_a_peers_error_text_cannot_drive_a_terminal() -> None:
+    """ERROR text is the peer's: control characters and bidi overrides come out as escapes,
+    everything else (accents, emoji) as it was; this node's own errors are left alone."""
+    frame = decode_frame_body(packb([3, 207, HOSTILE, None]))  # as it comes off the wire
+    assert isinstance(frame, ErrorFrame)
+    error = frame.to_exception()
+    assert type(error) is NotAuthorized
+    assert str(error) == REMOTE_PREFIX + SHOWN
+    assert error_from_code(9999, HOSTILE, remote=True).detail == f"error 9999: {SHOWN}"
+    assert str(error_from_code(207, HOSTILE)) == HOSTILE  # the control socket: our own words
+
+
+def test_a_pairing_error_from_the_peer_is_shown_safely() -> None:
+    bob, alice = fixed_key("bob").peer_id, fixed_key("alice").peer_id
+    joiner = JoinerHandshake("code:7", b"7-a-b", bob, alice, lambda n: bytes(n))
+    joiner.start()
+    reply = decode_pair_message(
+        encode_pair_message({"t": "error", "code": WrongCode.code, "message": HOSTILE})
+    )
+    with pytest.raises(WrongCode) as caught:
+        joiner.receive_reply(reply, PeerInfo(None, ()))
+    assert caught.value.detail == SHOWN

@@ -224,6 +224,13 @@ def test_an_envelope_seals_and_opens_with_the_code(case: dict[str, Any]) -> None
         recipient = KEYS[copy["recipient"]]
         nonce = bytes.fromhex(copy["nonce_hex"])
         sealed = bytes.fromhex(copy["sealed_hex"])
+        shared = author.shared_key(recipient.peer_id)
+        assert shared == recipient.shared_key(author.peer_id)
+        assert shared.hex() == copy["shared_key_hex"]
+        box = nonce + crypto_box_easy_afternm(
+            bytes.fromhex(case["signature_hex"]) + packed, nonce, shared
+        )
+        assert box.hex() == copy["box_hex"]
         if case["name"] != "non_canonical_encoding":
             assert seal(envelope, author, recipient.peer_id, lambda n, x=nonce: x) == sealed
         assert open_sealed(sealed, recipient, case["now_ms"]) == envelope
