@@ -19,6 +19,7 @@ from .._version import __version__
 from ..net.host import split_peer_address
 from ..peer.models import Message, Trust
 from ..peer.node import Node
+from ..peer.retention import PruneReport, prune, retention_rule
 from ..profile.settings import default_settings
 from ..protocol.control import CONTROL_VERSION
 from ..protocol.envelope import direct_conversation_id
@@ -27,9 +28,10 @@ from ..protocol.keys import PeerId
 from .server import Emit, Operation
 from .views import agent_view, contact_view, message_view, peer_view
 
-__all__ = ["OPERATION_NAMES", "Operations", "build_operations"]
+__all__ = ["DEFAULT_READER", "OPERATION_NAMES", "Operations", "build_operations"]
 
 _FOLLOW_POLL = 0.5  # also catch messages sent by other local tools
+DEFAULT_READER = "cli"  # whose position `inbox` uses when no reader is named
 
 # Every op name of docs/control.md; each is served by the method of the same name, "." as "_".
 OPERATION_NAMES: tuple[str, ...] = (
@@ -48,6 +50,7 @@ OPERATION_NAMES: tuple[str, ...] = (
     "inbox",
     "history",
     "follow",
+    "prune",
     "pair.offer",
     "pair.join",
     "invite.create",
@@ -66,6 +69,14 @@ def _arg(args: dict[str, Any], name: str, kind: type | tuple[type, ...], default
     if isinstance(value, bool) and kind in (int, float, (int, float)):
         raise ConfigError(f"control argument {name!r} has the wrong type")
     return value
+
+
+def _reader(args: dict[str, Any], default: str | None) -> str | None:
+    """The `reader` argument: a short name whose read position the node keeps."""
+    reader: str | None = _arg(args, "reader", str, default)
+    if reader is not None and not 0 < len(reader) <= 64:
+        raise ConfigError("control argument 'reader' must be a name of 1 to 64 characters")
+    return reader
 
 
 def build_operations(
@@ -231,11 +242,12 @@ class Operations:
         return {"id": message_id.hex(), "delivered": wait, "conversation": conversation.hex()}
 
     async def receive(self, args: dict[str, Any], emit: Emit) -> Any:
-        node, messages = self.node, self.node.store.messages
-        consumer = _arg(args, "consumer", str, None)
+        node, readers = self.node, self.node.store.readers
+        consumer = _reader({"reader": args.get("consumer")}, None)  # a reader, as in `inbox`
         after = _arg(args, "after", int, None)
+        by_reader = consumer is not None and after is None  # what is new to the consumer
         if after is None:
-            after = messages.consumer_cursor(consumer) if consumer is not None else 0
+            after = readers.position(consumer) if consumer is not None else 0
         conversation = self.conversation_of(_arg(args, "conversation", str, None))
         wait = min(float(_arg(args, "wait", (int, float), 0)), 300.0)
         limit = _arg(args, "limit", int, 50)
@@ -243,7 +255,11 @@ class Operations:
         with trio.move_on_after(wait):
             while True:
                 incoming = node.incoming_changed
-                batch = messages.incoming(after, limit)
+                if by_reader:
+                    assert consumer is not None
+                    batch = readers.unread(consumer, limit, conversation, after)
+                else:
+                    batch = node.store.messages.incoming(after, limit)
                 contacts = {c.peer_id: c for c in node.contacts()} if batch else {}
                 known = {peer: c.name for peer, c in contacts.items()}
                 for message in batch:
@@ -256,8 +272,8 @@ class Operations:
                 if found or len(batch) == limit:
                     break
                 await incoming.wait()
-        if consumer is not None:
-            messages.set_consumer_cursor(consumer, after)
+        if consumer is not None:  # with a conversation, only that conversation is read
+            readers.advance(consumer, after, conversation)
         return {"messages": found, "cursor": after}
 
     async def conversations(self, args: dict[str, Any], emit: Emit) -> Any:
@@ -271,34 +287,63 @@ class Operations:
         ]  # fmt: skip
 
     async def inbox(self, args: dict[str, Any], emit: Emit) -> Any:
-        messages = self.node.store.messages
-        consumer = "cli-inbox"
-        after = messages.consumer_cursor(consumer)
+        readers = self.node.store.readers
+        reader = _reader(args, DEFAULT_READER) or DEFAULT_READER
         limit = _arg(args, "limit", int, 1000)
-        found = messages.incoming(after, limit)
+        found = readers.unread(reader, limit)
         if found and not _arg(args, "peek", bool, False):
-            messages.set_consumer_cursor(consumer, found[-1].cursor)
+            readers.advance(reader, found[-1].cursor)
         return self.views(found)
 
     async def history(self, args: dict[str, Any], emit: Emit) -> Any:
         conversation = self.conversation_of(_arg(args, "conversation", str, None))
         after, limit = _arg(args, "after", int, None), _arg(args, "limit", int, 100)
+        reader = _reader(args, None)
         if after is None:  # the newest `limit` messages
-            return self.views(self.node.store.messages.latest(conversation, limit))
-        return self.views(self._fetch(conversation, after, limit))
+            found = self.node.store.messages.latest(conversation, limit)
+        else:
+            found = self._fetch(conversation, after, limit)
+        if reader is not None:  # what it shows is read, when it leaves no gap (store/readers.py)
+            self.node.store.readers.displayed(reader, conversation, found)
+        return self.views(found)
 
     async def follow(self, args: dict[str, Any], emit: Emit) -> Any:
         conversation = self.conversation_of(_arg(args, "conversation", str, None))
         after = _arg(args, "after", int, None)
+        reader = _reader(args, None)
         if after is None:
             after = self.node.store.messages.last_cursor()
         while True:
             incoming = self.node.incoming_changed
-            for view in self.views(self._fetch(conversation, after, 100)):
+            found = self._fetch(conversation, after, 100)
+            for view in self.views(found):
                 await emit({"message": view})
                 after = view["cursor"]
+            if reader is not None and found:  # emitted: shown to the reader
+                self.node.store.readers.displayed(reader, conversation, found)
             with trio.move_on_after(_FOLLOW_POLL):
                 await incoming.wait()
+
+    async def prune(self, args: dict[str, Any], emit: Emit) -> Any:
+        node = self.node
+        older = _arg(args, "older_than_days", (int, float), None)
+        max_mib = _arg(args, "max_mib", (int, float), None)
+        for name, value in (("older_than_days", older), ("max_mib", max_mib)):
+            if value is not None and value < 0:
+                raise ConfigError(f"control argument {name!r} must be 0 or more")
+        if older is None and max_mib is None:  # the profile's retain_days and retain_mib
+            older, max_mib = node.config.retain_days, node.config.retain_mib
+        conversation = self.conversation_of(_arg(args, "conversation", str, None))
+        now_ms = node.clock()
+        rule = retention_rule(now_ms, older, max_mib, conversation)
+        if rule is None:
+            return {"rule": None, **PruneReport(dry_run=True).to_json()}
+        report = await prune(
+            node.store, rule, now_ms, node.config.max_age_ms,
+            dry_run=_arg(args, "dry_run", bool, False), release=_arg(args, "release", bool, True),
+        )  # fmt: skip
+        limits = {"older_than_days": older or None, "max_mib": max_mib or None}
+        return {"rule": limits, **report.to_json()}
 
     # Pairing and invites.
 

@@ -8,11 +8,9 @@
 `send` returns once the message is committed to the store and outbox (durable across kill -9);
 delivery then runs in the background until the recipient acks.
 
-The work is done by parts that receive ports (peer/ports.py), never the node: `Contacts` (trust),
-`Sender` (guards, group commit, acks), `Receiver` (what inbound streams store, readers),
-`Connector` (addresses and dialing), `LinkSet`/`PeerLink` (outbound delivery),
-`InboundHandler`, `NodeDiscovery` and `Pairing`. The node opens and closes what they share
-(profile lock, store, host) and offers the public API by delegating to them.
+Parts get ports (peer/ports.py), not the node: `Contacts`, `Sender`, `Receiver`, `Connector`,
+`LinkSet`/`PeerLink`, `InboundHandler`, `NodeDiscovery`, `Pairing`, retention (docs/architecture.md
+says what each does). The node opens and closes what they share (lock, store, host) and delegates.
 """
 
 from __future__ import annotations
@@ -55,6 +53,7 @@ from .models import Contact, Conversation, KnownPeer, Message, Trust
 from .outbound import LinkSet, PeerLink
 from .pairing import Pairing
 from .receiving import MessageStream, Receiver
+from .retention import keep_pruned
 from .sending import Sender
 from .state import NodeState, not_running
 from .stats import NodeStatistics
@@ -197,6 +196,7 @@ class Node:
                     self.listen_addrs = announce_addrs(host)
                     await nursery.start(self._sender.run_committer)
                     nursery.start_soon(keep_wal_short, store, self.config.checkpoint_interval)
+                    nursery.start_soon(keep_pruned, store, self.config)  # retain_days, _mib
                     self._links.start(nursery)
                     for peer in store.outbox.recipients_with_pending():
                         self._links.get(peer).kick()

@@ -1,14 +1,17 @@
 """The node's local store: one SQLite file (WAL) shared by the parts that own its tables.
 
 - `database.py`: the connection, pragmas, transactions, migrations, checkpoints and settings;
-- `messages.py`: conversations, messages (sent and received) and consumer cursors;
+- `messages.py`: conversations and messages (sent and received);
+- `readers.py`: each reader's read position (what is new to it);
+- `pruning.py`: forgetting done messages (retention) and giving the space back;
 - `outbox.py`: the sealed copies waiting for acks;
 - `contacts.py`: contacts and refused peers;
 - `addressbook.py`: every address learned for a peer;
 - `schema.py` and `rows.py`: the migrations, and the rows as the API's models.
 
 `Store` opens the Database and builds the parts on it: `store.messages`, `store.outbox`,
-`store.contacts`, `store.book`, with `store.db` for settings and transactions.
+`store.contacts`, `store.book`, `store.readers`, `store.pruner`, with `store.db` for settings
+and transactions.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from .contacts import ContactTable
 from .database import Database
 from .messages import Messages
 from .outbox import Outbox
+from .pruning import PruneBatch, Pruner, PruneRule
+from .readers import Readers
 from .rows import IncomingResult, OutboxItem
 
 __all__ = [
@@ -34,6 +39,9 @@ __all__ = [
     "AddressBook",
     "AddressSource",
     "KnownAddress",
+    "PruneBatch",
+    "PruneRule",
+    "Readers",
 ]
 
 STORE_FILE_NAME: Final = "store.db"
@@ -49,6 +57,8 @@ class Store:
         self.outbox = Outbox(self.db)
         self.contacts = ContactTable(self.db)
         self.book = AddressBook(self.db)
+        self.readers = Readers(self.db)
+        self.pruner = Pruner(self.db)
 
     def close(self) -> None:
         """Close the database file (checkpointing what the WAL holds)."""
@@ -59,6 +69,7 @@ class Store:
         """Rows changed through this store since it was opened (grows with every write)."""
         return self.db.total_changes
 
-    def checkpoint(self) -> None:
-        """Copy committed WAL pages into the database without blocking the writer (thread-safe)."""
-        self.db.checkpoint()
+    def checkpoint(self, truncate: bool = False) -> None:
+        """Copy committed WAL pages into the database without blocking the writer (thread-safe);
+        `truncate` also empties the WAL file, waiting for the writer."""
+        self.db.checkpoint(truncate)

@@ -34,7 +34,13 @@ class Database:
         try:
             private_store_file(path)  # 0600 first: SQLite gives -wal, -shm its mode
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            # Before the first table: a new store can give pruned pages back to the file
+            # system (store/pruning.py). An older store keeps its mode until a VACUUM.
+            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             self._db.execute("PRAGMA journal_mode=WAL")
+            # A large prune writes many pages to the WAL; the file is cut back to this size
+            # once they are checkpointed instead of staying at its largest.
+            self._db.execute("PRAGMA journal_size_limit=67108864")
             self._db.execute(f"PRAGMA synchronous={durability.upper()}")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.execute("PRAGMA busy_timeout=5000")
@@ -56,15 +62,16 @@ class Database:
         """Rows changed through this store since it was opened (grows with every write)."""
         return self._db.total_changes
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, truncate: bool = False) -> None:
         """Copy committed WAL pages into the database without blocking the writer.
 
         Thread-safe: it uses a connection of its own, so the node can run it in a worker
-        thread while its trio thread keeps committing.
+        thread while its trio thread keeps committing. With `truncate`, it also waits for the
+        writer (up to 5 s) to empty the WAL file (after a prune gave pages back).
         """
         db = sqlite3.connect(self.path, isolation_level=None, timeout=5)
         try:
-            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            db.execute(f"PRAGMA wal_checkpoint({'TRUNCATE' if truncate else 'PASSIVE'})")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"checkpointing the store {self.path} failed: {exc}") from exc
         finally:
@@ -92,6 +99,28 @@ class Database:
             hint = "; is the disk full?" if "full" in str(exc) or "I/O" in str(exc) else ""
             raise StoreError(
                 f"the store {self.path} failed: {exc} (nothing was changed{hint})"
+            ) from exc
+
+    def incremental_vacuum(self, pages: int) -> None:
+        """Give up to `pages` free pages back to the file system (0: all of them), on a store
+        with auto_vacuum=INCREMENTAL. The file shrinks when the WAL is next checkpointed."""
+        try:
+            # executescript steps the pragma to its end; execute() would free one page only.
+            self._db.executescript(f"PRAGMA incremental_vacuum({int(pages)})")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"freeing pages of the store {self.path} failed: {exc}") from exc
+
+    def vacuum(self, incremental: bool = True) -> None:
+        """Rewrite the whole file without its free pages (VACUUM), switching it to incremental
+        auto-vacuum when asked. Blocks every writer while it runs (seconds per GiB) and needs
+        free disk space for a second copy."""
+        try:
+            self._db.execute(f"PRAGMA auto_vacuum={'INCREMENTAL' if incremental else 'NONE'}")
+            self._db.execute("VACUUM")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"vacuuming the store {self.path} failed: {exc} (nothing was changed; is the "
+                "disk full?)"
             ) from exc
 
     def _migrate(self) -> None:

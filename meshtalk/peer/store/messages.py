@@ -20,6 +20,7 @@ from ...protocol.keys import PeerId
 from ..admission import admit_incoming, claim_direct, create_conversation
 from ..models import Conversation, Direction, Message, MessageStatus
 from .database import Database
+from .pruning import forgotten_key
 from .rows import MESSAGE_COLUMNS, IncomingResult, load_value, message_from_row, pack_ids
 
 __all__ = ["Messages"]
@@ -139,6 +140,9 @@ class Messages:
     ) -> list[IncomingResult | MeshtalkError]:
         """Store received envelopes in one transaction; duplicates are recognised, not stored.
 
+        A duplicate of a message retention forgot is recognised by its record in `forgotten`
+        (store/pruning.py) and comes back with cursor None.
+
         Returns, per item, an IncomingResult or the refusal (see peer/admission.py: the
         conversation it writes to is not the author's, or its Lamport counter jumps too far).
         """
@@ -147,6 +151,9 @@ class Messages:
         lamports: dict[bytes, int] = {}
         with self._db.transaction() as db:
             for envelope, sealed in items:
+                if _forgotten(db, envelope):  # pruned, re-sent: acked again, not stored again
+                    results.append(IncomingResult(envelope.id, None, duplicate=True))
+                    continue
                 key = (envelope.conversation, envelope.author, envelope.recipients)
                 if key not in admitted:
                     admitted[key] = admit_incoming(db, envelope, me, now_ms)
@@ -270,6 +277,11 @@ def _insert_message(
         ),
     )
     return cursor.lastrowid if cursor.rowcount == 1 else None
+
+
+def _forgotten(db: sqlite3.Connection, envelope: Envelope) -> bool:
+    key = forgotten_key(envelope.author.to_bytes(), envelope.id)
+    return db.execute("SELECT 1 FROM forgotten WHERE key = ?", (key,)).fetchone() is not None
 
 
 def _check_lamport(

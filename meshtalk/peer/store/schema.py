@@ -97,6 +97,26 @@ MIGRATIONS: Final[list[str]] = [
     );
     CREATE INDEX addresses_by_last_seen ON addresses (last_seen_ms);
     """,
+    # 3: readers (issue 14): the CLI's inbox position becomes the reader "cli"; a reader's
+    # position in one conversation (what `history` or `chat` showed of it) beyond its global
+    # one; and a compact record of forgotten (pruned) message ids, so that a peer re-sending
+    # one is taken as a duplicate, not a new message, while its timestamp is still accepted
+    """
+    INSERT OR IGNORE INTO consumer_cursors (name, cursor)
+        SELECT 'cli', cursor FROM consumer_cursors WHERE name = 'cli-inbox';
+    DELETE FROM consumer_cursors WHERE name = 'cli-inbox';
+    CREATE TABLE reader_marks (
+        reader       TEXT NOT NULL,
+        conversation BLOB NOT NULL,
+        cursor       INTEGER NOT NULL,
+        PRIMARY KEY (reader, conversation)
+    ) WITHOUT ROWID;
+    CREATE TABLE forgotten (
+        -- 64 bits of BLAKE2b(author, id) as the rowid: ~20 bytes a message instead of ~100
+        key          INTEGER PRIMARY KEY,
+        timestamp_ms INTEGER NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
