@@ -25,10 +25,15 @@ __all__ = ["init", "id", "up", "down", "config", "rendezvous", "selfcheck"]
 
 
 def init(args: argparse.Namespace) -> int:
-    """Create the profile and its identity (never replacing an existing key)."""
+    """Create the profile and its identity (never replacing an existing key).
+
+    With `--name` on a profile that exists, the node is renamed, and the command says so.
+    """
     profile = profile_of(args)
     existed = key_path(profile).exists()
+    old_name = load_settings(profile)["name"] if existed and args.name is not None else None
     key, _ = load_or_create_identity(profile)
+    renamed = existed and args.name is not None and args.name != old_name
     if args.name is not None:
         save_setting(profile, "name", args.name)
     if wants_json(args):
@@ -38,12 +43,21 @@ def init(args: argparse.Namespace) -> int:
                 "profile": profile.name,
                 "created": not existed,
                 "path": str(profile),
+                "renamed": renamed,
             }
         )
         return 0
     verb = "already had" if existed else "created"
     print(f"{verb} profile {profile.name!r} in {profile}")
     print(f"peer ID: {key.peer_id}")
+    if renamed:
+        before = f"from {old_name!r} " if old_name is not None else ""
+        print(f"renamed this node {before}to {args.name!r} (the name it gives when pairing)")
+        if profile_in_use(profile):
+            status_line(
+                "the running node still uses the old name; restart it to apply: "
+                "meshtalk down && meshtalk up --detach"
+            )
     if not existed:
         print("next: `meshtalk up --detach` to start the node, then `meshtalk pair`")
     return 0
@@ -61,20 +75,20 @@ def id(args: argparse.Namespace) -> int:
 
 
 def up(args: argparse.Namespace) -> int:
-    """Run the node: in the foreground, or detached once it is ready."""
+    """Run the node: in the foreground, or detached once it is ready (a running one is left)."""
     from ..facade.daemon import run_foreground, start_detached
 
     profile = profile_of(args)
+    verbosity = int(getattr(args, "verbose", 0) or 0)
     if not args.detach:
-        run_foreground(profile, lambda line: print(line, flush=True))
+        run_foreground(profile, lambda line: print(line, flush=True), verbosity)
         return 0
-    hello = start_detached(profile, status_line)
+    hello, started = start_detached(profile, status_line, verbosity)
     if wants_json(args):
-        emit_json(hello)
+        emit_json({**hello, "already_running": not started})
     else:
-        print(
-            f"node {hello['peer_id']} is running (profile {hello['profile']}, pid {hello['pid']})"
-        )
+        state = "is running" if started else "is already running"
+        print(f"node {hello['peer_id']} {state} (profile {hello['profile']}, pid {hello['pid']})")
     return 0
 
 

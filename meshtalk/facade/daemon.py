@@ -1,16 +1,18 @@
 """`meshtalk up`: run a profile's node with its control socket, in the foreground or detached.
 
-The foreground node prints what happens (ready, peers, incoming messages) and stops cleanly on
-Ctrl-C or SIGTERM. `start_detached` runs the same thing as a background process whose output
-goes to `node.log` in the profile, and returns once the node answers on its control socket.
+The foreground node prints what happens (ready, one line per incoming message) and logs to
+stderr; it stops cleanly on Ctrl-C, SIGTERM or `meshtalk down`. `start_detached` runs the same
+thing as a background process that writes all of it to `node.log` in the profile (rotated at
+`log_max_mib`, 3 older files kept), and returns once the node answers on its control socket.
+A message's text is in those lines only with `log_bodies = true`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
-import stat
 import subprocess
 import sys
 import time
@@ -21,29 +23,40 @@ from typing import TYPE_CHECKING, Any, Final
 from ..control.client import connect_control
 from ..profile.identity import load_or_create_identity
 from ..profile.lock import profile_in_use
+from ..profile.logfile import DAEMON_LOGGER, LOG_FILE_NAME, configure_logging, last_lines, log_path
 from ..profile.paths import open_private_log, private_profile_dir
 from ..profile.settings import load_settings
-from ..protocol.errors import ConfigError, MeshtalkError, NodeError, NodeNotRunning, unwrap_group
+from ..protocol.errors import (
+    MeshtalkError,
+    NodeClosed,
+    NodeError,
+    NodeNotRunning,
+    unwrap_group,
+)
 
 if TYPE_CHECKING:  # trio and the node load on first use: `meshtalk down` needs neither
     from trio import CancelScope
     from trio_typing import TaskStatus  # py-libp2p's trio-typing stubs stand in for trio's
 
     from ..control.server import Operation
+    from ..peer.models import Message
     from ..peer.node import Node, NodeConfig
 
 __all__ = [
     "LOG_FILE_NAME",
     "node_config",
     "serve_profile",
+    "message_line",
     "run_foreground",
     "start_detached",
     "stop_node",
 ]
 
-LOG_FILE_NAME: Final = "node.log"
 _START_TIMEOUT: Final = 60.0
-_MAX_LOG: Final = 5 * 1024 * 1024
+_MIB: Final = 1024 * 1024
+# Set by start_detached for the node it starts: that `meshtalk up` logs to node.log.
+_DETACHED_ENV: Final = "MESHTALK_DETACHED"
+_TEXT_SHOWN: Final = 200  # characters of a message's text in its line (with log_bodies)
 
 Say = Callable[[str], None]
 Started = tuple["Node", dict[str, "Operation"]]  # what serve_profile reports once it serves
@@ -136,21 +149,45 @@ async def _stop_on_signals(scope: CancelScope) -> None:
 
 async def _report_messages(node: Node, say: Say) -> None:
     names = {c.peer_id: c.name for c in node.contacts()}
-    async for message in node.messages(after=node.store.messages.last_cursor()):
-        if message.author not in names:
-            names = {c.peer_id: c.name for c in node.contacts()}
-        sender = names.get(message.author) or str(message.author)
-        say(f"message from {sender}: {message.text[:200]}")
+    try:
+        async for message in node.messages(after=node.store.messages.last_cursor()):
+            if message.author not in names:
+                names = {c.peer_id: c.name for c in node.contacts()}
+            sender = names.get(message.author) or str(message.author)
+            say(message_line(message, sender, bodies=node.config.log_bodies))
+    except NodeClosed:
+        return  # the node is stopping (`meshtalk down`): the end, not an error
 
 
-def run_foreground(profile: Path, say: Say) -> None:
-    """Run the node until Ctrl-C, SIGTERM or `meshtalk down`."""
+def message_line(message: Message, sender: str, *, bodies: bool) -> str:
+    """The line for an incoming message: its text (escaped, one line) only with `bodies`."""
+    if bodies:  # JSON-escaped, so a peer's text cannot forge log lines
+        return f"message #{message.cursor} from {sender}: " + json.dumps(
+            message.text[:_TEXT_SHOWN], ensure_ascii=False
+        )
+    size = len(message.text.encode())
+    return f"message #{message.cursor} from {sender} ({message.kind}, {size} bytes)"
+
+
+def run_foreground(profile: Path, say: Say, verbosity: int = 0) -> None:
+    """Run the node until Ctrl-C, SIGTERM or `meshtalk down`.
+
+    Its lines go to `say` and the log (at `verbosity`, the `-v` count) to stderr; in the node
+    that `start_detached` starts, both go to node.log instead, rotated at `log_max_mib`.
+    """
     import trio
 
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     settings = load_settings(profile)  # a bad config.toml fails here, before anything starts
+    if os.environ.pop(_DETACHED_ENV, None) == "1":
+        configure_logging(
+            verbosity,
+            log_file=log_path(profile),
+            max_bytes=settings["log_max_mib"] * _MIB,
+            own_std_streams=True,  # a stray print or the last error line: in node.log too
+        )
+        say = logging.getLogger(DAEMON_LOGGER).info
+    else:
+        configure_logging(verbosity)
     try:
         trio.run(_run, profile, settings, say)
     except BaseExceptionGroup as group:
@@ -160,20 +197,28 @@ def run_foreground(profile: Path, say: Say) -> None:
         raise
 
 
-def start_detached(profile: Path, say: Say) -> dict[str, Any]:
-    """Start the node in the background; returns its `hello` once it answers."""
+def start_detached(profile: Path, say: Say, verbosity: int = 0) -> tuple[dict[str, Any], bool]:
+    """Start the node in the background; returns its `hello` once it answers, and whether
+    this call started it (False: it was already running, and is left as it is)."""
     try:
-        return _hello(profile)  # already running
+        return _hello(profile), False
     except NodeNotRunning:
         pass
     load_settings(profile)
     load_or_create_identity(profile)  # a damaged key fails here, in this process
-    log_path = profile / LOG_FILE_NAME
+    path = log_path(profile)
     private_profile_dir(profile)
-    _rotate(log_path)
-    command = [sys.executable, "-m", "meshtalk", "--profile", profile.name, "up"]
-    env = {**os.environ, "MESHTALK_HOME": str(profile.parent.parent), "PYTHONUNBUFFERED": "1"}
-    with os.fdopen(open_private_log(log_path), "ab") as log:  # 0600, never through a link
+    verbose = ["-" + "v" * verbosity] if verbosity > 0 else []
+    command = [sys.executable, "-m", "meshtalk", "--profile", profile.name, *verbose, "up"]
+    env = {
+        **os.environ,
+        "MESHTALK_HOME": str(profile.parent.parent),
+        "PYTHONUNBUFFERED": "1",
+        _DETACHED_ENV: "1",
+    }
+    # What the node prints before its log is set up lands here too. open_private_log: 0600,
+    # never through a link (a link at node.log is refused here, with one line).
+    with os.fdopen(open_private_log(path), "ab") as log:
         process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -183,40 +228,26 @@ def start_detached(profile: Path, say: Say) -> dict[str, Any]:
             start_new_session=True,
             close_fds=True,
         )
+    return _wait_until_ready(profile, process, say), True
+
+
+def _wait_until_ready(profile: Path, process: subprocess.Popen[bytes], say: Say) -> dict[str, Any]:
+    path = log_path(profile)
     started = time.monotonic()
     deadline, announced = started + _START_TIMEOUT, False
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            reason = _last_line(log_path).removeprefix("meshtalk: error: ")
-            raise NodeError(f"the node did not start: {reason} (log: {log_path})")
+            reason = _last_line(path).removeprefix("meshtalk: error: ")
+            raise NodeError(f"the node did not start: {reason} (log: {path})")
         if not announced and time.monotonic() - started > 1.0:
-            say(f"starting the node… (log: {log_path})")
+            say(f"starting the node… (log: {path})")
             announced = True
         try:
             return _hello(profile)
         except NodeNotRunning:
             time.sleep(0.1)
     process.terminate()
-    raise NodeError(f"the node did not answer within {_START_TIMEOUT:g} s; see {log_path}")
-
-
-def _rotate(log_path: Path) -> None:
-    """Keep one previous log (node.log.1) once the log passes _MAX_LOG bytes.
-
-    A symbolic link at node.log is refused, not rotated (nor followed); renaming onto
-    node.log.1 replaces whatever is there, a link included, without following it.
-    """
-    try:
-        info = log_path.lstat()
-    except FileNotFoundError:
-        return
-    if stat.S_ISLNK(info.st_mode):
-        raise ConfigError(
-            f"{log_path} is a symbolic link; meshtalk writes its log only to a regular file "
-            f"there (remove the link: rm {log_path})"
-        )
-    if info.st_size > _MAX_LOG:
-        os.replace(log_path, log_path.with_name(log_path.name + ".1"))
+    raise NodeError(f"the node did not answer within {_START_TIMEOUT:g} s; see {path}")
 
 
 def stop_node(profile: Path, timeout: float = 30.0) -> bool:
@@ -242,7 +273,7 @@ def _hello(profile: Path) -> dict[str, Any]:
 
 def _last_line(path: Path) -> str:
     try:
-        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+        lines = [line for line in last_lines(path, 20) if line.strip()]
     except OSError:
         return "(no log)"
     return lines[-1] if lines else "(the log is empty)"

@@ -44,7 +44,10 @@ def test_up_pair_send_history_peers_down(cli: Cli) -> None:
         assert hello["peer_id"] == bob_id
         socket_file = cli.profile_dir("alice") / "control.sock"
         assert stat.S_IMODE(socket_file.stat().st_mode) == 0o600
-        assert "is running" in cli.ok("alice", "up", "--detach")  # already up: same node
+        again = cli.run("alice", "up", "--detach")  # already up: the same node, and it says so
+        assert again.returncode == 0
+        assert "is already running" in again.stdout
+        assert cli.json("alice", "up", "--detach")["already_running"] is True
 
         # a wrong code fails on both sides and adds nothing
         code, offer = offer_code(cli, "alice")
@@ -171,9 +174,10 @@ def test_chat_sends_typed_lines_and_shows_incoming_ones(cli: Cli) -> None:
         prepare(cli, "alice", point)
         prepare(cli, "bob", point)
         log = cli.profile_dir("alice") / "node.log"
-        log.write_bytes(b"old line\n" * 600_000)  # over 5 MB: kept as node.log.1
+        cli.ok("alice", "config", "set", "log_max_mib", "1")
+        log.write_bytes(b"old line\n" * 120_000)  # over 1 MiB: the first record rotates it
         cli.ok("alice", "up", "--detach")
-        assert log.with_name("node.log.1").stat().st_size > 5_000_000
+        assert log.with_name("node.log.1").stat().st_size > 1_000_000
         assert log.stat().st_size < 100_000
         cli.ok("bob", "up", "--detach")
         cli.ok("bob", "join", cli.json("alice", "invite")["token"])
@@ -183,7 +187,7 @@ def test_chat_sends_typed_lines_and_shows_incoming_ones(cli: Cli) -> None:
         assert "chatting with bob" in chat.stdout.readline()
         cli.ok("bob", "send", "alice", "ping from bob")
         line = chat.stdout.readline()
-        assert line.strip() == "bob: ping from bob", (line, chat.poll())
+        assert line.strip().endswith("bob: ping from bob"), (line, chat.poll())
         chat.stdin.write("pong from alice\n")
         chat.stdin.flush()
         deadline = time.monotonic() + 30
@@ -218,3 +222,41 @@ def test_foreground_up_stops_cleanly_on_sigterm(cli: Cli) -> None:
     assert "stopping" in out
     assert "Traceback" not in err
     assert not (cli.profile_dir("alice") / "control.sock").exists()
+
+
+def test_node_log_holds_message_bodies_only_with_log_bodies_and_down_is_clean(cli: Cli) -> None:
+    with rendezvous_point(cli) as point:
+        prepare(cli, "alice", point)
+        prepare(cli, "bob", point)
+        log = cli.profile_dir("alice") / "node.log"
+        cli.ok("alice", "up", "--detach")
+        cli.ok("bob", "up", "--detach")
+        cli.ok("bob", "join", cli.json("alice", "invite")["token"])
+        cli.ok("bob", "send", "alice", "the secret plan")
+        wait_for_line(log, "message #")
+        assert cli.ok("alice", "down").strip() == "node stopped"
+        text = log.read_text()
+        assert "the secret plan" not in text
+        assert "from bob (text, 15 bytes)" in text
+        assert "error" not in text.lower(), text  # a clean stop is not an error
+        assert text.splitlines()[-1].endswith("meshtalk.daemon: stopping")
+
+        cli.ok("alice", "config", "set", "log_bodies", "true")
+        cli.ok("alice", "up", "--detach")
+        cli.ok("bob", "send", "alice", "line one\nlooks like a log line")
+        line = wait_for_line(log, "line one")
+        assert line.endswith('from bob: "line one\\nlooks like a log line"')  # one line
+        assert "the secret plan" not in log.read_text()
+        logs = cli.ok("alice", "logs", "-n", "3")
+        assert "line one" in logs
+
+
+def wait_for_line(log: Path, needle: str, timeout: float = 30) -> str:
+    """The first line of the log that holds `needle`, waiting for it to be written."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in log.read_text().splitlines():
+            if needle in line:
+                return line
+        time.sleep(0.1)
+    raise AssertionError(f"{needle!r} never reached {log}:\n{log.read_text()}")
