@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..control.client import ControlClient, open_control
-from ..protocol.errors import ControlError, ControlTimeout
+from ..protocol.errors import ControlTimeout
 
 __all__ = ["READ_ONLY", "OnEvent", "ReplyLost", "SocketTransport", "Transport"]
 
@@ -99,13 +99,12 @@ class SocketTransport:
             client.settimeout(timeout)
             try:
                 result = client.call(op, on_event, **args)
-            except TimeoutError:
-                client.close()
-                raise ControlTimeout(
-                    f"the node did not answer {op!r} within {timeout:g} s"
-                ) from None
-            except (ControlError, OSError) as exc:
-                client.close()
+            except BaseException as exc:
+                client.close()  # the node's own error answer too: a new connection is cheap
+                if isinstance(exc, TimeoutError):
+                    raise ControlTimeout(
+                        f"the node did not answer {op!r} within {timeout:g} s"
+                    ) from None
                 if not client.lost:
                     raise  # the node's own answer, or a failure of this machine
                 if attempt == 1 and (not client.request_sent or op in READ_ONLY):

@@ -15,6 +15,7 @@ import pytest
 
 from meshtalk import AsyncMesh, Mesh
 from meshtalk.protocol.errors import (
+    ConfigError,
     GuardTripped,
     NodeNotRunning,
     ProfileLocked,
@@ -66,6 +67,17 @@ def test_embedded_nodes_send_receive_history(pair_of_meshes: tuple[Mesh, Mesh]) 
     assert [p["name"] for p in alice.peers() if p["contact"]] == ["bob"]
     with pytest.raises(UnknownPeer):
         alice.send("nobody", "x")
+
+
+def test_an_empty_message_is_refused_and_nothing_is_queued(
+    pair_of_meshes: tuple[Mesh, Mesh],
+) -> None:
+    _, bob = pair_of_meshes
+    for text in ("", " \n\t"):
+        with pytest.raises(ConfigError, match="empty"):
+            bob.send("alice", text)
+    assert bob.history() == []
+    assert bob.call("status")["outbox"] == 0
 
 
 def test_a_consumer_resumes_where_it_left_off(pair_of_meshes: tuple[Mesh, Mesh]) -> None:
