@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..control.client import connect_control
+from ..control.client import connect_control, open_control
 from ..profile.paths import DEFAULT_PROFILE
 from ..protocol.errors import (
     REMOTE_PREFIX,
@@ -211,8 +211,6 @@ class Chat:
 
     def _connection(self) -> Any:
         if self._control is None:
-            from ..control.client import open_control
-
             self._control = open_control(self.profile, timeout=_CALL_TIMEOUT)
         return self._control
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.history import History
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.patch_stdout import patch_stdout
 
 from ..profile.paths import FILE_MODE, private_file
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["HISTORY_FILE", "ChatInput", "PrivateHistory", "run_terminal"]
 
 HISTORY_FILE = "chat_history"  # in the profile folder (0700), the file itself 0600
+_INTERRUPTED = 130
 _KEEP = 1000  # lines typed that Up can recall; the file is cut back to this many
 
 
@@ -92,13 +94,29 @@ def run_terminal(
     Ctrl-C raises KeyboardInterrupt (exit 130, as everywhere in the CLI). `input` and `output`
     default to the terminal; tests pass a pipe input.
     """
+    keys = KeyBindings()
+
+    @keys.add("c-c")
+    def _interrupt(event: KeyPressEvent) -> None:
+        # prompt_toolkit's own Ctrl-C raises KeyboardInterrupt inside an asyncio task, which
+        # asyncio reports with a traceback; an ordinary exception ends the prompt quietly
+        event.app.exit(exception=_Interrupted())
+
     session: PromptSession[str] = PromptSession(
         history=PrivateHistory(profile / HISTORY_FILE),
         input=input,
         output=output,
+        key_bindings=keys,
         erase_when_done=True,  # the line comes back as "14:03 me: ...", with its status
     )
-    return asyncio.run(_prompt_loop(chat, session))
+    code = asyncio.run(_prompt_loop(chat, session))
+    if code == _INTERRUPTED:
+        raise KeyboardInterrupt  # now outside asyncio: the CLI says "interrupted", exit 130
+    return code
+
+
+class _Interrupted(Exception):
+    """Ctrl-C at the prompt."""
 
 
 async def _prompt_loop(chat: ChatInput, session: PromptSession[str]) -> int:
@@ -125,6 +143,8 @@ async def _prompt_loop(chat: ChatInput, session: PromptSession[str]) -> int:
                     line = prompt.result()
                 except EOFError:  # Ctrl-D
                     return 0
+                except _Interrupted:
+                    return _INTERRUPTED
                 if not chat.handle(line):
                     return 0
     finally:

@@ -262,6 +262,7 @@ def test_terminal_chat_draws_incoming_lines_above_what_is_typed(cli: Cli) -> Non
     finally:
         assert again.end() == 130
     assert texts_at(cli, "bob", "alice").count("half a line") == 1  # Ctrl-C sent nothing
+    assert not any("Traceback" in line for line in again.screen())
 
     last = Terminal(cli, "chat", "bob")  # the node stops while a line is being typed
     try:
