@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from meshtalk import AsyncMesh, Mesh
+from meshtalk.facade.sent import SendRecovery
 from meshtalk.protocol.errors import (
     ConfigError,
     GuardTripped,
@@ -230,3 +231,24 @@ def test_a_mesh_outlives_the_node_it_was_using(tmp_path: Path) -> None:
             mesh.send("nobody", "x")  # ordinary errors still come through unchanged
     finally:
         mesh.close()
+
+
+def test_a_send_whose_answer_was_lost_is_found_in_the_store_once(
+    pair_of_meshes: tuple[Mesh, Mesh],
+) -> None:
+    alice, _ = pair_of_meshes
+    started_ms = time.time() * 1000
+    # The send op ran but its answer never came back (a daemon killed before answering).
+    lost = alice.call("send", to="bob", text="twice the same", wait=False)["id"]
+    also_lost = alice.call("send", to="bob", text="twice the same", wait=False)["id"]
+    returned = alice.send("bob", "twice the same")  # a send that returned claims its id
+    assert len({lost, also_lost, returned}) == 3
+
+    def recovery(text: str) -> SendRecovery:
+        return SendRecovery(alice._run, alice._sent, "bob", None, text)
+
+    found = {recovery("twice the same").find(started_ms, 5) for _ in range(2)}
+    assert found == {lost, also_lost}  # each lost send gets its own message, never `returned`
+    assert recovery("twice the same").find(started_ms, 5) is None  # all taken: not queued
+    assert recovery("never sent").find(started_ms, 5) is None
+    assert recovery("twice the same").find(time.time() * 1000 + 10_000, 5) is None  # too old
