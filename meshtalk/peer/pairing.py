@@ -30,7 +30,7 @@ import trio
 from libp2p.custom_types import TProtocol
 
 from ..net.host import NETWORK_ERRORS, safe_handler
-from ..protocol.errors import CodeExpired, MeshtalkError, NoPairingOffer
+from ..protocol.errors import CodeExpired, MeshtalkError, NoPairingOffer, PairingError
 from ..protocol.keys import PeerId
 from ..protocol.pairing import (
     PAIR_PROTOCOL,
@@ -41,6 +41,7 @@ from ..protocol.pairing import (
     parse_code,
     parse_invite,
 )
+from .backoff import Backoff, StateLog
 from .models import Contact
 from .pair_common import Introducer, pair_namespace
 from .pair_joining import Joiner
@@ -50,6 +51,7 @@ from .store import AddressSource
 if TYPE_CHECKING:
     from libp2p.abc import IHost
 
+    from ..discovery.rendezvous import RendezvousClient
     from .config import NodeConfig
     from .contacts import Contacts
     from .discovering import NodeDiscovery
@@ -62,6 +64,9 @@ logger = logging.getLogger("meshtalk.pairing")
 _INVITES_SETTING: Final = "invites"
 _ENDED_KEPT: Final = 64  # ended offers remembered
 _ENDED_KEPT_MS: Final = 10 * 60 * 1000  # for this long
+_REGISTER_TTL: Final = 120  # seconds: the shortest a point grants, as a registration may linger
+_REGISTER_EVERY: Final = 60.0
+_REGISTER_RETRY_FIRST: Final = 2.0
 
 
 class Pairing:
@@ -96,6 +101,7 @@ class Pairing:
             config.name or own_name, discovery.own_addresses, contacts, on_learned
         )
         self._answerer = Answerer(own, introducer, self._find_offer, self._spend, random_bytes)
+        self._states = StateLog(logger)
         self._joiner = Joiner(own, config, clock, book, discovery, dialer, introducer, random_bytes)
 
     def attach(self, host: IHost) -> None:
@@ -124,24 +130,27 @@ class Pairing:
         return offer
 
     async def wait(self, offer: PairOffer) -> Contact:
-        """Wait until someone joins `offer` (advertising it at the rendezvous points meanwhile)."""
+        """Wait until someone joins `offer` (advertising it at the rendezvous points meanwhile).
+
+        Cancelling the wait cancels the offer: a late joiner is told "cancelled".
+        """
         timeout = max(0.0, (offer.expires_ms - self._clock()) / 1000)
+        expired = CodeExpired(f"nobody used the code {offer.code} in time; it has expired")
         try:
             async with trio.open_nursery() as nursery:
                 if offer.code is not None:
                     nursery.start_soon(self._advertise, offer)
                 with trio.move_on_after(timeout):
                     await offer.done.wait()
+                offer.finish(None, expired)  # (if nobody came) before _advertise ends
                 nursery.cancel_scope.cancel()
         finally:
-            offer.finish(
-                None, CodeExpired(f"nobody used the code {offer.code} in time; it has expired")
-            )
+            offer.finish(None, CodeExpired("the pairing was cancelled"))
             self._end(offer)
         if offer.error is not None:
             raise offer.error
         if offer.contact is None:
-            raise CodeExpired(f"nobody used the code {offer.code} in time; it has expired")
+            raise expired
         return offer.contact
 
     def cancel(self, offer: PairOffer) -> None:
@@ -150,23 +159,49 @@ class Pairing:
         self._end(offer)
 
     async def _advertise(self, offer: PairOffer) -> None:
+        """Keep the offer registered at every point while it is open.
+
+        When it ends (used, expired, cancelled), the registration is left to lapse (TTL 120 s)
+        rather than withdrawn: a joiner still finds this node there and hears why at once
+        (CodeExpired), where it would otherwise search until its timeout. Only a wait cancelled
+        from outside (the node stopping) withdraws it.
+        """
         assert offer.code is not None
         namespace = pair_namespace(self._config.mesh, parse_code(offer.code).number)
         clients = [session.client for session in self._discovery.sessions]
         addresses = self._discovery.own_addresses()
+        retry = Backoff(_REGISTER_RETRY_FIRST, _REGISTER_EVERY)
+        due = {client.point: 0.0 for client in clients}  # trio time of the next REGISTER
         try:
-            while True:
+            while clients:
                 for client in clients:
-                    try:
-                        await client.register(namespace, addresses, ttl=120)
-                    except (*NETWORK_ERRORS, MeshtalkError, trio.TooSlowError) as exc:
-                        logger.info("advertising the code at %s: %s", client.point, exc)
-                await trio.sleep(60)
+                    if trio.current_time() >= due[client.point]:
+                        due[client.point] = trio.current_time() + await self._register(
+                            client, namespace, addresses, retry
+                        )
+                await trio.sleep_until(min(due.values()))
+            await trio.sleep_forever()
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(2):
-                for client in clients:
-                    with contextlib.suppress(*NETWORK_ERRORS, MeshtalkError, trio.TooSlowError):
-                        await client.unregister(namespace)
+            if not offer.done.is_set():
+                with trio.CancelScope(shield=True), trio.move_on_after(2):
+                    for client in clients:
+                        with contextlib.suppress(*NETWORK_ERRORS, MeshtalkError, trio.TooSlowError):
+                            await client.unregister(namespace)
+
+    async def _register(
+        self, client: RendezvousClient, namespace: str, addresses: list[str], retry: Backoff
+    ) -> float:
+        """Register the offer at one point; returns the seconds until the next time (60, or
+        2, 4... while the point refuses or cannot be reached)."""
+        point = client.point
+        try:
+            await client.register(namespace, addresses, ttl=_REGISTER_TTL)
+        except (*NETWORK_ERRORS, MeshtalkError, trio.TooSlowError) as exc:
+            self._states.failed(point, "advertising the code at %s: %s", point, exc)
+            return retry.failed(point)
+        retry.succeeded(point)
+        self._states.succeeded(point, "advertising the code at %s works again", point)
+        return _REGISTER_EVERY
 
     def _expire(self) -> None:
         now = self._clock()
@@ -239,27 +274,14 @@ class Pairing:
     # -- joining -----------------------------------------------------------------------------
 
     async def join(self, code: str, timeout: float = 60.0, name: str | None = None) -> Contact:
-        """Pair with the node that offered `code`: found at rendezvous points or on the LAN."""
-        parsed = parse_code(code)
-        tried: set[PeerId] = set()
-        with trio.move_on_after(timeout):
-            while True:
-                for peer in await self._joiner.candidates(parsed.number):
-                    if peer in tried:
-                        continue
-                    outcome = await self._joiner.attempt(
-                        peer, parsed.nameplate, parsed.password, name
-                    )
-                    if isinstance(outcome, Contact):
-                        return outcome
-                    if outcome == "no offer":  # unreachable ones are asked again next round
-                        tried.add(peer)
-                await trio.sleep(0.5)
-        raise NoPairingOffer(
-            f"no node offering the code {parsed.text} was found within {timeout:g} s (asked "
-            f"{len(tried)} peer(s)); check the code, and that both nodes share a rendezvous "
-            "point or a LAN"
-        )
+        """Pair with the node that offered `code`: found at rendezvous points or on the LAN.
+
+        Ends at once when the offerer says the code is used, cancelled or expired
+        (CodeExpired) or the words do not match (WrongCode); after a few seconds when every
+        peer that could hold the offer says it has none (NoPairingOffer); else at `timeout`
+        with NoPairingOffer saying whom it asked and what each answered.
+        """
+        return await self._joiner.join(parse_code(code), timeout, name)
 
     async def join_invite(
         self, token: str, timeout: float = 30.0, name: str | None = None
@@ -269,6 +291,7 @@ class Pairing:
         if invite.expires_ms <= self._clock():
             raise CodeExpired("this invite has expired; ask for a new one")
         self._discovery.learn(invite.peer_id, list(invite.addresses), AddressSource.BOOTSTRAP)
+        retry = Backoff(1.0, 8.0)  # 1, 2, 4, 8, 8... s between dials of an absent inviter
         with trio.move_on_after(timeout):
             while True:
                 outcome = await self._joiner.attempt(
@@ -276,8 +299,12 @@ class Pairing:
                 )
                 if isinstance(outcome, Contact):
                     return outcome
+                if outcome != "unreachable":  # "no offer" or nonsense: no inviter says that
+                    raise PairingError(
+                        f"{invite.peer_id} does not know this invite ({outcome}); ask for a new one"
+                    )
                 self._discovery.lookup(invite.peer_id)
-                await trio.sleep(1.0)
+                await trio.sleep(retry.failed(invite.peer_id))
         raise NoPairingOffer(
             f"could not reach {invite.peer_id} within {timeout:g} s; is its node running?"
         )

@@ -13,7 +13,7 @@ import trio
 
 from meshtalk.discovery import open_rendezvous_point
 from meshtalk.net.host import PrefixedStream, reset_quietly, to_libp2p_id
-from meshtalk.peer import pair_common
+from meshtalk.peer import pair_common, pair_joining
 from meshtalk.peer.models import Trust
 from meshtalk.peer.node import Node, open_node
 from meshtalk.peer.pairing import PairOffer
@@ -125,19 +125,21 @@ async def test_a_wrong_code_fails_on_both_sides_adds_nothing_and_spends_the_code
         assert isinstance(results["offer"], WrongCode)
         assert alice.contacts() == []
         assert bob.contacts() == []
-        # the right code now finds nothing: one try per code
-        with pytest.raises(NoPairingOffer):
-            await bob.pairing.join(offer.code or "", timeout=1.5)
+        # the right code is now refused, at once, by the offerer still registered for it
+        with trio.fail_after(5), pytest.raises(CodeExpired, match="already used"):
+            await bob.pairing.join(offer.code or "", timeout=60)
         assert bob.contacts() == []
 
 
 async def test_codes_expire(tmp_path: Path) -> None:
     async with two_nodes(tmp_path) as (alice, bob):
-        offer = alice.pairing.offer(ttl=0.3)
+        offer = alice.pairing.offer(ttl=2)  # time to register at the point
         with pytest.raises(CodeExpired, match="expired"):
             await alice.pairing.wait(offer)
-        with pytest.raises(NoPairingOffer):
-            await bob.pairing.join(offer.code or "", timeout=1.0)
+        # found at the point, where the registration lapses later: told why at once
+        with trio.fail_after(5), pytest.raises(CodeExpired, match="expired") as caught:
+            await bob.pairing.join(offer.code or "", timeout=60)
+        assert caught.value.remote
 
 
 async def test_an_unknown_or_malformed_code_is_refused_clearly(tmp_path: Path) -> None:
@@ -205,6 +207,29 @@ async def test_a_used_or_cancelled_code_is_refused_at_once_by_the_offerer(tmp_pa
                 await carol.pairing.join(offer.code or "", timeout=60)
             assert caught.value.remote
         assert carol.contacts() == []
+
+
+async def test_a_code_no_node_offers_is_refused_within_seconds_on_the_lan(tmp_path: Path) -> None:
+    """Every peer on the LAN says it has no such offer: the joiner says so after a few seconds
+    (SETTLE), not after its 60 s; the offer with another number stands."""
+    config = fast_config(mdns=True)  # on loopback only: the nodes listen on 127.0.0.1
+    async with (
+        open_node(tmp_path / "alice", config) as alice,
+        open_node(tmp_path / "bob", config) as bob,
+        open_node(tmp_path / "carol", config) as carol,
+    ):
+        offer = alice.pairing.offer(ttl=60)
+        number, *words = (offer.code or "").split("-")
+        other = f"{int(number) % 999 + 1}-{'-'.join(words)}"
+        await carol.wait_known(alice.peer_id, timeout=15)
+        await carol.wait_known(bob.peer_id, timeout=15)
+        started = trio.current_time()
+        with trio.fail_after(30), pytest.raises(NoPairingOffer, match="no node offers") as caught:
+            await carol.pairing.join(other, timeout=60)
+        assert trio.current_time() - started < pair_joining.SETTLE + 5
+        assert "each answered that it has no such offer" in str(caught.value)
+        assert not offer.used
+        assert not offer.done.is_set()
 
 
 async def test_paired_nodes_reconnect_later_without_a_code_or_the_point(tmp_path: Path) -> None:
@@ -344,7 +369,8 @@ async def test_a_valid_pake_message_is_the_one_guess_even_from_many_strangers_at
         kinds = sorted(a["t"] if a is not None else "closed" for a in answers)
         assert kinds == ["error"] * 9 + ["reply"]
         assert all(a["code"] == CodeExpired.code for a in answers if a and a["t"] == "error")
-        with pytest.raises(NoPairingOffer):  # the offer is gone with its one guess
+        # the offer is gone with its one guess (and was never registered: it ended before wait)
+        with pytest.raises(NoPairingOffer, match="no peer was registered for number"):
             await bob.pairing.join(offer.code or "", timeout=1.5)
         assert alice.contacts() == []
 
