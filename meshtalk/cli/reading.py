@@ -1,4 +1,10 @@
-"""Commands that read messages: `inbox` and `history`."""
+"""Commands that read messages: `inbox` and `history`.
+
+Both are the reader "cli" (as `chat` is): a received message is **new** until one of them has
+shown it, so `inbox` does not show again what `history` or `chat` displayed. `history` marks
+read what it showed only when no new message comes before the first one it showed (a gap it did
+not show stays new for `inbox`); `inbox --peek` marks nothing. See docs/control.md, "Readers".
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,9 @@ from typing import Any
 from ..control.client import connect_control
 from .output import emit_json, format_message, profile_of, wants_json
 
-__all__ = ["inbox", "history"]
+__all__ = ["READER", "inbox", "history"]
+
+READER = "cli"  # the CLI's read position in the node (docs/control.md, "Readers")
 
 
 def _call(args: argparse.Namespace, op: str, **request: Any) -> Any:
@@ -17,8 +25,8 @@ def _call(args: argparse.Namespace, op: str, **request: Any) -> Any:
 
 
 def inbox(args: argparse.Namespace) -> int:
-    """New incoming messages."""
-    found = _call(args, "inbox", peek=args.peek)
+    """Received messages no CLI view (inbox, history, chat) has shown yet; marks them read."""
+    found = _call(args, "inbox", peek=args.peek, reader=READER)
     if wants_json(args):
         emit_json(found)
     elif not found:
@@ -40,7 +48,11 @@ def history(args: argparse.Namespace) -> int:
     """Messages of one conversation or of all; --follow keeps printing new ones."""
     with connect_control(profile_of(args)) as control:
         found = control.call(
-            "history", conversation=args.conversation, after=args.after, limit=args.limit
+            "history",
+            conversation=args.conversation,
+            after=args.after,
+            limit=args.limit,
+            reader=READER,
         )
         if wants_json(args) and not args.follow:
             emit_json(found)
@@ -56,5 +68,6 @@ def history(args: argparse.Namespace) -> int:
                 lambda e: _print_message(args, e["message"]),
                 conversation=args.conversation,
                 after=after,
+                reader=READER,
             )
     return 0
