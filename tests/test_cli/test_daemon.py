@@ -260,3 +260,18 @@ def wait_for_line(log: Path, needle: str, timeout: float = 30) -> str:
                 return line
         time.sleep(0.1)
     raise AssertionError(f"{needle!r} never reached {log}:\n{log.read_text()}")
+
+
+def test_verbose_up_detach_logs_routine_network_failures_the_default_does_not(cli: Cli) -> None:
+    away = cli.json("bob", "init")["peer_id"]  # a rendezvous point that never answers
+    prepare(cli, "alice", f"/ip4/127.0.0.1/tcp/9/p2p/{away}")
+    log = cli.profile_dir("alice") / "node.log"
+    cli.ok("alice", "-v", "up", "--detach")
+    assert "INFO meshtalk.rendezvous: rendezvous point" in wait_for_line(log, "meshtalk.rendezvous")
+    cli.ok("alice", "down")
+    log.unlink()
+    cli.ok("alice", "up", "--detach")
+    wait_for_line(log, "ready")
+    time.sleep(3)  # the -v run logged its first failure within a second
+    cli.ok("alice", "down")
+    assert "meshtalk.rendezvous" not in log.read_text()
