@@ -161,6 +161,8 @@ async def _report_messages(node: Node, say: Say) -> None:
 
 def message_line(message: Message, sender: str, *, bodies: bool) -> str:
     """The line for an incoming message: its text (escaped, one line) only with `bodies`."""
+    if not sender.isprintable():  # a name a peer chose: no line breaks into the log
+        sender = json.dumps(sender, ensure_ascii=False)
     if bodies:  # JSON-escaped, so a peer's text cannot forge log lines
         return f"message #{message.cursor} from {sender}: " + json.dumps(
             message.text[:_TEXT_SHOWN], ensure_ascii=False

@@ -218,3 +218,20 @@ def test_follow_reads_the_files_of_several_rotations_between_two_looks(tmp_path:
     with pytest.raises(_Enough):
         follow(path, file, emit, poll=0.01)
     assert seen == [b"a1", b"b0", b"b1", b"c0"]
+
+
+def test_a_message_line_is_one_line_whatever_its_sender_and_text() -> None:
+    from meshtalk.facade.daemon import message_line
+    from meshtalk.peer.models import Direction, Message, MessageStatus
+    from meshtalk.protocol.keys import NodeKey
+
+    peer = NodeKey.generate().peer_id
+    message = Message(
+        cursor=7, id=b"\x01" * 16, conversation=b"\x02" * 32, author=peer, recipients=(peer,),
+        direction=Direction.IN, kind="text", body="two\nlines", timestamp_ms=0, lamport=1,
+        reply_to=None, metadata=None, status=MessageStatus.RECEIVED, error=None, stored_ms=0,
+    )  # fmt: skip
+    assert message_line(message, "bob", bodies=False) == "message #7 from bob (text, 9 bytes)"
+    with_text = message_line(message, "evil\n2026 WARNING x: forged", bodies=True)
+    assert "\n" not in with_text
+    assert with_text.endswith(': "two\\nlines"')
