@@ -80,7 +80,7 @@ def explain_no_node(args: argparse.Namespace, error: NodeNotRunning) -> NodeNotR
         profile = profile_dir(args.profile)
     except MeshtalkError:
         return error
-    if (profile / KEY_FILE_NAME).exists():
+    if profile.exists():  # a profile set up without an identity yet: `up` makes it, as meant
         return error
     others = sorted(
         p.name for p in profile.parent.glob("*") if (p / KEY_FILE_NAME).is_file()
