@@ -33,7 +33,7 @@ logger = logging.getLogger("meshtalk.node")
 DAY_MS: Final = 24 * 3600 * 1000
 MIB: Final = 1024 * 1024
 RETENTION_INTERVAL: Final = 3600.0  # seconds between two runs of the profile's retention
-_BATCH: Final = 500
+_BATCH: Final = 200  # rows a transaction: tens of ms of the node's loop at most
 
 
 @dataclass(slots=True)
