@@ -22,10 +22,10 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from meshtalk.peer.retention import prune  # noqa: E402
-from meshtalk.peer.store import PruneRule, Store  # noqa: E402
-from meshtalk.peer.store.pruning import Pruner  # noqa: E402
-from meshtalk.protocol import Envelope, NodeKey, direct_conversation_id  # noqa: E402
+from meshtalk.peer.retention import prune
+from meshtalk.peer.store import PruneRule, Store
+from meshtalk.peer.store.pruning import Pruner
+from meshtalk.protocol import Envelope, NodeKey, direct_conversation_id
 
 NOW_MS = 1_790_000_000_000
 DAY_MS = 24 * 3600 * 1000
@@ -94,7 +94,7 @@ def run(n: int, size: int, older: bool) -> None:
         report = trio.run(
             lambda: prune(
                 store, PruneRule(before_ms=NOW_MS - DAY_MS), NOW_MS, 30 * DAY_MS, release=True
-            )  # fmt: skip
+            )
         )
         took = time.perf_counter() - started
         kind = "older store (auto_vacuum NONE)" if older else "new store (incremental)"

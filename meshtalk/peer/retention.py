@@ -5,8 +5,10 @@ batches of a few hundred rows, each its own short write transaction, with a turn
 between them (sends and receives go on during a long prune); dropping expired records of
 forgotten ids; giving the space back when asked; and the figures a user wants to see.
 
-Cost (bench/prune_bench.py on this project's 2-core machine): about 0.1 s per 10,000 messages
-forgotten; returning their pages to the file system (incremental vacuum) about as much again.
+Cost (bench/prune.py, 2-core VM, 50,000 received messages of 300 B, 54.7 MiB on disk): prune
+forgot them at ~12,000 messages/s including giving the pages back (4.3 s; the file went to
+1.2 MiB), the longest single transaction held the node's loop 32-36 ms, and receiving with
+50,000 forgotten-id records in the table was 5 % slower (12,132/s against 12,768/s).
 """
 
 from __future__ import annotations
