@@ -76,3 +76,17 @@ def test_demo_runs_the_whole_story_and_exits_0() -> None:
                  "carol received 2 message(s) from alice", "demo finished"):  # fmt: skip
         assert step in out, step
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow  # over 6 s
+def test_demo_json_is_one_json_object_per_line() -> None:
+    """--json on a streaming command: JSON lines, each step with its time (issue 14, item 9)."""
+    result = meshtalk("demo", "--json")
+    assert result.returncode == 0, result.stderr
+    steps = [json.loads(line) for line in result.stdout.splitlines()]
+    assert steps[0] == {"elapsed_s": None, "text": steps[0]["text"]}
+    assert steps[-1]["text"].startswith("demo finished")
+    timed = [s["elapsed_s"] for s in steps[1:-1]]
+    assert all(isinstance(t, float) for t in timed)
+    assert timed == sorted(timed)
+    assert any("delivered and acked" in s["text"] for s in steps)
