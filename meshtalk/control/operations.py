@@ -71,11 +71,11 @@ def _arg(args: dict[str, Any], name: str, kind: type | tuple[type, ...], default
     return value
 
 
-def _reader(args: dict[str, Any], default: str | None) -> str | None:
-    """The `reader` argument: a short name whose read position the node keeps."""
-    reader: str | None = _arg(args, "reader", str, default)
+def _reader(args: dict[str, Any], default: str | None, name: str = "reader") -> str | None:
+    """The `reader` argument (or `name`): a short name whose read position the node keeps."""
+    reader: str | None = _arg(args, name, str, default)
     if reader is not None and not 0 < len(reader) <= 64:
-        raise ConfigError("control argument 'reader' must be a name of 1 to 64 characters")
+        raise ConfigError(f"control argument {name!r} must be a name of 1 to 64 characters")
     return reader
 
 
@@ -243,7 +243,7 @@ class Operations:
 
     async def receive(self, args: dict[str, Any], emit: Emit) -> Any:
         node, readers = self.node, self.node.store.readers
-        consumer = _reader({"reader": args.get("consumer")}, None)  # a reader, as in `inbox`
+        consumer = _reader(args, None, "consumer")  # a reader, as in `inbox`
         after = _arg(args, "after", int, None)
         by_reader = consumer is not None and after is None  # what is new to the consumer
         if after is None:
