@@ -3,11 +3,16 @@
 Users import from here, not from the private modules. Importing `meshtalk` does not import
 py-libp2p or trio: the node's and discovery's names (`open_node`, `Node`, ...) load them on
 first use.
+
+`accept_libp2p_gencode()` lets py-libp2p load on the protobuf runtime that AutoGen pins (see
+meshtalk/net/gencode.py): every import of a meshtalk module runs this file first, so it is the
+one place sure to come before py-libp2p's first import.
 """
 
 from typing import Any
 
 from ._version import __version__
+from .net.gencode import accept_libp2p_gencode
 from .profile import (
     DEFAULT_PROFILE,
     HOME_ENV,
@@ -23,6 +28,8 @@ from .profile import (
 )
 from .protocol import *  # noqa: F403
 from .protocol import __all__ as _protocol_all
+
+accept_libp2p_gencode()  # before py-libp2p's first import, which none of the above makes
 
 _NODE_NAMES = (
     "AddressBook",

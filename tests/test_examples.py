@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +31,7 @@ SLOW = {"two_terminals.py", "mcp_client.py"}
 )
 def test_example_runs(path: Path) -> None:
     if requirement(path) == "autogen":
-        pytest.skip("runs in an AutoGen environment of its own: tests/test_integrations/")
+        pytest.skip("needs `meshtalk[autogen]`: tests/test_integrations/test_autogen.py runs it")
     result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
@@ -39,3 +40,16 @@ def test_example_runs(path: Path) -> None:
 
 def test_there_are_examples() -> None:
     assert EXAMPLES
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("autogen_agentchat") is not None, reason="AutoGen is installed"
+)
+def test_the_autogen_example_without_autogen_says_what_to_install() -> None:
+    path = EXAMPLES[0].parent / "autogen_team.py"
+    result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "autogen_team.py: No module named 'autogen_agentchat'; "
+        "install AutoGen with: pip install 'meshtalk[autogen]'"
+    )

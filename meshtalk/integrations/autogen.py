@@ -7,10 +7,9 @@
 - `serve_agent(mesh, agent)`: the other side: answer every message from contacts by running a
   local AutoGen agent on it and sending its last message back.
 
-These use the node through the control socket (`meshtalk.Mesh`), never py-libp2p, because
-autogen-core pins protobuf 5.29, which py-libp2p's generated code refuses: run the node from an
-environment of its own (`pipx install meshtalk && meshtalk up --detach`) and install this
-extra where the agents run.
+These use the node through the control socket (`meshtalk.Mesh`): run it with `meshtalk up
+--detach` from the same environment (autogen-core pins protobuf 5.29; meshtalk/net/gencode.py
+lets py-libp2p load on it), or from any other.
 """
 
 from __future__ import annotations

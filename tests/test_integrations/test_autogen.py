@@ -1,8 +1,9 @@
-"""AutoGen on meshtalk, in an environment of its own (autogen-core pins protobuf 5.29, which
-py-libp2p refuses): the nodes run from this environment's `meshtalk`, the agents from a venv
-with `meshtalk[autogen]`. Builds that venv once per run (~40 s from the package index), also
-under pytest-xdist: the first worker builds it, under a lock, and the others wait and reuse it
-(two pip installs of this source tree at once would race on its build/ folder)."""
+"""AutoGen on meshtalk in the one environment `pip install 'meshtalk[autogen]'` gives: protobuf
+5.29 (autogen-core's pin), the agents, and the nodes, run from that environment's `meshtalk`
+(meshtalk/net/gencode.py lets py-libp2p load on 5.29). Builds that venv once per run (~50 s
+from the package index), also under pytest-xdist: the first worker builds it, under a lock, and
+the others wait and reuse it (two pip installs of this source tree at once would race on its
+build/ folder)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import pytest
 from tests.test_cli.helpers import Cli, prepare
 
 ROOT = Path(__file__).resolve().parents[2]
-CLI = str(Path(sys.executable).parent / "meshtalk")
+EXAMPLE = ROOT / "examples" / "autogen_team.py"
 pytestmark = [pytest.mark.timeout(400), pytest.mark.slow]  # every test here is over 6 s
 
 
@@ -33,9 +34,8 @@ def autogen_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         if not (venv / "installed").exists() and not failed.exists():
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-            install = subprocess.run(
-                [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"{ROOT}[autogen]",
-                 "autogen-ext>=0.7,<0.8"],
+            install = subprocess.run(  # exactly what README says, nothing more
+                [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"{ROOT}[autogen]"],
                 capture_output=True, text=True, timeout=360,
             )  # fmt: skip
             if install.returncode == 0:
@@ -47,18 +47,85 @@ def autogen_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv / "bin" / "python"
 
 
-def test_the_cross_process_team_example(autogen_python: Path) -> None:
+def example_env(**extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key != "MESHTALK_CLI"}
+    return {**env, **extra}
+
+
+def one_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The one line a failed run printed on stderr (exit status 1, no traceback)."""
+    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0].strip()
+
+
+def test_the_environment_has_autogens_protobuf_and_the_node_loads(autogen_python: Path) -> None:
+    script = (
+        "from google.protobuf import __version__ as v; import meshtalk.net.host, meshtalk.peer;"
+        " print(v)"
+    )
     result = subprocess.run(
-        [str(autogen_python), str(ROOT / "examples" / "autogen_team.py")],
-        env={**os.environ, "MESHTALK_CLI": CLI}, capture_output=True, text=True, timeout=240,
+        [str(autogen_python), "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]  # VersionError without gencode.py
+    assert result.stdout.startswith("5.29."), result.stdout
+
+
+def test_the_cross_process_team_example_in_one_environment(autogen_python: Path) -> None:
+    result = subprocess.run(
+        [str(autogen_python), str(EXAMPLE)],
+        env=example_env(), capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "reviewer: Reviewed on bob's machine" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_the_example_says_in_one_line_that_meshtalk_cli_cannot_run(
+    autogen_python: Path, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-meshtalk"
+    result = subprocess.run(
+        [str(autogen_python), str(EXAMPLE)],
+        env=example_env(MESHTALK_CLI=str(missing)), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    line = one_line(result)
+    assert line.startswith("autogen_team.py: cannot run "), line
+    assert str(missing) in line
+    assert line.endswith("unset $MESHTALK_CLI"), line
+
+
+def test_the_example_passes_on_the_nodes_reason_in_one_line(
+    autogen_python: Path, tmp_path: Path
+) -> None:
+    failing = tmp_path / "meshtalk"
+    failing.write_text("#!/bin/sh\necho 'meshtalk: error: port 4001 is taken' >&2\nexit 1\n")
+    failing.chmod(0o755)
+    result = subprocess.run(
+        [str(autogen_python), str(EXAMPLE)],
+        env=example_env(MESHTALK_CLI=str(failing)), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    line = one_line(result)
+    assert line == (
+        "autogen_team.py: `meshtalk --profile alice up --detach` failed: port 4001 is taken"
+    )
+
+
+class AutogenCli(Cli):
+    """The nodes run from the AutoGen environment's meshtalk, like the agents."""
+
+    def __init__(self, home: Path, python: Path) -> None:
+        super().__init__(home)
+        self.python = python
+
+    def argv(self, profile: str | None, args: tuple[str, ...]) -> list[str]:
+        return [str(self.python), *super().argv(profile, args)[1:]]
 
 
 @pytest.fixture
-def paired(tmp_path: Path) -> Iterator[Cli]:
-    cli = Cli(tmp_path / "home")
+def paired(tmp_path: Path, autogen_python: Path) -> Iterator[Cli]:
+    cli = AutogenCli(tmp_path / "home", autogen_python)
     try:
         for name in ("alice", "bob"):
             prepare(cli, name, None)
