@@ -64,10 +64,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return report_usage(UsageError(parser, "no command given"), True)
         parser.print_help()
         return 2
+    _with_verbosity(args)
     if args.command in ("contacts", "config") and args.action is None:
         args.action = "list" if args.command == "contacts" else "get"
         args.key = None
     return _run(args)
+
+
+def _with_verbosity(args: argparse.Namespace) -> argparse.Namespace:
+    """Add the -v given after the command to the count given before it (`-v up -v` is -vv)."""
+    args.verbose += getattr(args, "verbose_after", 0)
+    return args
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from ..profile.settings import (
     parse_value,
     save_setting,
 )
-from .output import emit_json, profile_of, status_line, wants_json
+from .output import command_hint, emit_json, profile_of, status_line, wants_json
 from .parser import DEFAULT_RENDEZVOUS_LISTEN
 
 __all__ = ["init", "id", "up", "down", "config", "rendezvous", "selfcheck"]
@@ -56,10 +56,13 @@ def init(args: argparse.Namespace) -> int:
         if profile_in_use(profile):
             status_line(
                 "the running node still uses the old name; restart it to apply: "
-                "meshtalk down && meshtalk up --detach"
+                f"{command_hint(args, 'down')} && {command_hint(args, 'up --detach')}"
             )
     if not existed:
-        print("next: `meshtalk up --detach` to start the node, then `meshtalk pair`")
+        print(
+            f"next: `{command_hint(args, 'up --detach')}` to start the node, "
+            f"then `{command_hint(args, 'pair')}`"
+        )
     return 0
 
 
@@ -113,7 +116,10 @@ def config(args: argparse.Namespace) -> int:
     """config get|set|unset|path."""
     profile = profile_of(args)
     if args.action == "path":
-        print(config_path(profile))
+        if wants_json(args):
+            emit_json({"path": str(config_path(profile))})
+        else:
+            print(config_path(profile))
         return 0
     if args.key is not None:
         check_key(args.key)
@@ -130,7 +136,7 @@ def config(args: argparse.Namespace) -> int:
         if args.action != "get" and profile_in_use(profile):
             status_line(
                 "the running node still uses the old value; restart it to apply: "
-                "meshtalk down && meshtalk up --detach"
+                f"{command_hint(args, 'down')} && {command_hint(args, 'up --detach')}"
             )
         return 0
     if wants_json(args):

@@ -47,6 +47,17 @@ def _contact(action: argparse.Action) -> None:
     action.completer = completer  # type: ignore[attr-defined]  # argcomplete reads it
 
 
+def _not_negative(text: str) -> int:
+    """A whole number >= 0 (argparse turns the error into a usage error, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 0 or more, not {text!r}")
+    return value
+
+
 def _common() -> _Parser:
     """Options every command takes, before or after its name."""
     common = _Parser(add_help=False)
@@ -66,6 +77,7 @@ def _common() -> _Parser:
         "--verbose",
         "-v",
         action="count",
+        dest="verbose_after",  # added to the count given before the command (main sums them)
         default=argparse.SUPPRESS,
         help="say more: -v logs what the node does, -vv also debug lines",
     )
@@ -127,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--lines",
         "-n",
-        type=int,
+        type=_not_negative,
         default=50,
         metavar="N",
         help="start with the last N lines (default 50; 0: the whole file)",

@@ -192,7 +192,7 @@ SETTINGS: Final = {
             "log_bodies",
             False,
             _boolean,
-            "write the text of incoming and outgoing messages to node.log (off: only ids)",
+            "write the text of incoming messages to node.log (off: cursor, sender and size)",
         ),
         Setting(
             "log_max_mib",
