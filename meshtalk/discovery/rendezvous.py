@@ -17,7 +17,14 @@ from typing import Any, Final
 
 import trio
 
-from ..net.host import NETWORK_ERRORS, PrefixedStream, peer_info, reset_quietly, to_libp2p_id
+from ..net.host import (
+    NETWORK_ERRORS,
+    PrefixedStream,
+    forget_stale_connection,
+    peer_info,
+    reset_quietly,
+    to_libp2p_id,
+)
 from ..protocol.errors import (
     InvalidSignedRecord,
     MeshtalkError,
@@ -106,6 +113,9 @@ class RendezvousClient:
     async def _open(self) -> RendezvousStream:
         if self._stream is None:
             if not self.connected():
+                # py-libp2p would refuse to redial for 60 s after a failure (and a point that
+                # is back would wait that long): the session backs off on its own.
+                await forget_stale_connection(self.host, self.point)
                 await self.host.connect(peer_info(self.point, self.addresses))
             stream = await self.host.new_stream(to_libp2p_id(self.point), [PROTOCOL_ID])
             self._stream = RendezvousStream(stream)
@@ -227,16 +237,22 @@ class RendezvousSession:
         """Register, refresh and discover until cancelled; unregister on a clean stop."""
         fastest, slowest = self.discover_interval
         interval, backoff = fastest, fastest
+        away = False  # the last round failed (the state says "registering" while it retries)
         try:
             while True:
                 try:
                     found = await self._round()
+                    if away:
+                        logger.info("rendezvous point %s answers again", self.client.point)
+                    away = False
                     self.state, self.last_error, backoff = "registered", None, fastest
                     interval = fastest if found else min(interval * 2, slowest)
                     delay = min(interval, max(0.0, self._refresh_at - trio.current_time()))
                 except (*NETWORK_ERRORS, MeshtalkError, trio.TooSlowError) as exc:
+                    # Routine while a point is away: one INFO line when it goes, then DEBUG.
+                    level, away = logging.DEBUG if away else logging.INFO, True
                     self.state, self.last_error = "unreachable", f"{type(exc).__name__}: {exc}"
-                    logger.info("rendezvous point %s: %s", self.client.point, self.last_error)
+                    logger.log(level, "rendezvous point %s: %s", self.client.point, self.last_error)
                     self._must_register = True
                     if isinstance(exc, RendezvousError) and exc.status == Status.E_INVALID_COOKIE:
                         self._cookie, delay = b"", 0.0  # the point restarted: start over now
