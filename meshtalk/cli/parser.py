@@ -187,7 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="stop waiting after S seconds; the message stays queued (default 60)",
     )
-    p = command("inbox", "new incoming messages (marks them read)")
+    p = command(
+        "inbox",
+        "new incoming messages (marks them read)",
+        "Print the received messages that no CLI view has shown yet, and mark them read. "
+        "inbox, history and chat share one read position (the reader 'cli'): a message "
+        "that history or chat displayed is not new here. The MCP server keeps its own "
+        "(reader 'mcp'), so an agent and you each see every message once.",
+    )
     p.add_argument("--peek", action="store_true", help="do not mark them read")
     p = command("history", "messages of one conversation, or of all")
     _contact(

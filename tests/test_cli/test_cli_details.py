@@ -45,3 +45,9 @@ def test_a_negative_line_count_is_a_bad_argument(tmp_path: Path) -> None:
     error = json.loads(result.stderr)
     assert error["error"] == "UsageError"
     assert "0 or more" in error["message"]
+
+
+def test_inbox_help_says_what_new_means(tmp_path: Path) -> None:
+    text = " ".join(Cli(tmp_path).ok(None, "inbox", "--help").split())
+    assert "no CLI view has shown yet" in text
+    assert "one read position" in text
