@@ -101,3 +101,31 @@ def test_a_node_listening_on_loopback_is_not_announced_on_the_lan(
     heard = json.loads(out.strip().splitlines()[-1])[str(watcher)]
     assert ids["loud"] in heard  # mDNS works across the bridge
     assert ids["quiet"] not in heard
+
+
+@pytest.mark.slow  # about 10 s
+def test_mdns_on_ipv6_addresses_follows_listen_too(lan: tuple[str, str], tmp_path: Path) -> None:
+    """The same over IPv6 alone (ff02::fb): `loud` on A's fd77::1 is heard, `quiet` on ::1 is
+    not."""
+    ns_a, ns_b = lan
+    for ns, address in ((ns_a, "fd77::1/64"), (ns_b, "fd77::2/64")):
+        subprocess.run(
+            ["ip", "-n", ns, "addr", "add", address, "dev", "eth0", "nodad"],
+            check=True,
+            capture_output=True,
+        )
+    quiet, loud, watcher = (tmp_path / n for n in ("quiet", "loud", "watcher"))
+    ids = {p.name: str(load_or_create_identity(p)[0].peer_id) for p in (quiet, loud, watcher)}
+    side_a = run_in(
+        ns_a, f"{quiet}=/ip6/::1/tcp/0", f"{loud}=/ip6/fd77::1/tcp/0", stdin=subprocess.PIPE
+    )
+    try:
+        side_b = run_in(ns_b, f"{watcher}=/ip6/fd77::2/tcp/0", "--expect", ids["loud"])
+        out, err = side_b.communicate(timeout=90)
+        assert side_b.returncode == 0, err[-2000:]
+    finally:
+        _, err_a = side_a.communicate(input="", timeout=30)
+    assert side_a.returncode == 0, err_a[-2000:]
+    heard = json.loads(out.strip().splitlines()[-1])[str(watcher)]
+    assert ids["loud"] in heard
+    assert ids["quiet"] not in heard
