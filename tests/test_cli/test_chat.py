@@ -94,6 +94,13 @@ def test_piped_chat_prints_incoming_lines_with_sender_and_time(cli: Cli) -> None
     first, second = chat.stdout.readline(), chat.stdout.readline()
     assert re.fullmatch(rf"{STAMP} bob: ping from bob\n", first), first
     assert second == " " * len(first.split("bob: ")[0] + "bob: ") + "second line\n"
+    cli.ok("alice", "send", "bob", "from another tool")  # shown too, as sent elsewhere
+    elsewhere = chat.stdout.readline()
+    assert re.fullmatch(rf"{STAMP} me: from another tool  .*\(sent elsewhere\)\n", elsewhere)
+    cli.ok("bob", "send", "alice", "evil \x1b[2J\x1b]0;title\x07 \u202eright to left")
+    assert chat.stdout.readline().endswith(
+        "bob: evil \\x1b[2J\\x1b]0;title\\x07 \\u202eright to left\n"
+    )  # a hostile text cannot clear the screen, set the title or reorder the line
     chat.communicate(timeout=20)  # the end of the input ends the chat
     assert chat.returncode == 0
 
@@ -203,16 +210,20 @@ class Terminal:
     def type(self, keys: str) -> None:
         os.write(self.master, keys.encode())
 
-    def wait_line(self, pattern: str, timeout: float = 30) -> list[str]:
-        """Wait until a line of the screen matches `pattern` (a regex, whole line)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            lines = self.screen()
-            if any(re.fullmatch(pattern, line) for line in lines):
-                return lines
+    def wait_screen(self, check: Callable[[list[str]], bool], what: str) -> list[str]:
+        """Wait until the screen's lines pass `check`; returns them."""
+        deadline = time.monotonic() + 30
+        while not check(lines := self.screen()):
             if time.monotonic() > deadline:
-                raise AssertionError(f"no line {pattern!r} on the screen: {lines}")
+                raise AssertionError(f"{what} not on the screen within 30 s: {lines}")
             time.sleep(0.05)
+        return lines
+
+    def wait_line(self, pattern: str) -> list[str]:
+        """Wait until a line of the screen matches `pattern` (a regex, whole line)."""
+        return self.wait_screen(
+            lambda lines: any(re.fullmatch(pattern, line) for line in lines), repr(pattern)
+        )
 
     def end(self) -> int:
         """Wait for the chat to end (killed if it does not); its exit code."""
@@ -236,10 +247,12 @@ def test_terminal_chat_draws_incoming_lines_above_what_is_typed(cli: Cli) -> Non
         term.type("half a li")
         term.wait_line("> half a li")
         cli.ok("bob", "send", "alice", "incoming while typing")
-        lines = term.wait_line(rf"{STAMP} bob: incoming while typing")
-        # the incoming line is one of its own, and the half-typed one is still below it
-        assert lines[-2:] == [lines[-2], "> half a li"], lines
-        assert re.fullmatch(rf"{STAMP} bob: incoming while typing", lines[-2]), lines
+        incoming = rf"{STAMP} bob: incoming while typing"
+        # the incoming line is one of its own, and the half-typed one is drawn again below it
+        term.wait_screen(
+            lambda lines: lines[-1] == "> half a li" and bool(re.fullmatch(incoming, lines[-2])),
+            "the incoming line above the prompt",
+        )
         term.type("ne\r")
         wait_for(lambda: "half a line" in texts_at(cli, "bob", "alice"), "the typed line at bob")
         lines = term.wait_line(rf"{STAMP} ✓ delivered: “half a line”")
