@@ -122,6 +122,23 @@ def test_a_refused_line_says_so_at_once(cli: Cli) -> None:
     assert elapsed < 15
 
 
+def test_a_line_to_a_stopped_node_stays_queued_and_chat_says_so(cli: Cli) -> None:
+    cli.ok("bob", "down")
+    try:
+        started = time.monotonic()
+        result = cli.run("alice", "chat", "bob", stdin="while you sleep\n")
+        elapsed = time.monotonic() - started
+    finally:
+        cli.ok("bob", "up", "--detach")
+    assert result.returncode == 0, result.stderr
+    assert "chatting with bob (not connected to bob now" in result.stdout
+    assert re.search(rf"^{STAMP} me: while you sleep  \(queued\)$", result.stdout, re.M)
+    assert "✓" not in result.stdout.splitlines()[-1]
+    assert result.stderr.strip() == "1 line not delivered yet: the node keeps it queued for bob"
+    assert elapsed < 20  # it waited 5 s for the ack, not for ever
+    wait_for(lambda: "while you sleep" in texts_at(cli, "bob", "alice"), "delivery after up", 60)
+
+
 class Screen:
     """Just enough of a terminal to replay what prompt_toolkit draws: text, CR, LF, BS, cursor
     moves (CSI A B C D G), erase to the end of the line (K) or of the screen (J); the other
