@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from ..control.client import connect_control
-from ..protocol.errors import ConfigError
+from ..protocol.errors import EmptyMessage
 from .output import (
     ago,
     clean_reason,
@@ -132,7 +132,7 @@ def send(args: argparse.Namespace) -> int:
     """Send one message; wait for delivery unless --no-wait."""
     text = without_final_newline(sys.stdin.read()) if args.text == "-" else args.text
     if not text.strip():
-        raise ConfigError("the message is empty")
+        raise EmptyMessage("the message is empty: give some text, or - to read it from stdin")
     quiet = wants_json(args)
 
     def queued(event: dict[str, Any]) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..profile.paths import PROFILE_ENV, profile_dir
-from ..protocol.errors import ConfigError, ControlError, NodeNotRunning
+from ..protocol.errors import ControlError, EmptyMessage, NodeNotRunning
 from .offer import PairingOffer
 from .sent import SendRecovery, SentIds
 from .transport import OnEvent, ReplyLost, SocketTransport, Transport
@@ -149,11 +149,11 @@ class Mesh:
         DeliveryTimeout (wait=True), which carries the queued message's id. If the node goes
         away during the send, this finds out whether it had queued the message: if so, the id
         is returned (or DeliveryTimeout raised); if not, the send is made once more. Empty text
-        is refused (ConfigError). `via="agent"` (the default) applies the conversation guards;
+        is refused (EmptyMessage). `via="agent"` (the default) applies the conversation guards;
         say `"human"` only for text a person typed.
         """
         if not text.strip():
-            raise ConfigError("the message is empty (or only blanks): nothing was sent")
+            raise EmptyMessage("the message is empty (or only blanks): nothing was sent")
         deadline = (timeout or self.timeout) + 5
         args = {"to": to, "text": text, "conversation": conversation, "wait": wait,
                 "timeout": timeout, "via": via}  # fmt: skip

@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict
 from typing import Any, Final, Protocol
 
-from ..protocol.errors import ControlError, DeliveryTimeout, NodeClosed, NodeNotRunning
+from ..protocol.errors import ControlError, DeliveryTimeout, NodeNotRunning, NotQueued
 from .transport import OnEvent, ReplyLost
 
 __all__ = ["SendRecovery", "SentIds"]
@@ -97,9 +97,9 @@ class SendRecovery:
 
     def settle(self, message_id: str | None, wait: bool) -> str:
         """The send's outcome once a lost attempt was looked for: its id, DeliveryTimeout
-        (queued, delivery not confirmed) or NodeClosed (not queued)."""
+        (queued, delivery not confirmed) or NotQueued (not queued)."""
         if message_id is None:
-            raise NodeClosed(
+            raise NotQueued(
                 "the node went away twice before it queued the message: it was not queued "
                 "and nothing was sent; send it again"
             )

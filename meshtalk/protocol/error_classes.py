@@ -55,6 +55,8 @@ __all__ = [
     "ControlError",
     "NodeNotRunning",
     "ControlTimeout",
+    "NotQueued",
+    "EmptyMessage",
     "REMOTE_PREFIX",
 ]
 
@@ -233,6 +235,12 @@ class ConfigError(MeshtalkError):
     code = 400
 
 
+class EmptyMessage(ConfigError):
+    """A message with no text (or only blanks) was refused before anything was stored."""
+
+    code = 401
+
+
 class NodeError(MeshtalkError):
     """The node could not do what was asked."""
 
@@ -365,3 +373,9 @@ class ControlTimeout(ControlError):
     """The node did not answer a local request in time (it may still be working on it)."""
 
     code = 802
+
+
+class NotQueued(ControlError):
+    """The node went away before it queued a message: nothing was stored or sent; send again."""
+
+    code = 803

@@ -32,6 +32,7 @@ is never mistaken for a check this node made itself (`remote = False`). The tree
     │       ├── KeyFileCorrupt 304
     │       └── KeyFileMissing 305
     ├── ConfigError 400
+    │   └── EmptyMessage 401
     ├── NodeError 500
     │   ├── ProfileLocked 501
     │   ├── UnknownPeer 502
@@ -52,7 +53,8 @@ is never mistaken for a check this node made itself (`remote = False`). The tree
     │   └── NoPairingOffer 704
     └── ControlError 800
         ├── NodeNotRunning 801
-        └── ControlTimeout 802
+        ├── ControlTimeout 802
+        └── NotQueued 803
 
 Codes 1 to 299 may travel in ERROR frames (docs/protocol.md, section 6); the others are local.
 """
@@ -76,6 +78,7 @@ from .error_classes import (
     DeliveryFailed,
     DeliveryTimeout,
     DiscoveryError,
+    EmptyMessage,
     FrameTimeout,
     FrameTooLarge,
     GuardTripped,
@@ -100,6 +103,7 @@ from .error_classes import (
     NoPairingOffer,
     NotARecipient,
     NotAuthorized,
+    NotQueued,
     PairingError,
     PeerUnreachable,
     ProfileLocked,
@@ -159,6 +163,8 @@ __all__ = [  # the names of error_classes.__all__, then the helpers
     "ControlError",
     "NodeNotRunning",
     "ControlTimeout",
+    "NotQueued",
+    "EmptyMessage",
     "REMOTE_PREFIX",
     "error_from_code",
     "shown_safely",

@@ -16,7 +16,7 @@ import pytest
 from meshtalk import AsyncMesh, Mesh
 from meshtalk.facade.sent import SendRecovery
 from meshtalk.protocol.errors import (
-    ConfigError,
+    EmptyMessage,
     GuardTripped,
     NodeNotRunning,
     ProfileLocked,
@@ -75,7 +75,7 @@ def test_an_empty_message_is_refused_and_nothing_is_queued(
 ) -> None:
     _, bob = pair_of_meshes
     for text in ("", " \n\t"):
-        with pytest.raises(ConfigError, match="empty"):
+        with pytest.raises(EmptyMessage, match="empty"):
             bob.send("alice", text)
     assert bob.history() == []
     assert bob.call("status")["outbox"] == 0

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from meshtalk import Mesh
-from meshtalk.protocol.errors import MeshtalkError, NodeClosed, NodeNotRunning, UnknownPeer
+from meshtalk.protocol.errors import MeshtalkError, NodeNotRunning, NotQueued, UnknownPeer
 from meshtalk.protocol.keys import NodeKey
 from tests.test_cli.helpers import Cli
 from tests.test_cli.test_daemon import wait_until_dead
@@ -98,7 +98,7 @@ def test_a_send_during_restarts_is_queued_once_or_says_it_was_not(cli: Cli, tmp_
             n += 1
             try:
                 sent[text] = alice.send("bob", text, via="human")
-            except (NodeNotRunning, NodeClosed) as exc:  # not queued, and says so
+            except (NodeNotRunning, NotQueued) as exc:  # not queued, and says so
                 refused[text] = exc
                 time.sleep(0.05)
             time.sleep(0.01)
