@@ -65,7 +65,6 @@ class JoinSearch:
     code: PairCode
     started: float  # trio time
     registered: set[PeerId] = field(default_factory=set)  # at a point, under the number
-    on_lan: set[PeerId] = field(default_factory=set)
     answers: dict[PeerId, JoinOutcome] = field(default_factory=dict)  # the last of each
     points: int = 0  # rendezvous points this node has
     points_failed: dict[PeerId, str] = field(default_factory=dict)  # in the last round
@@ -82,9 +81,11 @@ class JoinSearch:
 
     def everyone_said_no(self, peers: list[PeerId]) -> NoPairingOffer:
         """The early end: none of `peers`, which could hold the offer, has it."""
+        odd = sum(1 for p in peers if self.answers.get(p) == "refused")
+        besides = f" ({odd} answered what no offerer would)" if odd else ""
         return NoPairingOffer(
             f"no node offers the code {self.code.text}: {self._who(peers)} asked, and each "
-            "answered that it has no such offer; check the number (the part before the "
+            f"answered that it has no such offer{besides}; check the number (the part before the "
             "words), and that `meshtalk pair` still runs on the other side"
         )
 
@@ -206,7 +207,6 @@ class Joiner:
         for known in self._book().everything():
             if known.source is AddressSource.MDNS and known.last_seen_ms >= recent:
                 found.append(known.peer_id)
-                search.on_lan.add(known.peer_id)
         return [p for p in dict.fromkeys(found) if p != self._own]
 
     async def attempt(
