@@ -273,6 +273,8 @@ def safe_handler(
             await handler(stream)
         except NETWORK_ERRORS as exc:
             logger.debug("%s stream ended: %r", name, exc)
+        except trio.TooSlowError:  # a peer that stalls a handshake or a frame: routine
+            logger.info("%s stream closed: the peer did not answer in time", name)
         except MeshtalkError as exc:  # a refusal the handler already answered: one line
             logger.info("%s stream closed: %s: %s", name, type(exc).__name__, exc)
         except Exception:
