@@ -28,7 +28,7 @@ from ..protocol.control import (
     make_reply,
     read_request,
 )
-from ..protocol.errors import ConfigError, MeshtalkError, NodeError, ProfileLocked
+from ..protocol.errors import ConfigError, MeshtalkError, NodeError, ProfileLocked, unwrap_group
 from ..protocol.frames import NEED_DATA, FrameDecoder
 
 if TYPE_CHECKING:
@@ -101,12 +101,29 @@ class ControlServer:
             _remove_socket_file(path)
 
     async def _connection(self, stream: trio.SocketStream) -> None:
+        """Serve one client. Whatever ends it (a hang-up, a reset, a bug) ends that connection
+        only: it never reaches serve_listeners, which would stop the node. The error may come
+        wrapped in the connection nursery's exception group."""
         try:
             async with stream:
                 await _Connection(self.operations, stream).serve()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            if getattr(exc, "errno", None) not in (None, errno.EPIPE, errno.ECONNRESET):
+        except Exception as error:
+            exc = unwrap_group(error)
+            if not _only_hang_ups(error):
+                logger.error("control connection failed; the node goes on", exc_info=error)
+            elif getattr(exc, "errno", None) not in (None, errno.EPIPE, errno.ECONNRESET):
                 logger.info("control connection ended: %r", exc)
+
+
+_HANG_UPS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+"""How a client going away shows up on the server's side of its connection."""
+
+
+def _only_hang_ups(error: Exception) -> bool:
+    """Whether `error` (or every error of its group) is a client going away."""
+    if isinstance(error, BaseExceptionGroup):
+        return error.split(_HANG_UPS)[1] is None
+    return isinstance(error, _HANG_UPS)
 
 
 class _Connection:
@@ -147,6 +164,8 @@ class _Connection:
                 self.decoder.receive_data(data)
         except MeshtalkError as exc:
             await self.requests.send({"malformed": exc})
+        except _HANG_UPS:
+            pass  # a reset (a client that closed with our answer unread) is a hang-up too
         finally:
             self.gone = True
             if self.current is not None:

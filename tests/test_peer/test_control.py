@@ -111,3 +111,30 @@ async def test_a_stale_socket_file_is_replaced(tmp_path: Path) -> None:
         hello = await trio.to_thread.run_sync(call, profile, "hello")
         assert hello["control_version"] == 1  # type: ignore[index]
         nursery.cancel_scope.cancel()
+
+
+async def test_a_client_that_hangs_up_with_its_answer_unread_does_not_end_the_node(
+    tmp_path: Path,
+) -> None:
+    """Closing a Unix socket with unread data resets it: the server's read then fails with
+    ECONNRESET inside the connection's nursery, which must end that connection only."""
+    profile = tmp_path / "alice"
+    path = control_socket_path(profile)
+    async with open_node(profile, fast_config()) as node, trio.open_nursery() as nursery:
+        await nursery.start(
+            ControlServer(build_operations(node, "alice", lambda: None)).serve, path
+        )
+
+        def hang_up_unread() -> None:
+            for request_id in range(5):
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+                    client.connect(str(path))
+                    client.sendall(encode_control(make_request(request_id, "status", {})))
+                    client.sendall(encode_control(make_request(request_id + 1, "status", {})))
+                    trio.from_thread.run(trio.sleep, 0.2)  # both answers arrive, unread
+
+        await trio.to_thread.run_sync(hang_up_unread)
+        await trio.sleep(0.2)
+        status = await trio.to_thread.run_sync(call, profile, "status")
+        assert status["peer_id"] == str(node.peer_id)  # type: ignore[index]
+        nursery.cancel_scope.cancel()
