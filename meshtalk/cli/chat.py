@@ -56,7 +56,7 @@ def chat(args: argparse.Namespace) -> int:
     with connect_control(profile, timeout=_CALL_TIMEOUT) as control:
         target = find_contact(control.call("contacts.list"), args.to)
         peer_id = target["peer_id"]
-        recent = control.call("history", conversation=peer_id, limit=_RECENT)
+        recent = control.call("history", conversation=peer_id, limit=_RECENT, reader="cli")
         online = any(p["peer_id"] == peer_id and p["online"] for p in control.call("peers"))
         own_id = control.call("whoami")["peer_id"]
     terminal = sys.stdin.isatty() and sys.stdout.isatty()
@@ -272,7 +272,7 @@ class Chat:
 
         try:
             with connect_control(self.profile) as control:  # no timeout: it waits for messages
-                control.call("follow", show, conversation=self.peer_id, after=after)
+                control.call("follow", show, conversation=self.peer_id, after=after, reader="cli")
         except (MeshtalkError, OSError) as exc:
             self._lose(exc)
 

@@ -53,6 +53,16 @@ def test_inbox_does_not_show_again_what_history_showed(cli: Cli) -> None:
     assert texts(cli.json("alice", "inbox")) == ["three 0", "three 1"]
 
 
+def test_inbox_does_not_show_again_what_chat_showed(cli: Cli) -> None:
+    two_nodes(cli)
+    cli.ok("bob", "send", "alice", "before the chat")
+    shown = cli.ok("alice", "chat", "bob", stdin="/quit\n")
+    assert "before the chat" in shown
+    assert cli.json("alice", "inbox") == []  # chat displayed it: nothing new
+    cli.ok("bob", "send", "alice", "after the chat")
+    assert texts(cli.json("alice", "inbox")) == ["after the chat"]
+
+
 def test_prune_forgets_read_and_delivered_messages_and_keeps_unread_ones(cli: Cli) -> None:
     two_nodes(cli)
     nothing = cli.ok("alice", "prune")
