@@ -30,7 +30,7 @@ from ..protocol.errors import (
     MeshtalkError,
     UnknownPeer,
 )
-from .output import profile_of, who
+from .output import profile_of, safe, who
 
 __all__ = ["chat", "Chat", "HELP"]
 
@@ -47,7 +47,6 @@ _SLOW = 10.0  # s: a line not delivered by then gets a note that it stays queued
 _LINGER = 5.0  # s: on leaving, how long to wait for the acks of the last lines
 _RECENT = 10  # messages of the conversation shown on start
 # C0/C1 controls (but tab and newline), and the bidi controls that reorder what is shown
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 
 
 def chat(args: argparse.Namespace) -> int:
@@ -87,13 +86,6 @@ def find_contact(found: list[dict[str, Any]], ref: str) -> dict[str, Any]:
         if ref in (contact["name"], contact["peer_id"]):
             return contact
     raise UnknownPeer(f"{ref} is not a contact; pair first (meshtalk pair) or add it")
-
-
-def safe(text: str) -> str:
-    """`text` with control and bidi characters shown as escapes (\\x1b), newlines kept."""
-    return _UNSAFE.sub(
-        lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 256 else f"\\u{ord(m[0]):04x}", text
-    )
 
 
 def when(ms: int, now: float | None = None) -> str:

@@ -79,20 +79,30 @@ def who(name: str | None, peer_id: str) -> str:
     return name or f"{peer_id[:12]}…{peer_id[-4:]}"
 
 
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def safe(text: str) -> str:
+    """`text` with control and bidi characters shown as escapes (\\x1b), newlines kept."""
+    return _UNSAFE.sub(
+        lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 256 else f"\\u{ord(m[0]):04x}", text
+    )
+
+
 def format_message(message: dict[str, Any]) -> str:
     """One message as a line: cursor, time, sender -> recipient, text, status."""
     if message["direction"] == "in":
-        route = f"{who(message['author_name'], message['author'])} → me"
+        route = f"{safe(who(message['author_name'], message['author']))} → me"
         status = ""
     else:
         names = [
-            who(n, p)
+            safe(who(n, p))
             for n, p in zip(message["recipient_names"], message["recipients"], strict=True)
         ]
         route = f"me → {', '.join(names)}"
         status = f"  [{message['status']}]"
     when = clock(message["timestamp_ms"])
-    return f"#{message['cursor']:<5} {when}  {route}: {message['text']}{status}"
+    return f"#{message['cursor']:<5} {when}  {route}: {safe(message['text'])}{status}"
 
 
 def command_hint(args: argparse.Namespace, command: str) -> str:

@@ -54,7 +54,8 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
 
 
 def test_shown_text_cannot_drive_the_terminal() -> None:
-    from meshtalk.cli.chat import safe, when
+    from meshtalk.cli.chat import when
+    from meshtalk.cli.output import safe
 
     assert safe("hi\x1b[2Jthere\r\u202eevil\nnext\tline") == (
         "hi\\x1b[2Jthere\\x0d\\u202eevil\nnext\tline"

@@ -53,3 +53,22 @@ def test_stdin_loses_exactly_one_final_newline() -> None:
 def test_hints_carry_the_profile_unless_it_is_the_default() -> None:
     assert command_hint(argparse.Namespace(profile="default"), "pair") == "meshtalk pair"
     assert command_hint(argparse.Namespace(profile="bob"), "pair") == "meshtalk --profile bob pair"
+
+
+def test_history_and_inbox_lines_cannot_drive_the_terminal() -> None:
+    from meshtalk.cli.output import format_message
+
+    line = format_message(
+        {
+            "direction": "in",
+            "author_name": "bob\x1b[31m",
+            "author": "12D3KooWexample",
+            "timestamp_ms": 0,
+            "cursor": 7,
+            "text": "hi\x1b[2J\u202eevil",
+        }
+    )
+    assert "\x1b" not in line
+    assert "\u202e" not in line
+    assert "bob\\x1b[31m" in line
+    assert "hi\\x1b[2J\\u202eevil" in line
