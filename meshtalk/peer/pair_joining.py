@@ -4,8 +4,9 @@ Peers that may hold offer n: those registered under its namespace at this node's
 points, and those seen on the LAN (mDNS) lately. An attempt with a peer that has no such offer
 ends in "no offer" and spends nothing there; a wrong code raises (docs/pairing.md). A search
 (`Joiner.join`) asks every such peer once, and one that could not be reached again after a
-growing back-off; it ends at once on a used, cancelled or expired code (CodeExpired) or a
-wrong one (WrongCode), early when every peer that could hold the offer said it has none, and
+growing back-off; it ends at once on a wrong code (WrongCode), early when every peer that could
+hold the offer said it has none or that the code was used, cancelled or expired (CodeExpired:
+any peer could say that, so it ends the search only when no other peer is left to ask), and
 otherwise at its timeout, saying what it asked and what each answered.
 """
 
@@ -53,9 +54,10 @@ rendezvous points to show the offerer (tests may lower it)."""
 RETRY_FIRST: Final = 1.0  # an unreachable peer is asked again after 1, 2, 4... s
 RETRY_MOST: Final = 15.0
 
-JoinOutcome = Literal["no offer", "unreachable", "refused"]
+JoinOutcome = Literal["no offer", "unreachable", "refused", "expired"]
 """Why one attempt made no contact: that peer has no such offer, could not be reached (or
-broke off before it answered), or answered something no offerer would (it is not asked again)."""
+broke off before it answered), answered something no offerer would (it is not asked again), or
+said the code was used, cancelled or expired."""
 
 
 @dataclass
@@ -68,6 +70,7 @@ class JoinSearch:
     answers: dict[PeerId, JoinOutcome] = field(default_factory=dict)  # the last of each
     points: int = 0  # rendezvous points this node has
     points_failed: dict[PeerId, str] = field(default_factory=dict)  # in the last round
+    expired: CodeExpired | None = None  # a peer said the code was used, cancelled or expired
 
     def settled(self, peers: list[PeerId], now: float) -> bool:
         """Whether the search can end now: after SETTLE s, every point answered this round,
@@ -76,11 +79,14 @@ class JoinSearch:
             now - self.started >= SETTLE
             and bool(peers)
             and not self.points_failed
-            and all(self.answers.get(p) in ("no offer", "refused") for p in peers)
+            and all(self.answers.get(p) in ("no offer", "refused", "expired") for p in peers)
         )
 
-    def everyone_said_no(self, peers: list[PeerId]) -> NoPairingOffer:
-        """The early end: none of `peers`, which could hold the offer, has it."""
+    def everyone_said_no(self, peers: list[PeerId]) -> PairingError:
+        """The early end: none of `peers`, which could hold the offer, has it. CodeExpired
+        when one of them said the code was used, cancelled or expired: then that is why."""
+        if self.expired is not None:
+            return self.expired
         odd = sum(1 for p in peers if self.answers.get(p) == "refused")
         besides = f" ({odd} answered what no offerer would)" if odd else ""
         return NoPairingOffer(
@@ -89,8 +95,11 @@ class JoinSearch:
             "words), and that `meshtalk pair` still runs on the other side"
         )
 
-    def not_found(self, timeout: float) -> NoPairingOffer:
-        """The end at the timeout: what was asked, and who answered what."""
+    def not_found(self, timeout: float) -> PairingError:
+        """The end at the timeout: what was asked, and who answered what (CodeExpired when
+        a peer said the code was used, cancelled or expired)."""
+        if self.expired is not None:
+            return self.expired
         said: dict[JoinOutcome, list[PeerId]] = {}
         for peer, outcome in self.answers.items():
             said.setdefault(outcome, []).append(peer)
@@ -167,7 +176,14 @@ class Joiner:
                         continue  # it answered: once is enough
                     if not backoff.ready(peer):
                         continue
-                    outcome = await self.attempt(peer, code.nameplate, code.password, name)
+                    try:
+                        outcome = await self.attempt(peer, code.nameplate, code.password, name)
+                    except CodeExpired as exc:
+                        if not exc.remote:
+                            raise
+                        # Not final at once: any peer can say so, so it must not end a search
+                        # another peer (the real offerer) could still answer.
+                        search.expired, outcome = exc, "expired"
                     if not isinstance(outcome, str):
                         return outcome
                     search.answers[peer] = outcome
@@ -216,7 +232,8 @@ class Joiner:
 
         Nothing that happens before the peer's REPLY is a guess at the code (the peer saw our
         PAKE message, which alone reveals nothing): a break then is "unreachable", an answer
-        no offerer gives "refused". CodeExpired and a mismatch (WrongCode) end the search.
+        no offerer gives "refused". CodeExpired (the search weighs it) and a mismatch
+        (WrongCode: a guess was spent) raise.
         """
         try:
             if not self._dialer.is_connected(peer):

@@ -29,7 +29,7 @@ from meshtalk.peer.node import NodeConfig
 from meshtalk.peer.pair_common import Introducer, PairStream, open_pair_stream
 from meshtalk.peer.pair_joining import SETTLE, Joiner
 from meshtalk.peer.store import AddressSource, Store
-from meshtalk.protocol import NodeKey, NoPairingOffer, PeerId, PeerUnreachable
+from meshtalk.protocol import CodeExpired, NodeKey, NoPairingOffer, PeerId, PeerUnreachable
 from meshtalk.protocol.pairing import OffererHandshake, PeerInfo, error_message, parse_code
 from tests.test_peer.port_doubles import MemoryStreamLike, stream_pair
 
@@ -175,3 +175,35 @@ async def test_a_peer_that_lies_no_such_offer_does_not_end_a_search_the_offerer_
         assert (contact.peer_id, contact.name, contact.trust) == (offerer, "alice", Trust.TRUSTED)
         assert 20 <= trio.current_time() < 20 + 15 + 1  # at the first dial after 20 s
     assert len(search.dialer.dials[liar]) == 1
+
+
+async def expired_liar(joiner: PeerId, stream: PairStream) -> None:
+    """A peer that says "already used" for any code (CodeExpired reveals nothing)."""
+    await stream.read()
+    await stream.write(error_message(CodeExpired("this code was already used")))
+
+
+async def test_a_peer_that_lies_expired_does_not_end_a_search_the_offerer_answers(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Any peer on the LAN or at a point can answer CodeExpired: the search weighs it like
+    "no such offer", so the real offerer, reachable from 3 s, still pairs."""
+    liar, offerer = NodeKey.generate().peer_id, NodeKey.generate().peer_id
+    answers = {liar: expired_liar, offerer: offering(offerer)}
+    async with search_with(tmp_path, answers, {offerer: 3.0}) as search:
+        contact = await search.joiner.join(CODE, 60, None)
+        assert isinstance(contact, Contact)
+        assert contact.peer_id == offerer
+
+
+async def test_an_expired_code_ends_the_search_once_no_other_peer_could_answer(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """The offerer that ended its offer says so; with nobody else to ask, that is the reason,
+    given once the search has settled (not at its timeout)."""
+    ended, other = NodeKey.generate().peer_id, NodeKey.generate().peer_id
+    answers = {ended: expired_liar, other: no_such_offer}
+    async with search_with(tmp_path, answers, {}) as search:
+        with pytest.raises(CodeExpired, match="already used"):
+            await search.joiner.join(CODE, 60, None)
+        assert trio.current_time() < SETTLE + 1
