@@ -36,11 +36,13 @@ async def test_a_point_that_stays_away_is_logged_once_at_info(
             session = RendezvousSession(
                 client, "meshtalk/test", lambda: [], lambda _: None, retry_max=0.05
             )
+            states = set()  # the session retries at once, so it is "registering" at times
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(session.run)
                 with trio.fail_after(20):
                     while len([r for r in caplog.records if "rendezvous point" in r.message]) < 4:
-                        await trio.sleep(0.05)
+                        states.add(session.state)
+                        await trio.sleep(0.01)
                 nursery.cancel_scope.cancel()
             await client.close()
     finally:
@@ -48,7 +50,7 @@ async def test_a_point_that_stays_away_is_logged_once_at_info(
     lines = [r for r in caplog.records if "rendezvous point" in r.getMessage()]
     assert lines[0].levelno == logging.INFO
     assert {r.levelno for r in lines[1:]} == {logging.DEBUG}
-    assert session.state == "unreachable"
+    assert "unreachable" in states
 
 
 async def test_a_point_that_answers_again_is_said_once(
