@@ -71,6 +71,19 @@ def _arg(args: dict[str, Any], name: str, kind: type | tuple[type, ...], default
     return value
 
 
+def _message_id(given: str | None) -> bytes | None:
+    """The `id` a client chose for its message (32 hex digits), so that a retry is idempotent."""
+    if given is None:
+        return None
+    try:
+        chosen = bytes.fromhex(given) if len(given) == 32 else b""
+    except ValueError:
+        chosen = b""
+    if not chosen:
+        raise ConfigError("control argument 'id' must be 32 hex digits (a UUIDv7 message id)")
+    return chosen
+
+
 def _reader(args: dict[str, Any], default: str | None, name: str = "reader") -> str | None:
     """The `reader` argument (or `name`): a short name whose read position the node keeps."""
     reader: str | None = _arg(args, name, str, default)
@@ -230,12 +243,14 @@ class Operations:
         wait, timeout = _arg(args, "wait", bool, True), _arg(args, "timeout", (int, float), None)
         via = _arg(args, "via", str, "agent")
         explicit = self.conversation_of(_arg(args, "conversation", str, None))
+        chosen = _message_id(_arg(args, "id", str, None))  # a retry names the same id
         contact = node.contact(to)
         conversation = explicit or direct_conversation_id(node.peer_id, contact.peer_id)
         # The node checks an agent's message against the conversation guards (GuardTripped).
         message_id = await node.send(
-            contact.peer_id, text, conversation=explicit, metadata={"via": via}
-        )
+            contact.peer_id, text, conversation=explicit, metadata={"via": via},
+            message_id=chosen,
+        )  # fmt: skip
         await emit({"queued": message_id.hex(), "to": contact.name or str(contact.peer_id)})
         if wait:
             await node.wait_delivered(message_id, timeout)

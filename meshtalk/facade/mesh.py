@@ -21,14 +21,22 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ..profile.paths import PROFILE_ENV, profile_dir
-from ..protocol.errors import ControlError, EmptyMessage, NodeNotRunning
+from ..protocol.envelope import new_message_id
+from ..protocol.errors import (
+    ControlError,
+    ControlTimeout,
+    DeliveryTimeout,
+    EmptyMessage,
+    NodeNotRunning,
+)
 from .offer import PairingOffer
-from .sent import SendRecovery, SentIds
+from .sent import SendRecovery
 from .transport import OnEvent, ReplyLost, SocketTransport, Transport
 
 __all__ = ["Mesh"]
@@ -56,7 +64,6 @@ class Mesh:
         self.timeout = timeout
         self._mode = embedded
         self._lock = threading.Lock()
-        self._sent = SentIds()  # so that a lost send is not matched to another's message
         self.embedded = False
         self._transport: Transport = self._connect()
 
@@ -155,19 +162,29 @@ class Mesh:
         if not text.strip():
             raise EmptyMessage("the message is empty (or only blanks): nothing was sent")
         deadline = (timeout or self.timeout) + 5
+        # The id is chosen here, so a send whose answer was lost can be looked for, and sent
+        # again idempotently (the node returns the id it already holds).
+        message_id = new_message_id(time.time_ns() // 1_000_000).hex()
         args = {"to": to, "text": text, "conversation": conversation, "wait": wait,
-                "timeout": timeout, "via": via}  # fmt: skip
-        recovery = SendRecovery(self._run, self._sent, to, conversation, text)
+                "timeout": timeout, "via": via, "id": message_id}  # fmt: skip
+        recovery = SendRecovery(self._run, to, conversation, message_id)
         for attempt in (1, 2):
-            started_ms = recovery.begin()
+            recovery.begin()
             try:
                 result = self._run("send", recovery.on_event, deadline, args)
+            except ControlTimeout:
+                if recovery.queued_id is None:
+                    raise  # "it may still be working": the id lets `history` tell
+                raise DeliveryTimeout(
+                    f"the message is queued (id {message_id}) but its delivery was not "
+                    "confirmed in time; it will still be delivered"
+                ).about(bytes.fromhex(message_id)) from None
             except ReplyLost:
-                message_id = recovery.queued_id or recovery.find(started_ms, self.timeout)
-                if message_id is None and attempt == 1:
+                found = recovery.queued_id or recovery.find(self.timeout)
+                if found is None and attempt == 1:
                     continue  # the node had not queued it: sending again cannot double it
-                return recovery.settle(message_id, wait)
-            return recovery.claim(str(result["id"]))
+                return recovery.settle(found, wait)
+            return str(result["id"])
         raise AssertionError("unreachable")  # pragma: no cover
 
     def receive(

@@ -309,16 +309,16 @@ class Node:
         metadata: dict[str, Any] | None = None,
         wait: bool = False,
         timeout: float | None = None,
+        message_id: bytes | None = None,
     ) -> bytes:
         """Queue a message durably and return its id; with wait=True, return once delivered.
 
-        A send that returned is never lost; a send that raised queued nothing. A message whose
-        metadata says `"via": "agent"` must pass the conversation guards (GuardTripped).
+        A send that returned is never lost; a send that raised queued nothing (see Sender.send:
+        the guards, and a `message_id` chosen by the caller that makes a retry idempotent).
         """
-        return await self._sender.send(
-            to, body, conversation=conversation, kind=kind, reply_to=reply_to,
-            metadata=metadata, wait=wait, timeout=timeout,
-        )  # fmt: skip
+        return await self._sender.send(to, body, conversation=conversation, kind=kind,
+            reply_to=reply_to, metadata=metadata, wait=wait, timeout=timeout,
+            message_id=message_id)  # fmt: skip
 
     def deliver_now(self, peer: str | PeerId) -> None:
         """Deliver what waits for `peer` now: start its link, or cut its back-off short."""

@@ -106,13 +106,19 @@ class Sender:
         metadata: dict[str, Any] | None = None,
         wait: bool = False,
         timeout: float | None = None,
+        message_id: bytes | None = None,
     ) -> bytes:
         """Queue a message durably and return its id; with wait=True, return once delivered.
 
         A send that returned is never lost; a send that raised queued nothing. A message whose
         metadata says `"via": "agent"` (or any writer but "human") must pass the conversation
-        guards first, or GuardTripped is raised and nothing is queued.
+        guards first, or GuardTripped is raised and nothing is queued. A caller-chosen
+        `message_id` (UUIDv7) this node already holds queues nothing new: a retry is idempotent.
         """
+        if message_id is not None and self._holds(message_id):
+            if wait:
+                await self.wait_delivered(message_id, timeout)
+            return message_id
         targets = [to] if isinstance(to, str | PeerId) else list(to)
         recipients = tuple(dict.fromkeys(self._recipient(t) for t in targets))
         if not recipients:
@@ -124,7 +130,7 @@ class Sender:
         by_agent = self._guard is not None and via_of(metadata) not in (None, "human")
         if by_agent:
             self._check_guard(conversation, body, now)
-        message_id = new_message_id(now)
+        message_id = message_id or new_message_id(now)
         sizes: dict[PeerId, int] = {}
 
         def build(lamport: int) -> tuple[Envelope, dict[PeerId, bytes]]:
@@ -149,6 +155,11 @@ class Sender:
         if wait:
             await self._wait(message_id, event, timeout)
         return message_id
+
+    def _holds(self, message_id: bytes) -> bool:
+        """Whether a message of this node's own with this client-chosen id is stored."""
+        check_own_message_id(message_id)
+        return self._store().messages.message(self._own, message_id) is not None
 
     def _conversation(
         self, conversation: bytes | None, recipients: tuple[PeerId, ...]
@@ -301,3 +312,9 @@ class Sender:
             queued.error = NodeClosed("the node stopped before the message was stored")
             queued.done.set()
         self._queue = []
+
+
+def check_own_message_id(message_id: bytes) -> None:
+    """Refuse a client-chosen id that is not a UUIDv7 (16 bytes, version 7, RFC 9562 variant)."""
+    if len(message_id) != 16 or message_id[6] >> 4 != 7 or message_id[8] >> 6 != 2:
+        raise ConfigError("a message id must be a UUIDv7 (32 hex digits, from new_message_id)")

@@ -15,7 +15,11 @@ import pytest
 
 from meshtalk import AsyncMesh, Mesh
 from meshtalk.facade.sent import SendRecovery
+from meshtalk.protocol import NodeKey
+from meshtalk.protocol.envelope import new_message_id
 from meshtalk.protocol.errors import (
+    ConfigError,
+    DeliveryTimeout,
     EmptyMessage,
     GuardTripped,
     NodeNotRunning,
@@ -233,22 +237,43 @@ def test_a_mesh_outlives_the_node_it_was_using(tmp_path: Path) -> None:
         mesh.close()
 
 
-def test_a_send_whose_answer_was_lost_is_found_in_the_store_once(
+def test_a_send_whose_answer_was_lost_is_found_by_its_id_and_resent_once(
     pair_of_meshes: tuple[Mesh, Mesh],
 ) -> None:
+    """Mesh.send chooses the id: a lost answer is looked up by it, and a send again with the
+    same id is idempotent, so identical texts (from any process) are never confused."""
     alice, _ = pair_of_meshes
-    started_ms = time.time() * 1000
+    chosen = new_message_id(int(time.time() * 1000)).hex()
     # The send op ran but its answer never came back (a daemon killed before answering).
-    lost = alice.call("send", to="bob", text="twice the same", wait=False)["id"]
-    also_lost = alice.call("send", to="bob", text="twice the same", wait=False)["id"]
-    returned = alice.send("bob", "twice the same")  # a send that returned claims its id
-    assert len({lost, also_lost, returned}) == 3
+    lost = alice.call("send", to="bob", text="the same", wait=False, id=chosen)["id"]
+    assert lost == chosen
+    other = alice.send("bob", "the same")  # the same text from another send: another id
+    assert other != chosen
+    assert SendRecovery(alice._run, "bob", None, chosen).find(5) == chosen
+    unknown = new_message_id(int(time.time() * 1000)).hex()
+    assert SendRecovery(alice._run, "bob", None, unknown).find(5) is None  # not queued
+    again = alice.call("send", to="bob", text="the same", wait=True, timeout=10, id=chosen)
+    assert again["id"] == chosen  # the retry queued nothing new
+    assert [m["id"] for m in alice.history("bob")].count(chosen) == 1
+    with pytest.raises(ConfigError, match="32 hex digits"):
+        alice.call("send", to="bob", text="x", id="not hex")
+    with pytest.raises(ConfigError, match="UUIDv7"):
+        alice.call("send", to="bob", text="x", id="00" * 16)
 
-    def recovery(text: str) -> SendRecovery:
-        return SendRecovery(alice._run, alice._sent, "bob", None, text)
 
-    found = {recovery("twice the same").find(started_ms, 5) for _ in range(2)}
-    assert found == {lost, also_lost}  # each lost send gets its own message, never `returned`
-    assert recovery("twice the same").find(started_ms, 5) is None  # all taken: not queued
-    assert recovery("never sent").find(started_ms, 5) is None
-    assert recovery("twice the same").find(time.time() * 1000 + 10_000, 5) is None  # too old
+def test_a_send_that_outlasts_the_mesh_timeout_after_queuing_says_it_is_queued(
+    pair_of_meshes: tuple[Mesh, Mesh],
+) -> None:
+    """wait=True without a timeout waits on the node for ever; the Mesh gives up after its
+    own timeout. The message was queued, so that is DeliveryTimeout with its id, not a
+    ControlTimeout a caller might answer by sending again."""
+    alice, _ = pair_of_meshes
+    nobody = str(NodeKey.generate().peer_id)
+    alice.add_contact(nobody, "away")  # a contact with no address: never delivered
+    alice.timeout = 0.5
+    with pytest.raises(DeliveryTimeout, match="is queued") as caught:
+        alice.send("away", "are you there?", wait=True)
+    message_id = caught.value.message_id
+    assert message_id is not None
+    alice.timeout = 10
+    assert [m["id"] for m in alice.history("away")] == [message_id.hex()]
