@@ -71,6 +71,14 @@ def _arg(args: dict[str, Any], name: str, kind: type | tuple[type, ...], default
     return value
 
 
+def _limit(args: dict[str, Any], default: int) -> int:
+    """The `limit` argument: how many messages, from 1 to 1000 (a negative LIMIT is none)."""
+    limit: int = _arg(args, "limit", int, default)
+    if not 1 <= limit <= 1000:
+        raise ConfigError("control argument 'limit' must be from 1 to 1000")
+    return limit
+
+
 def _message_id(given: str | None) -> bytes | None:
     """The `id` a client chose for its message (32 hex digits), so that a retry is idempotent."""
     if given is None:
@@ -265,7 +273,7 @@ class Operations:
             after = readers.position(consumer) if consumer is not None else 0
         conversation = self.conversation_of(_arg(args, "conversation", str, None))
         wait = min(float(_arg(args, "wait", (int, float), 0)), 300.0)
-        limit = _arg(args, "limit", int, 50)
+        limit = _limit(args, 50)
         found: list[dict[str, Any]] = []
         with trio.move_on_after(wait):
             while True:
@@ -304,7 +312,7 @@ class Operations:
     async def inbox(self, args: dict[str, Any], emit: Emit) -> Any:
         readers = self.node.store.readers
         reader = _reader(args, DEFAULT_READER) or DEFAULT_READER
-        limit = _arg(args, "limit", int, 1000)
+        limit = _limit(args, 1000)
         found = readers.unread(reader, limit)
         if found and not _arg(args, "peek", bool, False):
             readers.advance(reader, found[-1].cursor)
@@ -312,7 +320,7 @@ class Operations:
 
     async def history(self, args: dict[str, Any], emit: Emit) -> Any:
         conversation = self.conversation_of(_arg(args, "conversation", str, None))
-        after, limit = _arg(args, "after", int, None), _arg(args, "limit", int, 100)
+        after, limit = _arg(args, "after", int, None), _limit(args, 100)
         reader = _reader(args, None)
         if after is None:  # the newest `limit` messages
             found = self.node.store.messages.latest(conversation, limit)
@@ -343,9 +351,9 @@ class Operations:
         node = self.node
         older = _arg(args, "older_than_days", (int, float), None)
         max_mib = _arg(args, "max_mib", (int, float), None)
-        for name, value in (("older_than_days", older), ("max_mib", max_mib)):
-            if value is not None and value < 0:
-                raise ConfigError(f"control argument {name!r} must be 0 or more")
+        for name, value, most in (("older_than_days", older, 36500), ("max_mib", max_mib, 2**40)):
+            if value is not None and not 0 <= value <= most:  # NaN fails too
+                raise ConfigError(f"control argument {name!r} must be from 0 to {most}")
         if older is None and max_mib is None:  # the profile's retain_days and retain_mib
             older, max_mib = node.config.retain_days, node.config.retain_mib
         conversation = self.conversation_of(_arg(args, "conversation", str, None))

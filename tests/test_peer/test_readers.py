@@ -139,8 +139,15 @@ async def test_follow_marks_what_it_emitted(tmp_path: Path, alice: NodeKey) -> N
 async def test_prune_op_checks_its_arguments(tmp_path: Path) -> None:
     async with open_node(tmp_path / "me", fast_config()) as node:
         ops = Operations(node, "me", lambda: None)
-        with pytest.raises(ConfigError, match="older_than_days"):
-            await ops.prune({"older_than_days": -1}, _no_emit)
+        for bad in (-1, float("nan"), float("inf"), 10**30):  # NaN and inf overflowed before
+            with pytest.raises(ConfigError, match="older_than_days"):
+                await ops.prune({"older_than_days": bad}, _no_emit)
+            with pytest.raises(ConfigError, match="max_mib"):
+                await ops.prune({"max_mib": bad}, _no_emit)
+        for op in (ops.inbox, ops.history, ops.receive):  # LIMIT -1 meant no limit at all
+            for limit in (-1, 0, 10**6):
+                with pytest.raises(ConfigError, match="'limit'"):
+                    await op({"limit": limit}, _no_emit)
         nothing = await ops.prune({}, _no_emit)  # no limit given, none configured
         assert nothing["rule"] is None
         assert nothing["deleted"] == 0
