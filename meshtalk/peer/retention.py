@@ -99,9 +99,10 @@ async def prune(
     """
     report = PruneReport(dry_run=dry_run, file_bytes_before=_file_bytes(store))
     started = time.perf_counter()
-    readers = store.readers.states()
     after, unread_by = 0, set()
     while True:
+        # Read for each batch: a reader that appeared meanwhile protects what it has not read.
+        readers = store.readers.states()
         batch = store.pruner.batch(
             rule, readers, after, now_ms, keep_ids_ms, _BATCH, dry_run,
             report.deleted_bytes if dry_run else 0,
