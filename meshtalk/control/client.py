@@ -57,11 +57,12 @@ class ControlClient:
         Between calls the node sends nothing, so anything to read (the end of the stream,
         most often, after the node stopped) means the connection is no good.
         """
-        try:
-            readable, _, _ = select.select([self._sock], [], [], 0)
-        except (OSError, ValueError):  # closed here already
+        if self._sock.fileno() < 0:  # closed here already
             return False
-        return not readable
+        # poll, not select: select refuses descriptors >= 1024 (a busy program has them)
+        poller = select.poll()
+        poller.register(self._sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+        return not poller.poll(0)
 
     def settimeout(self, timeout: float | None) -> None:
         """Bound each wait for the node (None: wait as long as it takes)."""

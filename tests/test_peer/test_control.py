@@ -138,3 +138,41 @@ async def test_a_client_that_hangs_up_with_its_answer_unread_does_not_end_the_no
         status = await trio.to_thread.run_sync(call, profile, "status")
         assert status["peer_id"] == str(node.peer_id)  # type: ignore[index]
         nursery.cancel_scope.cancel()
+
+
+async def test_an_idle_connection_above_descriptor_1024_is_still_seen_as_open(
+    tmp_path: Path,
+) -> None:
+    """`is_open` decides whether a pooled connection is reused: with select() every
+    descriptor >= 1024 looked closed, so a busy program reconnected on every call."""
+    import resource
+
+    from meshtalk.control.client import open_control
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        pytest.skip("needs a descriptor limit above 1200")
+    profile = tmp_path / "alice"
+    path = control_socket_path(profile)
+    fillers = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        async with open_node(profile, fast_config()) as node, trio.open_nursery() as nursery:
+            await nursery.start(
+                ControlServer(build_operations(node, "alice", lambda: None)).serve, path
+            )
+
+            def check() -> None:
+                client = open_control(profile, 10)
+                try:
+                    assert client._sock.fileno() >= 1024
+                    client.call("status")
+                    assert client.is_open()
+                finally:
+                    client.close()
+                assert not client.is_open()
+
+            await trio.to_thread.run_sync(check)
+            nursery.cancel_scope.cancel()
+    finally:
+        for fd in fillers:
+            os.close(fd)
