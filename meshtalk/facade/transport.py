@@ -36,8 +36,13 @@ READ_ONLY = frozenset(
     {"hello", "whoami", "status", "peers", "contacts.list", "history", "conversations", "receive"}
 )
 """Operations that change nothing a caller could see twice, so they may be run again after a
-lost answer (`receive` with a `consumer` moves that consumer's position, but only to where the
-repeated call then reports)."""
+lost answer. Not `receive` with a `consumer`: the node moves that consumer past what the lost
+answer held, so a repeated call would never report those messages (`_repeatable`)."""
+
+
+def _repeatable(op: str, args: dict[str, Any]) -> bool:
+    """Whether running `op` again after its answer was lost loses or doubles nothing."""
+    return op in READ_ONLY and not (op == "receive" and args.get("consumer") is not None)
 
 
 class ReplyLost(Exception):
@@ -107,7 +112,7 @@ class SocketTransport:
                     ) from None
                 if not client.lost:
                     raise  # the node's own answer, or a failure of this machine
-                if attempt == 1 and (not client.request_sent or op in READ_ONLY):
+                if attempt == 1 and (not client.request_sent or _repeatable(op, args)):
                     continue  # never reached the node, or harmless to run again
                 if not client.request_sent:
                     raise
