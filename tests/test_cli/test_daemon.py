@@ -7,7 +7,6 @@ import os
 import signal
 import stat
 import time
-from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
 
@@ -16,15 +15,6 @@ import pytest
 from tests.test_cli.helpers import Cli, one_line_error, prepare, rendezvous_point
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]  # every test here is over 6 s
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Iterator[Cli]:
-    cli = Cli(tmp_path / "home")
-    try:
-        yield cli
-    finally:
-        cli.cleanup(["alice", "bob"])
 
 
 def offer_code(cli: Cli, profile: str) -> tuple[str, object]:

@@ -3,24 +3,12 @@ and shell completion offers the running node's contacts (issue 14, items 11 and 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from tests.test_cli.helpers import Cli, prepare
 from tests.test_cli.test_completion import complete
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]  # two daemons: over 6 s
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Iterator[Cli]:
-    cli = Cli(tmp_path / "home")
-    try:
-        yield cli
-    finally:
-        cli.cleanup(["alice", "bob"])
 
 
 def test_hints_stdin_and_contact_completion_on_running_nodes(cli: Cli) -> None:

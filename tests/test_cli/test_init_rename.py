@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from tests.test_cli.helpers import Cli
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Iterator[Cli]:
-    cli = Cli(tmp_path / "home")
-    try:
-        yield cli
-    finally:
-        cli.cleanup([])
 
 
 def test_init_with_another_name_renames_and_says_so(cli: Cli) -> None:

@@ -7,7 +7,6 @@ import logging
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,15 +16,6 @@ from meshtalk.profile.logfile import PrivateLogHandler
 from tests.test_cli.helpers import Cli, one_line_error
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Iterator[Cli]:
-    cli = Cli(tmp_path / "home")
-    try:
-        yield cli
-    finally:
-        cli.cleanup([])
 
 
 def mode(path: Path) -> int:

@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.test_cli.helpers import Cli, prepare
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Iterator[Cli]:
-    cli = Cli(tmp_path / "home")
-    try:
-        yield cli
-    finally:
-        cli.cleanup(["alice", "bob"])
 
 
 def two_nodes(cli: Cli) -> None:
