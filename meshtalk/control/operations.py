@@ -23,7 +23,7 @@ from ..peer.retention import PruneReport, prune, retention_rule
 from ..profile.settings import default_settings
 from ..protocol.control import CONTROL_VERSION
 from ..protocol.envelope import direct_conversation_id
-from ..protocol.errors import ConfigError
+from ..protocol.errors import ConfigError, EmptyMessage
 from ..protocol.keys import PeerId
 from .server import Emit, Operation
 from .views import agent_view, contact_view, message_view, peer_view
@@ -248,6 +248,8 @@ class Operations:
     async def send(self, args: dict[str, Any], emit: Emit) -> Any:
         node = self.node
         to, text = _arg(args, "to", str), _arg(args, "text", str)
+        if not text.strip():  # every client's sends come here: Mesh, MCP, the CLI, chat
+            raise EmptyMessage("the message is empty (or only blanks): nothing was sent")
         wait, timeout = _arg(args, "wait", bool, True), _arg(args, "timeout", (int, float), None)
         via = _arg(args, "via", str, "agent")
         explicit = self.conversation_of(_arg(args, "conversation", str, None))

@@ -32,7 +32,6 @@ from ..protocol.errors import (
     ControlError,
     ControlTimeout,
     DeliveryTimeout,
-    EmptyMessage,
     NodeNotRunning,
 )
 from .offer import PairingOffer
@@ -156,11 +155,9 @@ class Mesh:
         DeliveryTimeout (wait=True), which carries the queued message's id. If the node goes
         away during the send, this finds out whether it had queued the message: if so, the id
         is returned (or DeliveryTimeout raised); if not, the send is made once more. Empty text
-        is refused (EmptyMessage). `via="agent"` (the default) applies the conversation guards;
-        say `"human"` only for text a person typed.
+        is refused by the node (EmptyMessage). `via="agent"` (the default) applies the
+        conversation guards; say `"human"` only for text a person typed.
         """
-        if not text.strip():
-            raise EmptyMessage("the message is empty (or only blanks): nothing was sent")
         deadline = (timeout or self.timeout) + 5
         # The id is chosen here, so a send whose answer was lost can be looked for, and sent
         # again idempotently (the node returns the id it already holds).
