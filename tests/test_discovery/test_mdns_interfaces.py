@@ -79,26 +79,35 @@ def run_in(namespace: str, *args: str, stdin: int | None = None) -> subprocess.P
     )
 
 
+def heard_across(
+    lan: tuple[str, str], tmp_path: Path, quiet_at: str, loud_at: str, watcher_at: str
+) -> tuple[dict[str, str], list[str]]:
+    """In namespace A, `quiet` listens on `quiet_at` and `loud` on `loud_at`; `watcher` in
+    namespace B (on `watcher_at`) waits to hear `loud`. Their peer IDs, and whom it heard."""
+    ns_a, ns_b = lan
+    quiet, loud, watcher = (tmp_path / n for n in ("quiet", "loud", "watcher"))
+    ids = {p.name: str(load_or_create_identity(p)[0].peer_id) for p in (quiet, loud, watcher)}
+    side_a = run_in(ns_a, f"{quiet}={quiet_at}", f"{loud}={loud_at}", stdin=subprocess.PIPE)
+    try:
+        side_b = run_in(ns_b, f"{watcher}={watcher_at}", "--expect", ids["loud"])
+        out, err = side_b.communicate(timeout=90)
+        assert side_b.returncode == 0, err[-2000:]
+    finally:
+        _, err_a = side_a.communicate(input="", timeout=30)
+    assert side_a.returncode == 0, err_a[-2000:]
+    heard: list[str] = json.loads(out.strip().splitlines()[-1])[str(watcher)]
+    return ids, heard
+
+
 @pytest.mark.slow  # about 10 s
 def test_a_node_listening_on_loopback_is_not_announced_on_the_lan(
     lan: tuple[str, str], tmp_path: Path
 ) -> None:
     """In namespace A, `quiet` listens on 127.0.0.1 and `loud` on A's LAN address; `watcher`
     in namespace B hears `loud` and never `quiet` (which, on every interface, it would)."""
-    ns_a, ns_b = lan
-    quiet, loud, watcher = (tmp_path / n for n in ("quiet", "loud", "watcher"))
-    ids = {p.name: str(load_or_create_identity(p)[0].peer_id) for p in (quiet, loud, watcher)}
-    side_a = run_in(
-        ns_a, f"{quiet}=/ip4/127.0.0.1/tcp/0", f"{loud}=/ip4/10.77.0.1/tcp/0", stdin=subprocess.PIPE
+    ids, heard = heard_across(
+        lan, tmp_path, "/ip4/127.0.0.1/tcp/0", "/ip4/10.77.0.1/tcp/0", "/ip4/10.77.0.2/tcp/0"
     )
-    try:
-        side_b = run_in(ns_b, f"{watcher}=/ip4/10.77.0.2/tcp/0", "--expect", ids["loud"])
-        out, err = side_b.communicate(timeout=90)
-        assert side_b.returncode == 0, err[-2000:]
-    finally:
-        _, err_a = side_a.communicate(input="", timeout=30)
-    assert side_a.returncode == 0, err_a[-2000:]
-    heard = json.loads(out.strip().splitlines()[-1])[str(watcher)]
     assert ids["loud"] in heard  # mDNS works across the bridge
     assert ids["quiet"] not in heard
 
@@ -114,18 +123,8 @@ def test_mdns_on_ipv6_addresses_follows_listen_too(lan: tuple[str, str], tmp_pat
             check=True,
             capture_output=True,
         )
-    quiet, loud, watcher = (tmp_path / n for n in ("quiet", "loud", "watcher"))
-    ids = {p.name: str(load_or_create_identity(p)[0].peer_id) for p in (quiet, loud, watcher)}
-    side_a = run_in(
-        ns_a, f"{quiet}=/ip6/::1/tcp/0", f"{loud}=/ip6/fd77::1/tcp/0", stdin=subprocess.PIPE
+    ids, heard = heard_across(
+        lan, tmp_path, "/ip6/::1/tcp/0", "/ip6/fd77::1/tcp/0", "/ip6/fd77::2/tcp/0"
     )
-    try:
-        side_b = run_in(ns_b, f"{watcher}=/ip6/fd77::2/tcp/0", "--expect", ids["loud"])
-        out, err = side_b.communicate(timeout=90)
-        assert side_b.returncode == 0, err[-2000:]
-    finally:
-        _, err_a = side_a.communicate(input="", timeout=30)
-    assert side_a.returncode == 0, err_a[-2000:]
-    heard = json.loads(out.strip().splitlines()[-1])[str(watcher)]
     assert ids["loud"] in heard
     assert ids["quiet"] not in heard
