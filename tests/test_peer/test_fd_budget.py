@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import subprocess
 import sys
 import textwrap
@@ -214,8 +215,6 @@ def stuck_at_emfile(mode: str, hold: float) -> dict[str, Any]:
         assert child.stdout is not None
         word, port = child.stdout.readline().split()
         assert word == "ready"
-        import socket
-
         with socket.create_connection(("127.0.0.1", int(port)), timeout=5):
             assert child.stdout.readline().strip() == "freed"
             with socket.create_connection(("127.0.0.1", int(port)), timeout=5):
