@@ -18,7 +18,14 @@ from ..discovery.point import RendezvousPoint
 from ..discovery.records import PeerRecord, open_peer_record
 from ..discovery.rendezvous import RendezvousClient, RendezvousSession, namespace_for
 from ..discovery.stats import DiscoveryStatistics
-from ..net.host import NETWORK_ERRORS, peer_info, split_peer_address, to_libp2p_id, without_peer_id
+from ..net.host import (
+    NETWORK_ERRORS,
+    identify_peer,
+    peer_info,
+    split_peer_address,
+    to_libp2p_id,
+    without_peer_id,
+)
 from ..protocol.errors import InvalidSignedRecord
 from ..protocol.keys import PeerId
 from .store import AddressSource
@@ -66,6 +73,8 @@ class NodeDiscovery:
         self._on_learned = on_learned
         self._count = count
         self._host: IHost | None = None
+        self._nursery: trio.Nursery | None = None
+        self._identifying: set[PeerId] = set()
         self.point: RendezvousPoint | None = None
         if config.rendezvous_point:
             self.point = RendezvousPoint(config.rendezvous_limits)
@@ -83,6 +92,7 @@ class NodeDiscovery:
     def run(self, nursery: trio.Nursery) -> None:
         """Start the sessions, the mDNS service and the bootstrap dials."""
         config = self._config
+        self._nursery = nursery
         namespace = namespace_for(config.mesh)
         for point, address in self._points:
             if point == self._own:
@@ -134,6 +144,22 @@ class NodeDiscovery:
         """mDNS saw a peer announce itself on the LAN."""
         self.learn(peer, addresses, AddressSource.MDNS)
 
+    def identify_later(self, peer: PeerId) -> None:
+        """Ask a connected peer for its identify record in the background, then keep it
+        (connections open without identify: see net/host.py)."""
+        if self._nursery is None or peer in self._identifying:
+            return
+        self._identifying.add(peer)
+        self._nursery.start_soon(self._identify, peer, name=f"meshtalk identify {peer}")
+
+    async def _identify(self, peer: PeerId) -> None:
+        try:
+            if self._host is not None:
+                await identify_peer(self._host, peer, self._config.handshake_timeout)
+                self.harvest_identify(peer)
+        finally:
+            self._identifying.discard(peer)
+
     def harvest_identify(self, peer: PeerId) -> None:
         """Keep the signed record that libp2p identify brought in for a connected peer."""
         host = self._host
@@ -166,7 +192,7 @@ class NodeDiscovery:
         except (*NETWORK_ERRORS, trio.TooSlowError) as exc:
             logger.info("bootstrap peer %s at %s: %s", peer, address, exc)
             return
-        await trio.sleep(0.5)  # identify runs right after the connection opens
+        await identify_peer(host, peer, self._config.handshake_timeout)
         self.harvest_identify(peer)
 
     def statistics(self) -> DiscoveryStatistics:

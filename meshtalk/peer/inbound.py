@@ -109,6 +109,7 @@ class InboundHandler:
                     return
                 await pump.fail(events[-1])
             replies = self.receive_batch(events)
+            self._events.active(peer)
             if replies:
                 await pump.send_all(replies)
 

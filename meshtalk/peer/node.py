@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .._version import __version__
+from ..net.connections import ConnectionKeeper
 from ..net.host import (
     MSG_PROTOCOL,
     announce_addrs,
@@ -48,9 +49,11 @@ from .discovering import NodeDiscovery
 from .guards import AgentGuard
 from .inbound import InboundHandler
 from .inbound_limits import InboundLimits
+from .link_events import NodeLinkEvents
+from .links import LinkSet
 from .listen import ensure_listening, preferred_listen_addrs
 from .models import Contact, Conversation, KnownPeer, Message, Trust
-from .outbound import LinkSet, PeerLink
+from .outbound import PeerLink
 from .pairing import Pairing
 from .receiving import MessageStream, Receiver
 from .retention import keep_pruned
@@ -110,16 +113,23 @@ class Node:
         )  # fmt: skip
         self._connector = Connector(
             lambda: self.host, lambda: self.store.book, self._contacts, clock,
-            config.dial_timeout, self.discovery.lookup,
+            config.dial_timeout, self.discovery.lookup, config.max_dials_in_flight,
         )  # fmt: skip
+        self._events = NodeLinkEvents(
+            self._contacts, self.discovery, self._links, lambda: self.store.book, clock,
+            lambda: self.connections,
+        )  # fmt: skip
+        self.connections = ConnectionKeeper(
+            to_libp2p_id(self.peer_id), config.max_connections or 1 << 20, self._events.superseded
+        )
         guard = AgentGuard(config.guards) if config.guards is not None else None
         self._sender = Sender(
             self.key, lambda: self.store, clock, self._recipient, self._links.kick, guard, count
         )
         self._receiver = Receiver(self.peer_id, lambda: self.store, clock, count)
         self._inbound = InboundHandler(
-            self.key, self._contacts, self._receiver, self, self.inbound_limits, config, clock,
-            hello,
+            self.key, self._contacts, self._receiver, self._events, self.inbound_limits, config,
+            clock, hello,
         )  # fmt: skip
         self.pairing = Pairing(
             self.peer_id, self.profile.name, config, clock,
@@ -129,7 +139,9 @@ class Node:
 
     def _new_link(self, peer: PeerId) -> PeerLink:
         hello = (self.versions, self.agent)
-        return PeerLink(peer, self._sender, self._connector, self, self.config, self._count, hello)
+        return PeerLink(
+            peer, self._sender, self._connector, self._events, self.config, self._count, hello
+        )
 
     def _count(self, name: str, n: int) -> None:
         self.statistics_counter[name] += n
@@ -181,6 +193,7 @@ class Node:
             )
             self.discovery.attach(host)
             self.pairing.attach(host)
+            self.connections.attach(host)
             with trio.CancelScope() as self._cancel:
                 await self._run(host, self._store, task_status)
         finally:
@@ -197,6 +210,7 @@ class Node:
                     await nursery.start(self._sender.run_committer)
                     nursery.start_soon(keep_wal_short, store, self.config.checkpoint_interval)
                     nursery.start_soon(keep_pruned, store, self.config)  # retain_days, _mib
+                    nursery.start_soon(self.connections.run)
                     self._links.start(nursery)
                     for peer in store.outbox.recipients_with_pending():
                         self._links.get(peer).kick()
@@ -228,13 +242,7 @@ class Node:
             self._cancel.cancel()
             await self._stopped.wait()
 
-    # -- link events (the LinkEvents port) ---------------------------------------------------
-
-    def connected(self, peer: PeerId) -> None:
-        """A trusted peer completed a handshake: update last-seen and flush its outbox now."""
-        self._contacts.seen(peer)
-        self.discovery.harvest_identify(peer)
-        self._links.retry(peer)
+    # -- link events -------------------------------------------------------------------------
 
     def _addresses_learned(self, peer: PeerId) -> None:
         """New addresses for `peer`: a waiting delivery tries them now."""

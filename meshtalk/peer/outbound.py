@@ -4,7 +4,11 @@ The link dials (known addresses first), opens `/meshtalk/msg/1.0.0`, exchanges H
 pipelines every pending sealed copy in batches while a second task reads ACK and ERROR frames.
 Nothing leaves the outbox without an ack; when the stream breaks, the link backs off
 (exponentially, with jitter) and resends whatever is still unacked. An inbound connection from
-the peer cuts the back-off short.
+the peer cuts the back-off short. A broken stream is reopened on the connection the node still
+holds; only when that fails is the connection dropped and the peer dialed afresh (closing a
+working connection would also cut the peer's deliveries to us). When the node replaces a
+duplicate connection (net/connections.py), the link moves to the one kept once everything it
+wrote was acked: nothing is resent, and that is no interruption.
 
 Unacked data is capped in bytes as well as in messages. py-libp2p 0.8.1's yamux read loop
 takes the connection's write lock to answer new streams and pings; if our writer fills the TCP
@@ -26,7 +30,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -37,7 +41,6 @@ from ..net.host import MSG_PROTOCOL, NETWORK_ERRORS, reset_quietly
 from ..protocol.connection import AckReceived, MessageConnection, MessageRefused
 from ..protocol.errors import MeshtalkError, NotAuthorized, PeerUnreachable
 from ..protocol.frames import MessageFrame
-from .state import NodeState, not_running
 
 if TYPE_CHECKING:
     from ..protocol.keys import PeerId
@@ -45,7 +48,7 @@ if TYPE_CHECKING:
     from .ports import Counter, Dialer, LinkEvents, LinkState, Outbox
     from .store import OutboxItem
 
-__all__ = ["LinkSet", "LinkStatistics", "PeerLink"]
+__all__ = ["LinkStatistics", "PeerLink"]
 
 logger = logging.getLogger("meshtalk.outbound")
 _BATCH: Final = 256
@@ -60,6 +63,10 @@ class LinkStatistics:
     state: LinkState
     last_error: str | None
     in_flight: int
+
+
+class _Moved(Exception):
+    """The link's stream is on a connection the node no longer uses; nothing is in flight."""
 
 
 class PeerLink:
@@ -94,7 +101,8 @@ class PeerLink:
         self._written: deque[tuple[float, list[tuple[bytes, int]]]] = deque()
         self._wrote = trio.Event()
         self._failure: Exception | None = None
-        self._redial = False
+        self._fresh = False  # the held connection failed to open a stream: dial anew
+        self._superseded: frozenset[object] = frozenset()  # connections to move off
         self._acked_on_stream = False  # the current stream delivered something
 
     def kick(self, size: int = 0) -> None:
@@ -105,6 +113,11 @@ class PeerLink:
     def retry_now(self) -> None:
         """The peer is reachable again (it connected to us): skip the back-off."""
         self._retry_now.set()
+        self._changed.set()
+
+    def move_off(self, connections: frozenset[object]) -> None:
+        """The node no longer uses these connections: move once nothing is in flight."""
+        self._superseded = connections
         self._changed.set()
 
     async def _wait_change(self, changed: trio.Event) -> None:
@@ -128,11 +141,15 @@ class PeerLink:
                     await self._wait_change(changed)
                     continue
                 await self._deliver()
+            except _Moved:
+                continue  # straight onto the connection kept, no back-off
             except NotAuthorized as exc:
                 self._interrupted(exc)
                 if exc.remote and self.state == "connecting" and self._fail_pending(exc):
                     continue  # nothing is left to deliver (or it came since: try it now)
             except (*NETWORK_ERRORS, MeshtalkError, trio.TooSlowError) as exc:
+                if self._closed_while_idle():
+                    continue  # an idle stream closed (an idle connection let go): no loss
                 self._interrupted(exc)
                 logger.info("delivery to %s interrupted: %s", self.peer, self.last_error)
             except Exception as exc:
@@ -171,23 +188,38 @@ class PeerLink:
             return False
         return True
 
+    def _closed_while_idle(self) -> bool:
+        """Whether the stream ended with nothing written unacked and nothing waiting."""
+        if self.state != "connected" or self._in_flight:
+            return False
+        try:
+            return not self._outbox.pending(self.peer, 0, 1)
+        except Exception:
+            return False
+
     def _interrupted(self, exc: BaseException) -> None:
-        self._redial = True
         self._count("delivery_interruptions", 1)
         self.last_error = f"{type(exc).__name__}: {exc}"
 
     async def _open(self) -> MessagePump:
         config = self._config
         self.state = "connecting"
-        if self._redial or not self._dialer.is_connected(self.peer):
-            await self._dialer.dial(self.peer)
-        self._redial = False
-        stream = await self._dialer.open_stream(self.peer, MSG_PROTOCOL)
+        self._superseded = frozenset()
+        reused = not self._fresh and self._dialer.is_connected(self.peer)
+        if not reused:
+            await self._dialer.dial(self.peer, fresh=self._fresh)
+        self._fresh = False
+        try:
+            stream = await self._dialer.open_stream(self.peer, MSG_PROTOCOL)
+        except (*NETWORK_ERRORS, trio.TooSlowError):
+            self._fresh = reused  # the held connection does not work: next time, a new one
+            raise
         connection = MessageConnection("dialer", self._versions, self._agent, config.max_frame_size)
         pump = MessagePump(stream, connection)
         try:
             await pump.hello(config.handshake_timeout)
-        except BaseException:
+        except BaseException as exc:
+            self._fresh = reused and isinstance(exc, (*NETWORK_ERRORS, trio.TooSlowError))
             await reset_quietly(stream)
             raise
         return pump
@@ -232,6 +264,12 @@ class PeerLink:
         self._unsent_bytes = config.max_in_flight_bytes  # unknown backlog: assume a full one
         while True:
             changed = self._changed
+            if self._superseded and getattr(pump.stream, "muxed_conn", None) in self._superseded:
+                if not self._in_flight:
+                    self._superseded = frozenset()
+                    raise _Moved  # everything written was acked: reopen on the kept connection
+                await self._wait_change(changed)
+                continue
             if self._in_flight and (
                 len(self._in_flight) >= config.max_in_flight
                 # py-libp2p pays per write, not per byte: with data on the wire, write again
@@ -319,50 +357,5 @@ class PeerLink:
                     self._in_flight_bytes -= self._in_flight.pop(message_id, 0)
                 self._acked_on_stream = True
                 self._outbox.acked(self.peer, acked)
+                self._events.active(self.peer)
             self._changed.set()
-
-
-class LinkSet:
-    """One `PeerLink` per peer with something to deliver, started on first use."""
-
-    def __init__(self, make: Callable[[PeerId], PeerLink]) -> None:
-        self._make = make
-        self._links: dict[PeerId, PeerLink] = {}
-        self._nursery: trio.Nursery | None = None
-        self._stopped = False
-
-    def start(self, nursery: trio.Nursery) -> None:
-        """Links run in `nursery` from now on."""
-        self._nursery = nursery
-
-    def stop(self) -> None:
-        """The nursery is gone: no new links."""
-        self._nursery = None
-        self._stopped = True
-
-    def get(self, peer: PeerId) -> PeerLink:
-        """The link of `peer`, started if it was not."""
-        link = self._links.get(peer)
-        if link is None:
-            if self._nursery is None:
-                raise not_running(NodeState.STOPPED if self._stopped else NodeState.CREATED)
-            link = self._links[peer] = self._make(peer)
-            self._nursery.start_soon(link.run, name=f"meshtalk link {peer}")
-        return link
-
-    def kick(self, peer: PeerId, size: int) -> None:
-        """`size` more bytes wait for `peer`."""
-        self.get(peer).kick(size)
-
-    def retry(self, peer: PeerId) -> None:
-        """`peer` may be reachable now: a link backing off retries at once."""
-        link = self._links.get(peer)
-        if link is not None and link.state != "connected":
-            link.retry_now()
-
-    def __iter__(self) -> Iterator[PeerLink]:
-        return iter(list(self._links.values()))
-
-    def statistics(self) -> dict[str, LinkStatistics]:
-        """Each link's statistics, by peer ID."""
-        return {str(peer): link.statistics() for peer, link in self._links.items()}

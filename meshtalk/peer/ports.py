@@ -89,8 +89,9 @@ class Dialer(Protocol):
         """Whether a connection to `peer` is open now."""
         ...
 
-    async def dial(self, peer: PeerId) -> None:
-        """Connect to `peer`, or raise PeerUnreachable."""
+    async def dial(self, peer: PeerId, fresh: bool = False) -> None:
+        """Connect to `peer` unless connected, or raise PeerUnreachable. `fresh`: the connection
+        held now does not work; replace it."""
         ...
 
     async def open_stream(self, peer: PeerId, protocol: str) -> StreamLike:
@@ -103,4 +104,8 @@ class LinkEvents(Protocol):
 
     def connected(self, peer: PeerId) -> None:
         """A trusted `peer` completed a handshake with this node (either direction)."""
+        ...
+
+    def active(self, peer: PeerId) -> None:
+        """Messages or acks moved to or from `peer` just now (its connection is in use)."""
         ...

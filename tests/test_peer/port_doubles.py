@@ -184,14 +184,17 @@ class RecordingDialer(Recorder):
     def __init__(self, fail_dials: int = 0) -> None:
         super().__init__()
         self.fail_dials = fail_dials
+        self.fail_streams = 0
         self.connected: set[PeerId] = set()
         self._send, self._receive = trio.open_memory_channel[FarSide](math.inf)
 
     def is_connected(self, peer: PeerId) -> bool:
         return peer in self.connected
 
-    async def dial(self, peer: PeerId) -> None:
-        self.record("dial", peer)
+    async def dial(self, peer: PeerId, fresh: bool = False) -> None:
+        self.record("dial", peer, fresh)
+        if fresh:
+            self.connected.discard(peer)
         await trio.lowlevel.checkpoint()
         if self.fail_dials:
             self.fail_dials -= 1
@@ -200,6 +203,10 @@ class RecordingDialer(Recorder):
 
     async def open_stream(self, peer: PeerId, protocol: str) -> MemoryStreamLike:
         self.record("open_stream", peer, protocol)
+        await trio.lowlevel.checkpoint()
+        if self.fail_streams:
+            self.fail_streams -= 1
+            raise trio.BrokenResourceError("the held connection is dead (test dialer)")
         ours, far = stream_pair()
         self._send.send_nowait(far)
         return ours
@@ -213,6 +220,9 @@ class RecordingDialer(Recorder):
 class RecordingEvents(Recorder):
     def connected(self, peer: PeerId) -> None:
         self.record("connected", peer)
+
+    def active(self, peer: PeerId) -> None:
+        """Traffic is not recorded: the tests look at connection events."""
 
 
 class Counts(collections.Counter[str]):

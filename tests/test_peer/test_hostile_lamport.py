@@ -204,6 +204,6 @@ async def test_a_bug_storing_one_incoming_message_refuses_that_one(tmp_path: Pat
 
 async def test_a_bug_in_a_stream_handler_loses_only_that_stream(tmp_path: Path) -> None:
     async with running(tmp_path, "alice", "bob") as (alice, bob):
-        fail_once(bob, "connected")  # the LinkEvents port the inbound handler reports to
+        fail_once(bob._events, "connected")  # the LinkEvents port the inbound handler reports to
         await alice.send("bob", "after the handler bug", wait=True, timeout=15)
         await still_serving(alice, bob, "and more")

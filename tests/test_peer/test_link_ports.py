@@ -170,8 +170,9 @@ async def test_an_error_without_ref_or_an_unexpected_frame_ends_the_stream_and_t
         again = await r.dialer.accept()
         await again.hello()
         assert await again.read_messages(1) == [one.sealed]  # resent
-    [_, redial] = r.dialer.named("dial")
-    assert 0.1 - EPSILON <= redial.at - broke <= 0.2 + EPSILON
+    [_, reopened] = r.dialer.named("open_stream")  # on the connection held: no new dial
+    assert len(r.dialer.named("dial")) == 1
+    assert 0.1 - EPSILON <= reopened.at - broke <= 0.2 + EPSILON
     assert r.counts["delivery_interruptions"] == 1
     assert r.outbox.named("acked") == r.outbox.named("failed") == []
 
@@ -244,8 +245,8 @@ async def test_a_connection_that_delivered_restarts_the_back_off(
         await far.read_to_end()
         broke = trio.current_time()
         await r.dialer.accept()
-    redial = r.dialer.named("dial")[-1]
-    assert redial.at - broke <= 0.2 + EPSILON  # retry_initial, as after the first failure
+    reopened = r.dialer.named("open_stream")[-1]
+    assert reopened.at - broke <= 0.2 + EPSILON  # retry_initial, as after the first failure
 
 
 async def test_the_back_off_grows_again_when_the_peer_stays_away_after_delivering(
@@ -262,7 +263,8 @@ async def test_the_back_off_grows_again_when_the_peer_stays_away_after_deliverin
         r.outbox.add(item(2))
         r.link.kick(1)
         await far.read_messages(1)
-        r.dialer.fail_dials = 1000  # the peer is gone for good
+        r.dialer.fail_dials = 1000  # the peer is gone for good, its connection too
+        r.dialer.connected.clear()
         await far.end()
         await far.read_to_end()
         broke = trio.current_time()
@@ -311,9 +313,30 @@ async def test_no_ack_within_ack_timeout_reconnects_and_resends(
         await again.send(AckFrame((one.message_id, two.message_id)))
         await r.outbox.wait_for("acked")
     assert gave_up - connected == pytest.approx(30.0)
-    [_, redial] = r.dialer.named("dial")  # dialled again, though the dialer is connected
-    assert 0.1 - EPSILON <= redial.at - gave_up <= 0.2 + EPSILON
+    [_, reopened] = r.dialer.named("open_stream")  # a new stream on the connection held
+    assert len(r.dialer.named("dial")) == 1
+    assert 0.1 - EPSILON <= reopened.at - gave_up <= 0.2 + EPSILON
     assert r.outbox.items == []
+
+
+async def test_a_held_connection_that_cannot_open_a_stream_is_replaced_by_a_fresh_dial(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A working connection is never dropped to redial: only one that failed to open a stream."""
+    one = item(1)
+    r = rig(one)
+    async with running(r.link):
+        far = await r.dialer.accept()
+        await far.hello()
+        await far.read_messages(1)
+        r.dialer.fail_streams = 1
+        await far.end()
+        await far.read_to_end()
+        again = await r.dialer.accept()
+        await again.hello()
+        assert await again.read_messages(1) == [one.sealed]
+    assert [call.args[1:] for call in r.dialer.named("dial")] == [(False,), (True,)]
+    assert len(r.dialer.named("open_stream")) == 3
 
 
 async def test_connected_is_reported_after_the_handshake(

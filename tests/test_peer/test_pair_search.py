@@ -69,7 +69,7 @@ class ScriptedDialer:
     def is_connected(self, peer: PeerId) -> bool:
         return False
 
-    async def dial(self, peer: PeerId) -> None:
+    async def dial(self, peer: PeerId, fresh: bool = False) -> None:
         self.dials.setdefault(peer, []).append(trio.current_time())
         await trio.sleep(0.1)  # a refused TCP connection takes a moment too
         if trio.current_time() < self.reachable_at.get(peer, 0.0):
