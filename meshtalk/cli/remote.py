@@ -65,6 +65,13 @@ def status(args: argparse.Namespace) -> int:
         f"{', '.join(online)})"
     )
     print(f"outbox    {info['outbox']} message(s) waiting for delivery")
+    held = info.get("connections")
+    if held:  # a daemon of an older version sends none
+        print(
+            f"connections {held['held']} of {held['budget']} to {held['peers']} peer(s), "
+            f"{held['dials_in_flight']} dial(s) in flight, {held['dials_queued']} queued, "
+            f"{held['refused_inbound']} inbound refused"
+        )
     return 0
 
 

@@ -26,7 +26,7 @@ from ..protocol.envelope import direct_conversation_id
 from ..protocol.errors import ConfigError, EmptyMessage
 from ..protocol.keys import PeerId
 from .server import Emit, Operation
-from .views import agent_view, contact_view, message_view, peer_view
+from .views import agent_view, connections_view, contact_view, message_view, peer_view
 
 __all__ = ["DEFAULT_READER", "OPERATION_NAMES", "Operations", "build_operations"]
 
@@ -195,6 +195,7 @@ class Operations:
             "outbox": stats.outbox,
             "received": stats.counters.get("received", 0),
             "refused": stats.counters.get("refused", 0),
+            "connections": connections_view(stats),
         }
 
     async def whoami(self, args: dict[str, Any], emit: Emit) -> Any:

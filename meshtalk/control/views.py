@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..peer.models import Contact, KnownPeer, Message
+from ..peer.stats import NodeStatistics
 from ..protocol.keys import PeerId
 
 __all__ = ["NOTICE", "agent_view", "contact_view", "message_view", "peer_view"]
@@ -90,4 +91,25 @@ def agent_view(message: Message, names: dict[PeerId, str | None]) -> dict[str, A
         "text": message.text,
         "content_from_peer": True,
         "notice": NOTICE,
+    }
+
+
+def connections_view(stats: NodeStatistics) -> dict[str, Any]:
+    """Connections held against the budget, dials in flight and queued, refused accepts."""
+    held, dials, accepts = stats.connections, stats.dials, stats.accepts
+    return {
+        "held": held.connections,
+        "peers": held.peers,
+        "budget": held.budget,
+        "draining": held.draining,
+        "duplicates_closed": held.duplicates_closed,
+        "idle_closed": held.idle_closed,
+        "dials_in_flight": dials.in_flight,
+        "dials_queued": dials.queued,
+        "dial_limit": dials.limit,
+        "dials": dials.dials,
+        "dials_failed": dials.failed,
+        "dials_yielded": dials.yielded,
+        "refused_inbound": accepts.refused_at_budget if accepts else held.refused_inbound,
+        "accept_errors": accepts.accept_errors if accepts else 0,
     }

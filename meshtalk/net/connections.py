@@ -66,13 +66,16 @@ class ConnectionKeeper:
         own: ID,
         budget: int,
         on_superseded: Callable[[ID, frozenset[object]], None],
+        on_inbound: Callable[[ID], None] = lambda peer: None,
         clock: Callable[[], float] = trio.current_time,
     ) -> None:
         """`on_superseded(peer, old)`: streams to `peer` on these muxed connections should move
-        to the one kept once idle. `clock`: seconds, for idleness."""
+        to the one kept once idle. `on_inbound(peer)`: `peer` connected to us (a dial of ours
+        to it may stop). `clock`: seconds, for idleness."""
         self._own = own.to_bytes()
         self.budget = budget
         self._on_superseded = on_superseded
+        self._on_inbound = on_inbound
         self._clock = clock
         self._host: IHost | None = None
         self._draining: dict[INetConn, float] = {}  # superseded connection -> when
@@ -101,6 +104,8 @@ class ConnectionKeeper:
         """A connection was registered: resolve a duplicate, then keep within the budget."""
         peer = conn.muxed_conn.peer_id
         self.touch(peer)
+        if getattr(conn, "direction", None) == Direction.INBOUND:
+            self._on_inbound(peer)
         conns = [c for c in self._connections().get(peer, []) if not c.is_closed]
         if len(conns) > 1:
             self._resolve(peer, conns)
@@ -163,16 +168,23 @@ class ConnectionKeeper:
             if not self._draining:
                 await self._wake.wait()
                 self._wake = trio.Event()
-            now = self._clock()
-            for conn, since in list(self._draining.items()):
-                if conn.is_closed:
-                    del self._draining[conn]
-                elif now - since >= DRAIN_SECONDS or not _busy(conn):
-                    del self._draining[conn]
-                    await _close(conn)
+            try:
+                await self._sweep()
+            except Exception:  # a bug here must not end the node: the next sweep tries again
+                logger.exception("closing superseded connections failed")
             with trio.move_on_after(_SWEEP_SECONDS):
                 await self._wake.wait()
                 self._wake = trio.Event()
+
+    async def _sweep(self) -> None:
+        now = self._clock()
+        for conn, since in list(self._draining.items()):
+            # `forget` may have taken any of them out while an earlier one was closing
+            if conn.is_closed:
+                self._draining.pop(conn, None)
+            elif now - since >= DRAIN_SECONDS or not _busy(conn):
+                self._draining.pop(conn, None)
+                await _close(conn)
 
     def forget(self, conn: INetConn) -> None:
         """A connection closed."""

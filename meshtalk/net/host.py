@@ -38,11 +38,13 @@ from ..protocol.errors import ConfigError, MeshtalkError
 from ..protocol.frames import NEED_DATA, FrameDecoder, encode_uvarint
 from ..protocol.keys import NodeKey, PeerId
 from .addresses import without_peer_id
+from .budget import AcceptGuard, AcceptStatistics, install_accept_guard
 
 __all__ = [
     "NETWORK_ERRORS",
     "MSG_PROTOCOL",
     "build_host",
+    "accept_statistics",
     "quiet_libp2p_logging",
     "safe_handler",
     "to_libp2p_id",
@@ -103,8 +105,17 @@ def parse_multiaddrs(addresses: Sequence[str]) -> list[multiaddr.Multiaddr]:
     return parsed
 
 
-def build_host(key: NodeKey, max_streams_per_peer: int = 64) -> IHost:
-    """A host with meshtalk's transport settings, not yet listening."""
+def build_host(
+    key: NodeKey,
+    max_streams_per_peer: int = 64,
+    admit: Callable[[], bool] | None = None,
+    refusal: Callable[[], str] | None = None,
+) -> IHost:
+    """A host with meshtalk's transport settings, not yet listening.
+
+    `admit()`: whether an inbound TCP connection may proceed to its handshake (net/budget.py's
+    accept guard closes it otherwise; `refusal()` says why, for the log).
+    """
     key_pair = libp2p_key_pair(key)
     noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
     tcp = TCP()
@@ -122,7 +133,16 @@ def build_host(key: NodeKey, max_streams_per_peer: int = 64) -> IHost:
     _patch_swarm(host)
     _identify_on_request(host)
     _track_dialed_sockets(host, tcp)
+    if admit is not None:
+        guard = install_accept_guard(tcp, admit, reason=refusal)
+        host._meshtalk_accept_guard = guard  # type: ignore[attr-defined]
     return host
+
+
+def accept_statistics(host: IHost) -> AcceptStatistics | None:
+    """What the host's accept guard refused so far (None: it has none)."""
+    guard: AcceptGuard | None = getattr(host, "_meshtalk_accept_guard", None)
+    return guard.statistics() if guard is not None else None
 
 
 def _identify_on_request(host: IHost) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import trio
 from libp2p.custom_types import TProtocol
@@ -43,7 +43,9 @@ if TYPE_CHECKING:
     from .ports import Clock, StreamLike
     from .store import AddressBook
 
-__all__ = ["Connector", "DialStatistics"]
+__all__ = ["Connector", "DialStatistics", "YIELD_SECONDS"]
+
+YIELD_SECONDS: Final = 3.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class DialStatistics:
     limit: int
     dials: int
     failed: int
+    yielded: int  # dials not made: the peer, given time to, connected to us
 
 
 class Connector:
@@ -83,6 +86,8 @@ class Connector:
         self._slots = trio.Semaphore(max_dials)
         self._dials = 0
         self._failed = 0
+        self._yielded = 0  # the peer connected to us while we gave it time to
+        self._inbound = trio.Event()  # set (and replaced) when a peer connects to us
 
     def is_connected(self, peer: PeerId) -> bool:
         """Whether the host holds an open connection to `peer` now."""
@@ -97,16 +102,37 @@ class Connector:
         """
         if fresh:
             await disconnect_peer(self._host(), peer)
-        elif self.is_connected(peer):
+        elif self.is_connected(peer) or (self._slots.value == 0 and await self._yield_to(peer)):
             return
         async with self._slots:
-            if not self.is_connected(peer):  # it may have connected to us while we waited
-                self._dials += 1
-                try:
-                    await self._dial_addresses(peer)
-                except PeerUnreachable:
-                    self._failed += 1
-                    raise
+            if self.is_connected(peer):  # it connected to us while we waited
+                return
+            self._dials += 1
+            try:
+                await self._dial_addresses(peer)
+            except PeerUnreachable:
+                self._failed += 1
+                raise
+
+    def peer_connected(self, peer: PeerId) -> None:
+        """`peer` connected to us: a dial of ours waiting for it to do so goes no further.
+
+        (A dial already in its handshake is not cancelled: the other end may have registered
+        that connection already, and closing it would cut what it sends there.)"""
+        self._inbound.set()
+        self._inbound = trio.Event()
+
+    async def _yield_to(self, peer: PeerId) -> bool:
+        """In a burst of dials, a node gives a peer with a lower ID (whose dial would win, see
+        net/connections.py) `YIELD_SECONDS` to connect first; whether it did."""
+        if self._host().get_id().to_bytes() < peer.to_bytes():
+            return False
+        with trio.move_on_after(YIELD_SECONDS):
+            while not self.is_connected(peer):
+                await self._inbound.wait()
+            self._yielded += 1
+            return True
+        return False
 
     async def _dial_addresses(self, peer: PeerId) -> None:
         host = self._host()
@@ -137,6 +163,7 @@ class Connector:
             limit=self._max_dials,
             dials=self._dials,
             failed=self._failed,
+            yielded=self._yielded,
         )
 
     async def open_stream(self, peer: PeerId, protocol: str) -> StreamLike:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from ..net.connections import ConnectionKeeper
     from ..protocol.keys import PeerId
+    from .connecting import Connector
     from .contacts import Contacts
     from .discovering import NodeDiscovery
     from .links import LinkSet
@@ -41,6 +42,7 @@ class NodeLinkEvents:
         book: Callable[[], AddressBook],
         clock: Clock,
         keeper: Callable[[], ConnectionKeeper],
+        connector: Connector,
     ) -> None:
         self._contacts = contacts
         self._discovery = discovery
@@ -48,6 +50,7 @@ class NodeLinkEvents:
         self._book = book
         self._clock = clock
         self._keeper = keeper
+        self._connector = connector
 
     def connected(self, peer: PeerId) -> None:
         """A trusted peer completed a handshake: update last-seen and flush its outbox now.
@@ -68,3 +71,7 @@ class NodeLinkEvents:
     def superseded(self, peer: ID, old: frozenset[object]) -> None:
         """The keeper replaced a duplicate connection: the peer's link moves off `old`."""
         self._links.move_off(from_libp2p_id(peer), old)
+
+    def inbound(self, peer: ID) -> None:
+        """`peer` connected to us: a dial of ours waiting for that need not be made."""
+        self._connector.peer_connected(from_libp2p_id(peer))

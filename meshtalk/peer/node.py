@@ -9,8 +9,9 @@
 delivery then runs in the background until the recipient acks.
 
 Parts get ports (peer/ports.py), not the node: `Contacts`, `Sender`, `Receiver`, `Connector`,
-`LinkSet`/`PeerLink`, `InboundHandler`, `NodeDiscovery`, `Pairing`, retention (docs/architecture.md
-says what each does). The node opens and closes what they share (lock, store, host) and delegates.
+`ConnectionKeeper`, `LinkSet`/`PeerLink`, `NodeLinkEvents`, `InboundHandler`, `NodeDiscovery`,
+`Pairing`, retention (docs/architecture.md says what each does). The node opens and closes what
+they share (lock, store, host) and delegates.
 """
 
 from __future__ import annotations
@@ -27,13 +28,11 @@ import trio
 from .._version import __version__
 from ..net.connections import ConnectionKeeper
 from ..net.host import (
-    MSG_PROTOCOL,
+    accept_statistics,
     announce_addrs,
-    build_host,
     close_host,
     parse_multiaddrs,
     quiet_libp2p_logging,
-    safe_handler,
     to_libp2p_id,
 )
 from ..profile.identity import load_or_create_identity
@@ -47,6 +46,7 @@ from .connecting import Connector
 from .contacts import Contacts
 from .discovering import NodeDiscovery
 from .guards import AgentGuard
+from .hosting import node_host
 from .inbound import InboundHandler
 from .inbound_limits import InboundLimits
 from .link_events import NodeLinkEvents
@@ -117,10 +117,11 @@ class Node:
         )  # fmt: skip
         self._events = NodeLinkEvents(
             self._contacts, self.discovery, self._links, lambda: self.store.book, clock,
-            lambda: self.connections,
+            lambda: self.connections, self._connector,
         )  # fmt: skip
+        events = self._events  # the keeper's budget is set when the node starts (peer/hosting.py)
         self.connections = ConnectionKeeper(
-            to_libp2p_id(self.peer_id), config.max_connections or 1 << 20, self._events.superseded
+            to_libp2p_id(self.peer_id), 0, events.superseded, events.inbound
         )
         guard = AgentGuard(config.guards) if config.guards is not None else None
         self._sender = Sender(
@@ -148,6 +149,10 @@ class Node:
 
     def _recipient(self, ref: str | PeerId) -> PeerId:
         return self._contacts.get(ref).peer_id
+
+    def _addresses_learned(self, peer: PeerId) -> None:  # a waiting delivery tries them now
+        self._connector.learned()
+        self._links.retry(peer)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -187,13 +192,11 @@ class Node:
         self._prepare()
         assert self._store is not None
         try:
-            self._host = host = build_host(self.key)
-            host.set_stream_handler(
-                MSG_PROTOCOL, safe_handler("inbound", self._inbound.serve_libp2p)
+            self._host = host = node_host(
+                self.key, self.connections, self.config.max_connections, self._inbound.serve_libp2p
             )
             self.discovery.attach(host)
             self.pairing.attach(host)
-            self.connections.attach(host)
             with trio.CancelScope() as self._cancel:
                 await self._run(host, self._store, task_status)
         finally:
@@ -242,13 +245,6 @@ class Node:
             self._cancel.cancel()
             await self._stopped.wait()
 
-    # -- link events -------------------------------------------------------------------------
-
-    def _addresses_learned(self, peer: PeerId) -> None:
-        """New addresses for `peer`: a waiting delivery tries them now."""
-        self._connector.learned()
-        self._links.retry(peer)
-
     # -- contacts and peers ------------------------------------------------------------------
 
     def resolve(self, ref: str | PeerId) -> PeerId:
@@ -282,7 +278,7 @@ class Node:
         return self._contacts.all()
 
     def is_connected(self, peer: PeerId) -> bool:
-        """Whether the host holds a connection to `peer` now."""
+        """Whether the host holds an open connection to `peer` now."""
         return self._connector.is_connected(peer)
 
     async def dial(self, peer: PeerId) -> None:
@@ -299,12 +295,10 @@ class Node:
 
     def peers(self) -> list[KnownPeer]:
         """Every peer this node knows: contacts and discovered peers, most recently seen first."""
-        network = self._host.get_network() if self._host is not None else None
-        return self._connector.peers(
-            lambda peer: bool(network and network.connections.get(to_libp2p_id(peer)))
-        )
+        running = self._host is not None
+        return self._connector.peers(lambda peer: running and self._connector.is_connected(peer))
 
-    # -- sending -----------------------------------------------------------------------------
+    # -- sending and receiving ---------------------------------------------------------------
 
     async def send(
         self,
@@ -330,22 +324,17 @@ class Node:
 
     def deliver_now(self, peer: str | PeerId) -> None:
         """Deliver what waits for `peer` now: start its link, or cut its back-off short."""
-        peer_id = self.resolve(peer)
-        self._links.get(peer_id).kick()
+        self._links.get(peer_id := self.resolve(peer)).kick()
         self._links.retry(peer_id)
 
     async def wait_delivered(self, message_id: bytes, timeout: float | None = None) -> None:
-        """Wait until a message this node sent is acknowledged by all its recipients.
-
-        Raises DeliveryFailed if a recipient refused it, DeliveryTimeout after `timeout` s.
-        """
+        """Wait until all recipients acked a message this node sent; DeliveryFailed if one
+        refused it, DeliveryTimeout after `timeout` s."""
         await self._sender.wait_delivered(message_id, timeout)
 
     async def wait_flushed(self, timeout: float | None = None) -> bool:
         """Wait until the outbox is empty (everything acked or failed); False on timeout."""
         return await self._sender.wait_flushed(timeout)
-
-    # -- receiving ---------------------------------------------------------------------------
 
     @property
     def incoming_changed(self) -> trio.Event:
@@ -375,13 +364,16 @@ class Node:
         return self.store.messages.conversations()
 
     def statistics(self) -> NodeStatistics:
-        """Counters, outbox size, each peer link, discovery and inbound streams."""
+        """Counters, outbox, links, discovery, inbound streams, connections, dials, accepts."""
         return NodeStatistics(
             counters=dict(self.statistics_counter),
             outbox=self.store.outbox.size(),
             links=self._links.statistics(),
             discovery=self.discovery.statistics(),
             inbound=self.inbound_limits.statistics(),
+            connections=self.connections.statistics(),
+            dials=self._connector.statistics(),
+            accepts=accept_statistics(self.host),
         )
 
 
