@@ -59,7 +59,8 @@ async def test_a_duplicate_made_while_both_send_is_closed_without_an_interruptio
         for round_ in range(5):
             async with trio.open_nursery() as nursery:
                 for sender, to in ((a, "n1"), (b, "n0")):
-                    nursery.start_soon(lambda s=sender, t=to: s.send(t, f"{round_}", wait=True))
+                    send = sender.send
+                    nursery.start_soon(lambda f=send, t=to, r=round_: f(t, f"{r}", wait=True))
         await wait_single(a, b)
         assert sorted(m.body for m in await collect(b, 5)) == [str(i) for i in range(5)]
         assert sorted(m.body for m in await collect(a, 5)) == [str(i) for i in range(5)]
