@@ -31,7 +31,7 @@ class NodeConfig:
     retry_initial: float = 0.2
     retry_max: float = 30.0
     dial_timeout: float = 10.0  # one attempt at one address, from when it starts
-    max_dials_in_flight: int = 4  # more wait their turn (a handshake costs ~17 ms of CPU)
+    max_dials_in_flight: int = 2  # more wait their turn (a handshake costs ~17 ms of CPU)
     max_connections: int | None = None  # None: what the file-descriptor limit allows
     handshake_timeout: float = 10.0
     max_in_flight: int = 4096
