@@ -110,6 +110,6 @@ def connections_view(stats: NodeStatistics) -> dict[str, Any]:
         "dials": dials.dials,
         "dials_failed": dials.failed,
         "dials_yielded": dials.yielded,
-        "refused_inbound": accepts.refused_at_budget if accepts else held.refused_inbound,
+        "refused_inbound": accepts.refused_at_budget if accepts else 0,
         "accept_errors": accepts.accept_errors if accepts else 0,
     }

@@ -35,7 +35,6 @@ __all__ = [
     "ConnectionBudget",
     "FdLimits",
     "connection_budget",
-    "count_connections",
     "install_accept_error_filter",
     "install_accept_guard",
     "plan_connections",
@@ -195,11 +194,6 @@ class ConnectionAdmission:
     def reason(self) -> str:
         """Why a connection was refused, with the numbers."""
         return f"at the connection budget ({self._in_use()} of {self.limit})"
-
-
-def count_connections(host: Any) -> int:
-    """The libp2p connections a host holds (both directions, once upgraded)."""
-    return int(host.get_network().get_total_connections())
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,8 @@ _SWEEP_SECONDS: Final = 1.0
 
 @dataclass(frozen=True)
 class ConnectionStatistics:
-    """Connections held now, against the budget, and what the keeper did so far."""
+    """Connections held now, against the budget, and what the keeper closed so far (the accept
+    guard counts the inbound connections it refused)."""
 
     connections: int
     peers: int
@@ -55,7 +56,6 @@ class ConnectionStatistics:
     draining: int
     duplicates_closed: int
     idle_closed: int
-    refused_inbound: int
 
 
 class ConnectionKeeper:
@@ -83,7 +83,6 @@ class ConnectionKeeper:
         self._wake = trio.Event()
         self.duplicates_closed = 0
         self.idle_closed = 0
-        self.refused_inbound = 0
 
     def attach(self, host: IHost) -> None:
         """Watch `host`'s connections from now on."""
@@ -137,10 +136,7 @@ class ConnectionKeeper:
 
     def admit_inbound(self) -> bool:
         """Whether a new inbound connection fits the budget (closing an idle one if needed)."""
-        if self.count() < self.budget or self._close_idle():
-            return True
-        self.refused_inbound += 1
-        return False
+        return self.count() < self.budget or self._close_idle()
 
     def _close_idle(self, exclude: ID | None = None) -> bool:
         """Close the connection idle longest, if one is idle; whether one was."""
@@ -194,7 +190,7 @@ class ConnectionKeeper:
             self._active.pop(peer.to_bytes(), None)
 
     def statistics(self) -> ConnectionStatistics:
-        """Connections held now, the budget, and what the keeper closed or refused so far."""
+        """Connections held now, the budget, and what the keeper closed so far."""
         table = self._connections()
         return ConnectionStatistics(
             connections=self.count(),
@@ -203,7 +199,6 @@ class ConnectionKeeper:
             draining=len(self._draining),
             duplicates_closed=self.duplicates_closed,
             idle_closed=self.idle_closed,
-            refused_inbound=self.refused_inbound,
         )
 
 
