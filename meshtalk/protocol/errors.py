@@ -51,10 +51,17 @@ is never mistaken for a check this node made itself (`remote = False`). The tree
     │   ├── WrongCode 702
     │   ├── CodeExpired 703
     │   └── NoPairingOffer 704
-    └── ControlError 800
-        ├── NodeNotRunning 801
-        ├── ControlTimeout 802
-        └── NotQueued 803
+    ├── ControlError 800
+    │   ├── NodeNotRunning 801
+    │   ├── ControlTimeout 802
+    │   └── NotQueued 803
+    └── RoomError 900
+        ├── InvalidRoomEntry 901
+        ├── NotAMember 902
+        ├── NotRoomAdmin 903
+        ├── UnknownRoom 904
+        ├── RoomFull 905
+        └── InvalidTranscript 906
 
 Codes 1 to 299 may travel in ERROR frames (docs/protocol.md, section 6); the others are local.
 """
@@ -115,6 +122,15 @@ from .error_classes import (
     UnsupportedVersion,
     WrongCode,
 )
+from .room_errors import (
+    InvalidRoomEntry,
+    InvalidTranscript,
+    NotAMember,
+    NotRoomAdmin,
+    RoomError,
+    RoomFull,
+    UnknownRoom,
+)
 
 __all__ = [  # the names of error_classes.__all__, then the helpers
     "MeshtalkError",
@@ -166,6 +182,13 @@ __all__ = [  # the names of error_classes.__all__, then the helpers
     "NotQueued",
     "EmptyMessage",
     "REMOTE_PREFIX",
+    "RoomError",
+    "InvalidRoomEntry",
+    "NotAMember",
+    "NotRoomAdmin",
+    "UnknownRoom",
+    "RoomFull",
+    "InvalidTranscript",
     "error_from_code",
     "shown_safely",
     "unwrap_group",

@@ -21,6 +21,7 @@ from meshtalk.protocol import (
     error_classes,
     error_from_code,
     open_sealed,
+    room_errors,
 )
 from meshtalk.protocol import errors as errors_module
 from meshtalk.protocol.codec import packb
@@ -113,7 +114,7 @@ def test_the_error_tree_in_the_docstring_is_the_one_in_the_code() -> None:
     defined = {
         (cls.__name__, cls.code, None if cls is MeshtalkError else cls.__bases__[0].__name__)
         for cls in _all_subclasses(MeshtalkError)
-        if cls.__module__ == error_classes.__name__
+        if cls.__module__ in (error_classes.__name__, room_errors.__name__)
     }
     assert drawn == defined
     exported = {n for n in errors_module.__all__ if isinstance(getattr(errors_module, n), type)}
@@ -122,11 +123,13 @@ def test_the_error_tree_in_the_docstring_is_the_one_in_the_code() -> None:
 
 def test_errors_exports_every_class_of_error_classes() -> None:
     helpers = ["error_from_code", "shown_safely", "unwrap_group"]
-    assert errors_module.__all__ == [*error_classes.__all__, *helpers]
-    for name in error_classes.__all__:
-        assert getattr(errors_module, name) is getattr(error_classes, name)
+    classes = [*error_classes.__all__, *room_errors.__all__]
+    assert errors_module.__all__ == [*classes, *helpers]
+    for name in classes:
+        source = error_classes if name in error_classes.__all__ else room_errors
+        assert getattr(errors_module, name) is getattr(source, name)
         assert name in meshtalk.__all__
-        assert getattr(meshtalk, name) is getattr(error_classes, name)
+        assert getattr(meshtalk, name) is getattr(source, name)
 
 
 HOSTILE = "no\x1b[2J\x1b]0;owned\x07\r\nmeshtalk: error: fake\u202etxt.exe\x85 \u00e9\U0001f600"
