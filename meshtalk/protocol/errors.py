@@ -132,7 +132,7 @@ from .room_errors import (
     UnknownRoom,
 )
 
-__all__ = [  # the names of error_classes.__all__, then the helpers
+__all__ = [  # the names of error_classes.__all__ and room_errors.__all__, then the helpers
     "MeshtalkError",
     "ProtocolError",
     "FrameTooLarge",
