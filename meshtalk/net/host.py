@@ -1,4 +1,4 @@
-"""The py-libp2p host, hardened, and the one place that knows py-libp2p's quirks.
+"""The py-libp2p host, hardened; with net/quirks.py, the one place that knows py-libp2p's quirks.
 
 Whatever py-libp2p 0.8.x defaults to, a meshtalk host uses Noise only (no plaintext, secio or
 TLS), yamux only, TCP only, one connection per peer (net/connections.py resolves duplicates),
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, Generic, TypeVar
 
@@ -23,7 +22,6 @@ from libp2p.abc import IHost, INetStream
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.exceptions import BaseLibp2pError
-from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
@@ -39,11 +37,13 @@ from ..protocol.frames import NEED_DATA, FrameDecoder, encode_uvarint
 from ..protocol.keys import NodeKey, PeerId
 from .addresses import without_peer_id
 from .budget import AcceptGuard, AcceptStatistics, install_accept_guard
+from .quirks import HostTimeouts, connection_config, patch_host
 
 __all__ = [
     "NETWORK_ERRORS",
     "MSG_PROTOCOL",
     "build_host",
+    "HostTimeouts",
     "accept_statistics",
     "quiet_libp2p_logging",
     "safe_handler",
@@ -110,12 +110,15 @@ def build_host(
     max_streams_per_peer: int = 64,
     admit: Callable[[], bool] | None = None,
     refusal: Callable[[], str] | None = None,
+    timeouts: HostTimeouts | None = None,
 ) -> IHost:
     """A host with meshtalk's transport settings, not yet listening.
 
     `admit()`: whether an inbound TCP connection may proceed to its handshake (net/budget.py's
-    accept guard closes it otherwise; `refusal()` says why, for the log).
+    accept guard closes it otherwise; `refusal()` says why, for the log). `timeouts`: how long
+    a TCP connect and a handshake may take (net/quirks.py's defaults otherwise).
     """
+    timeouts = timeouts or HostTimeouts()
     key_pair = libp2p_key_pair(key)
     noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
     tcp = TCP()
@@ -124,15 +127,11 @@ def build_host(
         sec_opt={NOISE_PROTOCOL_ID: noise},
         muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
         transports=[tcp],
-        # One connection per peer: py-libp2p otherwise waits 250 ms before a second dial. The
-        # host-wide cap is the node's budget (net/connections.py), not py-libp2p's 300.
-        connection_config=ConnectionConfig(max_connections_per_peer=1, max_connections=1 << 20),
+        connection_config=connection_config(timeouts),
         enable_mDNS=False,
         enable_upnp=False,
     )
-    _patch_swarm(host)
-    _identify_on_request(host)
-    _track_dialed_sockets(host, tcp)
+    patch_host(host, tcp, timeouts)
     if admit is not None:
         guard = install_accept_guard(tcp, admit, reason=refusal)
         host._meshtalk_accept_guard = guard  # type: ignore[attr-defined]
@@ -145,22 +144,6 @@ def accept_statistics(host: IHost) -> AcceptStatistics | None:
     return guard.statistics() if guard is not None else None
 
 
-def _identify_on_request(host: IHost) -> None:
-    """Run libp2p identify only when the node asks (`identify_peer`), not on every connection.
-
-    py-libp2p 0.8.1 identifies every new connection from both ends: two streams and a signed
-    peer record built and checked each time, more than half the CPU of a new connection
-    (40 ms against 17 ms per connection, both ends, measured on loopback). A meshtalk node
-    already has the addresses of the peers it dials; it asks identify of a peer that connected
-    to it from an address it did not know. Answering others' identify is unchanged.
-    """
-
-    def on_request_only(peer_id: ID, *, reason: str) -> None:
-        return None
-
-    host._schedule_identify = on_request_only  # type: ignore[attr-defined]
-
-
 async def identify_peer(host: IHost, peer: PeerId, timeout: float) -> None:
     """Ask a connected peer for its identify record (the peerstore keeps it); errors are quiet."""
     with trio.move_on_after(timeout):
@@ -168,58 +151,6 @@ async def identify_peer(host: IHost, peer: PeerId, timeout: float) -> None:
             await host._identify_peer(to_libp2p_id(peer), reason="meshtalk")  # type: ignore[attr-defined]
         except Exception:
             logger.debug("identify of %s failed", peer, exc_info=True)
-
-
-def _track_dialed_sockets(host: IHost, tcp: TCP) -> None:
-    """Remember the sockets this host dials, so `close_host` can close any py-libp2p leaves open.
-
-    In py-libp2p 0.8.1, `host.close()` on the dialing side leaves the socket of a live outbound
-    connection open (seen as `ResourceWarning: unclosed socket` at exit).
-    """
-    dialed: weakref.WeakSet[trio.SocketStream] = weakref.WeakSet()
-    dial = tcp.dial
-
-    async def tracking_dial(*args: Any, **kwargs: Any) -> Any:
-        raw = await dial(*args, **kwargs)
-        socket_stream = getattr(getattr(raw, "stream", None), "stream", None)
-        if isinstance(socket_stream, trio.SocketStream):
-            dialed.add(socket_stream)
-        return raw
-
-    tcp.dial = tracking_dial  # type: ignore[method-assign]
-    host._meshtalk_dialed_sockets = dialed  # type: ignore[attr-defined]
-
-
-class _InboundConnectionClosed(Exception):
-    """Ends py-libp2p's per-connection inbound task once the connection is closed."""
-
-
-def _patch_swarm(host: IHost) -> None:
-    """Work around three py-libp2p 0.8.1 swarm behaviours, in this one place.
-
-    1. The auto-connector dials every peer in the peerstore every 10 s (aiming at 200
-       connections): a meshtalk node dials only peers it has messages for.
-    2. Each accepted connection holds an inbound-limiter slot and a task until the *swarm* stops,
-       so a long-running node refuses every inbound connection after its 250th. Making the
-       upgrade step wait for the connection to close, then fail, releases both.
-    """
-    swarm: Any = host.get_network()
-
-    async def no_auto_connect(*args: object, **kwargs: object) -> None:
-        return None
-
-    swarm.auto_connector.maybe_connect = no_auto_connect
-    # 3. Its per-peer trimming closes the connection with the fewest streams, which the two ends
-    #    judge differently; the node's ConnectionKeeper resolves duplicates the same way on both.
-    swarm._trim_connections = lambda peer_id: None
-    upgrade = swarm.upgrade_inbound_raw_conn
-
-    async def upgrade_then_wait_closed(raw_conn: object, maddr: object) -> object:
-        muxed = await upgrade(raw_conn, maddr)
-        await muxed.event_closed.wait()
-        raise _InboundConnectionClosed
-
-    swarm.upgrade_inbound_raw_conn = upgrade_then_wait_closed
 
 
 async def close_host(host: IHost) -> None:

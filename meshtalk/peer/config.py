@@ -30,10 +30,13 @@ class NodeConfig:
     durability: Durability = "normal"
     retry_initial: float = 0.2
     retry_max: float = 30.0
-    dial_timeout: float = 10.0  # one attempt at one address, from when it starts
+    # A TCP connect to one address, from when it starts: a peer that does not answer fails this
+    # fast. One that answered but is busy gets `handshake_timeout` for Noise and yamux, for each
+    # stream's negotiation and for HELLO (net/quirks.py says why it is long).
+    dial_timeout: float = 10.0
     max_dials_in_flight: int = 2  # more wait their turn (a handshake costs ~17 ms of CPU)
     max_connections: int | None = None  # None: what the file-descriptor limit allows
-    handshake_timeout: float = 10.0
+    handshake_timeout: float = 60.0
     max_in_flight: int = 4096
     max_in_flight_bytes: int = 256 * 1024
     ack_timeout: float = 30.0

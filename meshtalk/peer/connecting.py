@@ -8,10 +8,15 @@ Dials are bounded: at most `max_dials` per node are in flight, the others wait t
 order (trio's semaphore is FIFO), and each attempt's timeout counts from when it starts, not
 from when it was queued. On 2 cores a Noise handshake costs ~17 ms of CPU on both ends
 together, so a burst of hundreds of dials at once would push every one of them past its timeout
-and the retries would add more work. A dial that waits its turn first looks whether the peer
-connected to us meanwhile, which also saves most of the duplicate connections of two nodes
-dialing each other. A connection that works is reused, never closed to redial: only a `fresh`
-dial (the link could not open a stream on it) drops it first.
+and the retries would add more work. A peer that answered gets the long handshake timeout
+(net/quirks.py); one whose handshake did not finish in it dials in a lane of its own next time,
+so a peer that accepts and then stalls holds the other dials back once at most. (Giving the
+turn away while a handshake goes on instead let the load grow: in bench/mesh.py at N=100, 4,192
+interruptions against 14.) A dial that
+waits its turn first looks whether the peer connected to us meanwhile, which also saves most of
+the duplicate connections of two nodes dialing each other. A connection that works is reused,
+never closed to redial: only a `fresh` dial (the link could not open a stream on it within the
+handshake timeout) drops it first.
 """
 
 from __future__ import annotations
@@ -50,7 +55,8 @@ YIELD_SECONDS: Final = 3.0
 
 @dataclass(frozen=True)
 class DialStatistics:
-    """Dials in flight and waiting for their turn, against the limit; dials so far."""
+    """Dials in flight (the lane of slow peers adds one) and waiting for their turn, against
+    the limit; dials so far."""
 
     in_flight: int
     queued: int
@@ -71,19 +77,28 @@ class Connector:
         clock: Clock,
         dial_timeout: float,
         lookup: Callable[[PeerId], None],
-        max_dials: int = 4,
+        max_dials: int = 2,
+        handshake_timeout: float = 60.0,
     ) -> None:
         """`host()`: the running py-libp2p host (raises NodeClosed otherwise); `lookup(peer)`:
-        ask discovery for fresh addresses of `peer`; `max_dials`: dials in flight at most."""
+        ask discovery for fresh addresses of `peer`; `max_dials`: dials in flight at most;
+        `dial_timeout`: a TCP connect, and a dial's turn; `handshake_timeout`: a peer that
+        answered, for the handshake and for each new stream."""
         self._host = host
         self._book = book
         self._contacts = contacts
         self._clock = clock
         self._dial_timeout = dial_timeout
+        self._handshake_timeout = handshake_timeout
         self._lookup = lookup
         self._learned = trio.Event()
         self._max_dials = max_dials
         self._slots = trio.Semaphore(max_dials)
+        # Peers whose last dial answered but did not finish its handshake in time dial one at
+        # a time in a lane of their own: a peer that accepts and then stalls holds no other
+        # dial back more than once.
+        self._slow: set[PeerId] = set()
+        self._slow_lane = trio.Semaphore(1)
         self._dials = 0
         self._failed = 0
         self._yielded = 0  # the peer connected to us while we gave it time to
@@ -104,7 +119,8 @@ class Connector:
             await disconnect_peer(self._host(), peer)
         elif self.is_connected(peer) or (self._slots.value == 0 and await self._yield_to(peer)):
             return
-        async with self._slots:
+        slow = peer in self._slow
+        async with self._slow_lane if slow else self._slots:
             if self.is_connected(peer):  # it connected to us while we waited
                 return
             self._dials += 1
@@ -143,11 +159,15 @@ class Connector:
             # for 60 s after a failure: start each attempt from a clean slate.
             forget_dial_state(host, peer)
             try:
-                with trio.fail_after(self._dial_timeout):
+                # The host bounds the TCP connect by the dial timeout (net/quirks.py).
+                with trio.fail_after(self._dial_timeout + self._handshake_timeout):
                     await host.connect(peer_info(peer, [address]))
             except (*NETWORK_ERRORS, trio.TooSlowError) as exc:
+                if isinstance(exc, trio.TooSlowError):  # it answered, then did not finish
+                    self._slow.add(peer)
                 errors.append(f"{address}: {type(exc).__name__} {exc}".rstrip())
                 continue
+            self._slow.discard(peer)
             self._book().learn(peer, [address], AddressSource.CONNECTION, self._clock())
             return
         self._lookup(peer)
@@ -158,7 +178,7 @@ class Connector:
     def statistics(self) -> DialStatistics:
         """Dials in flight and queued now, the limit, and dials (and failures) so far."""
         return DialStatistics(
-            in_flight=self._max_dials - self._slots.value,
+            in_flight=self._max_dials - self._slots.value + 1 - self._slow_lane.value,
             queued=self._slots.statistics().tasks_waiting,
             limit=self._max_dials,
             dials=self._dials,
@@ -167,8 +187,9 @@ class Connector:
         )
 
     async def open_stream(self, peer: PeerId, protocol: str) -> StreamLike:
-        """A new stream of `protocol` to `peer` on the open connection (within the dial timeout)."""
-        with trio.fail_after(self._dial_timeout):
+        """A new stream of `protocol` to `peer` on the open connection (within the handshake
+        timeout: the peer is busy, not gone, when it takes long)."""
+        with trio.fail_after(self._handshake_timeout):
             stream: StreamLike = await self._host().new_stream(
                 to_libp2p_id(peer), [TProtocol(protocol)]
             )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..net.budget import plan_connections
-from ..net.host import MSG_PROTOCOL, build_host, safe_handler
+from ..net.host import MSG_PROTOCOL, HostTimeouts, build_host, safe_handler
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from ..net.connections import ConnectionKeeper
     from ..protocol.keys import NodeKey
+    from .config import NodeConfig
 
 __all__ = ["node_host"]
 
@@ -27,16 +28,18 @@ __all__ = ["node_host"]
 def node_host(
     key: NodeKey,
     keeper: ConnectionKeeper,
-    max_connections: int | None,
+    config: NodeConfig,
     serve_messages: Callable[[INetStream], Awaitable[None]],
 ) -> IHost:
-    """A host for one node: the budget planned, the keeper attached, the message handler set."""
-    budget = plan_connections(cap=max_connections)
+    """A host for one node: the budget planned, the keeper attached, the message handler set,
+    with the config's `max_connections`, `dial_timeout` and `handshake_timeout`."""
+    budget = plan_connections(cap=config.max_connections)
     keeper.budget = budget.connections
     host = build_host(
         key,
         admit=keeper.admit_inbound,
         refusal=lambda: f"at the connection budget ({keeper.count()} of {keeper.budget})",
+        timeouts=HostTimeouts(connect=config.dial_timeout, handshake=config.handshake_timeout),
     )
     keeper.attach(host)
     host.set_stream_handler(MSG_PROTOCOL, safe_handler("inbound", serve_messages))

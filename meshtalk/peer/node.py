@@ -112,8 +112,8 @@ class Node:
             self._addresses_learned, count,
         )  # fmt: skip
         self._connector = Connector(
-            lambda: self.host, lambda: self.store.book, self._contacts, clock,
-            config.dial_timeout, self.discovery.lookup, config.max_dials_in_flight,
+            lambda: self.host, lambda: self.store.book, self._contacts, clock, config.dial_timeout,
+            self.discovery.lookup, config.max_dials_in_flight, config.handshake_timeout,
         )  # fmt: skip
         self._events = NodeLinkEvents(
             self._contacts, self.discovery, self._links, lambda: self.store.book, clock,
@@ -193,7 +193,7 @@ class Node:
         assert self._store is not None
         try:
             self._host = host = node_host(
-                self.key, self.connections, self.config.max_connections, self._inbound.serve_libp2p
+                self.key, self.connections, self.config, self._inbound.serve_libp2p
             )
             self.discovery.attach(host)
             self.pairing.attach(host)

@@ -5,10 +5,12 @@ pipelines every pending sealed copy in batches while a second task reads ACK and
 Nothing leaves the outbox without an ack; when the stream breaks, the link backs off
 (exponentially, with jitter) and resends whatever is still unacked. An inbound connection from
 the peer cuts the back-off short. A broken stream is reopened on the connection the node still
-holds; only when that fails is the connection dropped and the peer dialed afresh (closing a
-working connection would also cut the peer's deliveries to us). When the node replaces a
-duplicate connection (net/connections.py), the link moves to the one kept once everything it
-wrote was acked: nothing is resent, and that is no interruption.
+holds; only when that connection does not answer within the handshake timeout is it dropped
+and the peer dialed afresh. A stream that fails otherwise (reset, EOF) means the connection is
+going away by itself; and closing a working but busy one would also cut the peer's deliveries to
+us, which under a burst made every timeout cost two links and the mesh thrash (bench/mesh.py).
+When the node replaces a duplicate connection (net/connections.py), the link moves to the one
+kept once everything it wrote was acked: nothing is resent, and that is no interruption.
 
 Unacked data is capped in bytes as well as in messages. py-libp2p 0.8.1's yamux read loop
 takes the connection's write lock to answer new streams and pings; if our writer fills the TCP
@@ -101,7 +103,7 @@ class PeerLink:
         self._written: deque[tuple[float, list[tuple[bytes, int]]]] = deque()
         self._wrote = trio.Event()
         self._failure: Exception | None = None
-        self._fresh = False  # the held connection failed to open a stream: dial anew
+        self._fresh = False  # the held connection did not answer a new stream: dial anew
         self._superseded: frozenset[object] = frozenset()  # connections to move off
         self._acked_on_stream = False  # the current stream delivered something
 
@@ -211,15 +213,15 @@ class PeerLink:
         self._fresh = False
         try:
             stream = await self._dialer.open_stream(self.peer, MSG_PROTOCOL)
-        except (*NETWORK_ERRORS, trio.TooSlowError):
-            self._fresh = reused  # the held connection does not work: next time, a new one
+        except trio.TooSlowError:
+            self._fresh = reused  # the held connection does not answer: next time, a new one
             raise
         connection = MessageConnection("dialer", self._versions, self._agent, config.max_frame_size)
         pump = MessagePump(stream, connection)
         try:
             await pump.hello(config.handshake_timeout)
         except BaseException as exc:
-            self._fresh = reused and isinstance(exc, (*NETWORK_ERRORS, trio.TooSlowError))
+            self._fresh = reused and isinstance(exc, trio.TooSlowError)
             await reset_quietly(stream)
             raise
         return pump

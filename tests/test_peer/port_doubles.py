@@ -179,12 +179,14 @@ class RecordingOutbox(Recorder):
 
 class RecordingDialer(Recorder):
     """Dials that fail the first `fail_dials` times; each stream opened is a memory stream
-    whose far end the test takes with `accept()`."""
+    whose far end the test takes with `accept()`. The next `fail_streams` streams fail with
+    `stream_failure`: by default the held connection does not answer (a timeout)."""
 
     def __init__(self, fail_dials: int = 0) -> None:
         super().__init__()
         self.fail_dials = fail_dials
         self.fail_streams = 0
+        self.stream_failure: Exception = trio.TooSlowError()
         self.connected: set[PeerId] = set()
         self._send, self._receive = trio.open_memory_channel[FarSide](math.inf)
 
@@ -206,7 +208,7 @@ class RecordingDialer(Recorder):
         await trio.lowlevel.checkpoint()
         if self.fail_streams:
             self.fail_streams -= 1
-            raise trio.BrokenResourceError("the held connection is dead (test dialer)")
+            raise self.stream_failure
         ours, far = stream_pair()
         self._send.send_nowait(far)
         return ours

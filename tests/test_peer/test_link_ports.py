@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from libp2p.host.exceptions import StreamFailure
 
 from meshtalk.net.host import MSG_PROTOCOL
 from meshtalk.peer.config import NodeConfig
@@ -319,10 +320,11 @@ async def test_no_ack_within_ack_timeout_reconnects_and_resends(
     assert r.outbox.items == []
 
 
-async def test_a_held_connection_that_cannot_open_a_stream_is_replaced_by_a_fresh_dial(
+async def test_a_held_connection_that_does_not_answer_is_replaced_by_a_fresh_dial(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """A working connection is never dropped to redial: only one that failed to open a stream."""
+    """A working connection is never dropped to redial: only one on which a new stream timed
+    out."""
     one = item(1)
     r = rig(one)
     async with running(r.link):
@@ -336,6 +338,33 @@ async def test_a_held_connection_that_cannot_open_a_stream_is_replaced_by_a_fres
         await again.hello()
         assert await again.read_messages(1) == [one.sealed]
     assert [call.args[1:] for call in r.dialer.named("dial")] == [(False,), (True,)]
+    assert len(r.dialer.named("open_stream")) == 3
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [trio.BrokenResourceError("reset (test dialer)"), EOFError(), StreamFailure("refused")],
+    ids=["broken", "eof", "stream-failure"],
+)
+async def test_a_stream_that_fails_without_a_timeout_keeps_the_connection(
+    autojump_clock: trio.testing.MockClock, failure: Exception
+) -> None:
+    """A reset or refused stream is no reason to close the connection (that would also cut the
+    peer's deliveries to us): the link reopens a stream on the connection it holds."""
+    one = item(1)
+    r = rig(one)
+    async with running(r.link):
+        far = await r.dialer.accept()
+        await far.hello()
+        await far.read_messages(1)
+        r.dialer.fail_streams = 1
+        r.dialer.stream_failure = failure
+        await far.end()
+        await far.read_to_end()
+        again = await r.dialer.accept()
+        await again.hello()
+        assert await again.read_messages(1) == [one.sealed]
+    assert [call.args[1:] for call in r.dialer.named("dial")] == [(False,)]
     assert len(r.dialer.named("open_stream")) == 3
 
 
