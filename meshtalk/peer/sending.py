@@ -28,7 +28,7 @@ from ..protocol.errors import (
     UnknownPeer,
 )
 from ..protocol.keys import NodeKey, PeerId
-from ..protocol.sealing import seal
+from ..protocol.sealing import seal_signed, sign_envelope
 from .guards import AgentGuard, via_of
 from .models import MessageStatus
 from .state import NodeState, not_running
@@ -139,7 +139,7 @@ class Sender:
                 recipients=recipients, timestamp_ms=now, lamport=lamport, body=body,
                 kind=kind, reply_to=reply_to, metadata=metadata,
             )  # fmt: skip
-            copies = {r: seal(envelope, self._key, r) for r in recipients}
+            copies = self._seal_copies(envelope)
             sizes.update((r, len(sealed)) for r, sealed in copies.items())
             return envelope, copies
 
@@ -155,6 +155,11 @@ class Sender:
         if wait:
             await self._wait(message_id, event, timeout)
         return message_id
+
+    def _seal_copies(self, envelope: Envelope) -> dict[PeerId, bytes]:
+        """A sealed copy for each recipient of the envelope, signed once for all of them."""
+        signed = sign_envelope(envelope, self._key)
+        return {r: seal_signed(signed, self._key, r) for r in envelope.recipients}
 
     def _holds(self, message_id: bytes) -> bool:
         """Whether a message of this node's own with this client-chosen id is stored."""

@@ -38,6 +38,7 @@ from .envelope import (
 )
 from .errors import *  # noqa: F403
 from .errors import __all__ as _errors_all
+from .forwarding import OpenedMessage, open_any
 from .frames import (
     DEFAULT_MAX_FRAME_SIZE,
     MAX_ACK_IDS,
@@ -59,11 +60,17 @@ from .keys import NodeKey, PeerId, RandomBytes
 from .sealing import (
     DEFAULT_MAX_AGE_MS,
     DEFAULT_MAX_FUTURE_SKEW_MS,
+    FORWARDED_SEALED_VERSION,
     MAX_SEALED_SIZE,
+    MAX_SIGNED_SIZE,
     SEALED_VERSION,
     SIGNING_CONTEXT,
+    SignedEnvelope,
     open_sealed,
     seal,
+    seal_signed,
+    sign_envelope,
+    verify_signed,
 )
 
 __all__ = [
@@ -123,4 +130,12 @@ __all__ = [
     "SIGNING_CONTEXT",
     "open_sealed",
     "seal",
+    "FORWARDED_SEALED_VERSION",
+    "MAX_SIGNED_SIZE",
+    "SignedEnvelope",
+    "seal_signed",
+    "sign_envelope",
+    "verify_signed",
+    "OpenedMessage",
+    "open_any",
 ]

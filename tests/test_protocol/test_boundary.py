@@ -24,7 +24,14 @@ def loaded_modules(statement: str) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "module", ["meshtalk.protocol", "meshtalk.protocol.pairing", "meshtalk.protocol.control"]
+    "module",
+    [
+        "meshtalk.protocol",
+        "meshtalk.protocol.pairing",
+        "meshtalk.protocol.control",
+        "meshtalk.protocol.rooms",
+        "meshtalk.protocol.room_state",
+    ],
 )
 def test_protocol_imports_no_io_modules(module: str) -> None:
     modules = loaded_modules(f"import {module}")
@@ -67,6 +74,7 @@ def test_exported_names_exist(package: object) -> None:
         "meshtalk.protocol.keys",
         "meshtalk.protocol.connection",
         "meshtalk.protocol.sealing",
+        "meshtalk.protocol.forwarding",
     ],
 )
 def test_private_modules_declare_all_and_are_reexported(module: str) -> None:
