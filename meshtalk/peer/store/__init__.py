@@ -7,11 +7,12 @@
 - `outbox.py`: the sealed copies waiting for acks;
 - `contacts.py`: contacts and refused peers;
 - `addressbook.py`: every address learned for a peer;
+- `rooms.py`: the rooms held, their signed membership logs and Lamport clocks;
 - `schema.py` and `rows.py`: the migrations, and the rows as the API's models.
 
 `Store` opens the Database and builds the parts on it: `store.messages`, `store.outbox`,
-`store.contacts`, `store.book`, `store.readers`, `store.pruner`, with `store.db` for settings
-and transactions.
+`store.contacts`, `store.book`, `store.readers`, `store.pruner`, `store.rooms`, with `store.db`
+for settings and transactions.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .messages import Messages
 from .outbox import Outbox
 from .pruning import PruneBatch, Pruner, PruneRule
 from .readers import Readers
+from .rooms import RoomStore, RoomSummary
 from .rows import IncomingResult, OutboxItem
 
 __all__ = [
@@ -42,6 +44,8 @@ __all__ = [
     "PruneBatch",
     "PruneRule",
     "Readers",
+    "RoomStore",
+    "RoomSummary",
 ]
 
 STORE_FILE_NAME: Final = "store.db"
@@ -59,6 +63,7 @@ class Store:
         self.book = AddressBook(self.db)
         self.readers = Readers(self.db)
         self.pruner = Pruner(self.db)
+        self.rooms = RoomStore(self.db)
 
     def close(self) -> None:
         """Close the database file (checkpointing what the WAL holds)."""

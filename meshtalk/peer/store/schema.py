@@ -117,6 +117,31 @@ MIGRATIONS: Final[list[str]] = [
         timestamp_ms INTEGER NOT NULL
     );
     """,
+    # 4: rooms (issue 16, store/rooms.py): a room held here (its name and member count as its
+    # log says, when this node joined and left it, its Lamport clock here), the signed entries
+    # of its membership log (with their replay key, lamport and signer), and a message's signed
+    # envelope, exactly the bytes its author signed (kept for forwarding and transcripts, NULL
+    # in the rows stored before). A room also has a 'group' conversation with the room's id
+    """
+    CREATE TABLE rooms (
+        id         BLOB PRIMARY KEY CHECK (length(id) = 16),
+        name       TEXT NOT NULL,
+        members    INTEGER NOT NULL DEFAULT 0,
+        created_ms INTEGER NOT NULL,
+        joined_ms  INTEGER NOT NULL,
+        left_ms    INTEGER,
+        lamport    INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE room_entries (
+        room    BLOB NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        hash    BLOB NOT NULL,
+        lamport INTEGER NOT NULL,
+        signer  BLOB NOT NULL,
+        data    BLOB NOT NULL,
+        PRIMARY KEY (room, hash)
+    );
+    ALTER TABLE messages ADD COLUMN signed BLOB;
+    """,
 ]
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
