@@ -53,6 +53,11 @@ SETTLE: Final = 5.0
 rendezvous points to show the offerer (tests may lower it)."""
 RETRY_FIRST: Final = 1.0  # an unreachable peer is asked again after 1, 2, 4... s
 RETRY_MOST: Final = 15.0
+# How long one candidate may take to get as far as a pairing stream. The node's own dial and
+# stream timeouts are long (a busy peer is slow, not gone), but a search must not spend its
+# whole timeout on one candidate that accepted a connection and then stalled: it moves on, and
+# that candidate is asked again after its back-off.
+REACH_TIMEOUT: Final = 12.0
 
 JoinOutcome = Literal["no offer", "unreachable", "refused", "expired"]
 """Why one attempt made no contact: that peer has no such offer, could not be reached (or
@@ -236,9 +241,10 @@ class Joiner:
         (WrongCode: a guess was spent) raise.
         """
         try:
-            if not self._dialer.is_connected(peer):
-                await self._dialer.dial(peer)
-            raw = await self._dialer.open_stream(peer, PAIR_PROTOCOL)
+            with trio.fail_after(REACH_TIMEOUT):
+                if not self._dialer.is_connected(peer):
+                    await self._dialer.dial(peer)
+                raw = await self._dialer.open_stream(peer, PAIR_PROTOCOL)
         except (*NETWORK_ERRORS, PeerUnreachable, trio.TooSlowError) as exc:
             why = str(exc) if str(peer) in str(exc) else f"{peer} is not reachable: {exc!r}"
             self._states.failed(peer, "pairing: %s", why)

@@ -1,8 +1,8 @@
 """Timeouts that tell a peer that is gone from one that is busy (net/quirks.py, peer/connecting.py).
 
 A TCP connect is bounded by the dial timeout; a peer that answered gets the longer handshake
-timeout; and a dial that waits on a stalled handshake gives its turn to the next dial after the
-dial timeout.
+timeout; and a peer whose handshake timed out dials in a lane of its own next time, so it holds
+other dials back once at most.
 """
 
 from __future__ import annotations

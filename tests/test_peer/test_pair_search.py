@@ -27,7 +27,7 @@ from meshtalk.peer.discovering import NodeDiscovery
 from meshtalk.peer.models import Contact, Trust
 from meshtalk.peer.node import NodeConfig
 from meshtalk.peer.pair_common import Introducer, PairStream, open_pair_stream
-from meshtalk.peer.pair_joining import SETTLE, Joiner
+from meshtalk.peer.pair_joining import REACH_TIMEOUT, SETTLE, Joiner
 from meshtalk.peer.store import AddressSource, Store
 from meshtalk.protocol import CodeExpired, NodeKey, NoPairingOffer, PeerId, PeerUnreachable
 from meshtalk.protocol.pairing import OffererHandshake, PeerInfo, error_message, parse_code
@@ -65,6 +65,7 @@ class ScriptedDialer:
     answers: dict[PeerId, Answer]
     reachable_at: dict[PeerId, float] = field(default_factory=dict)
     dials: dict[PeerId, list[float]] = field(default_factory=dict)
+    stalls: set[PeerId] = field(default_factory=set)  # accept the connection, then nothing
 
     def is_connected(self, peer: PeerId) -> bool:
         return False
@@ -72,6 +73,8 @@ class ScriptedDialer:
     async def dial(self, peer: PeerId, fresh: bool = False) -> None:
         self.dials.setdefault(peer, []).append(trio.current_time())
         await trio.sleep(0.1)  # a refused TCP connection takes a moment too
+        if peer in self.stalls:
+            await trio.sleep_forever()
         if trio.current_time() < self.reachable_at.get(peer, 0.0):
             raise PeerUnreachable(f"{peer} is unreachable: SwarmDialAllFailedError (test)")
 
@@ -175,6 +178,20 @@ async def test_a_peer_that_lies_no_such_offer_does_not_end_a_search_the_offerer_
         assert (contact.peer_id, contact.name, contact.trust) == (offerer, "alice", Trust.TRUSTED)
         assert 20 <= trio.current_time() < 20 + 15 + 1  # at the first dial after 20 s
     assert len(search.dialer.dials[liar]) == 1
+
+
+async def test_a_peer_that_stalls_does_not_use_up_the_search(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """A candidate that accepts and then never answers is given up on after REACH_TIMEOUT
+    (the node's own dial timeouts are longer), so the search still reaches the offerer."""
+    stalled, offerer = NodeKey.generate().peer_id, NodeKey.generate().peer_id
+    answers = {stalled: no_such_offer, offerer: offering(offerer)}
+    async with search_with(tmp_path, answers, {offerer: 1.0}) as search:
+        search.dialer.stalls.add(stalled)
+        contact = await search.joiner.join(CODE, 60, None)
+        assert contact.peer_id == offerer
+        assert REACH_TIMEOUT <= trio.current_time() < 2 * REACH_TIMEOUT
 
 
 async def expired_liar(joiner: PeerId, stream: PairStream) -> None:
