@@ -187,10 +187,12 @@ class Connector:
             yielded=self._yielded,
         )
 
-    async def open_stream(self, peer: PeerId, protocol: str) -> StreamLike:
-        """A new stream of `protocol` to `peer` on the open connection (within the handshake
-        timeout: the peer is busy, not gone, when it takes long)."""
-        with trio.fail_after(self._handshake_timeout):
+    async def open_stream(
+        self, peer: PeerId, protocol: str, timeout: float | None = None
+    ) -> StreamLike:
+        """A new stream of `protocol` to `peer` on the open connection, within `timeout` or the
+        handshake timeout (the peer is busy, not gone, when it takes long)."""
+        with trio.fail_after(self._handshake_timeout if timeout is None else timeout):
             stream: StreamLike = await self._host().new_stream(
                 to_libp2p_id(peer), [TProtocol(protocol)]
             )

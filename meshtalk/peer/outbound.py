@@ -18,7 +18,8 @@ buffers in both directions at once, both read loops wait on locks held by blocke
 the connection deadlocks (seen with three nodes sending to each other). Keeping the unacked
 bytes near the socket buffers' size (256 KiB; Linux starts a loopback connection with 144 KiB
 and grows it) means a write rarely blocks, and never for long. If acks still stop coming, the
-link gives up on the connection after `ack_timeout` and redelivers. A larger window is faster
+link gives up on the stream after `ack_timeout` and redelivers, on a new stream that gets only
+the dial timeout before the connection is replaced. A larger window is faster
 (512 KiB: ~5,000 msgs/s against ~4,600 in bench/messaging.py) but leans harder on autotuning.
 
 A copy's message is marked "sent" only if its ack has not come `SENT_MARK_DELAY` after the
@@ -106,6 +107,10 @@ class PeerLink:
         self._fresh = False  # the held connection did not answer a new stream: dial anew
         self._superseded: frozenset[object] = frozenset()  # connections to move off
         self._acked_on_stream = False  # the current stream delivered something
+        # Acks stopped coming on the last stream: the connection may be half-open (the peer
+        # vanished without a reset), so the next stream on it gets the dial timeout, not the
+        # long handshake one, before the link dials afresh.
+        self._suspect = False
 
     def kick(self, size: int = 0) -> None:
         """`size` more bytes of messages are waiting for this peer."""
@@ -211,8 +216,10 @@ class PeerLink:
         if not reused:
             await self._dialer.dial(self.peer, fresh=self._fresh)
         self._fresh = False
+        suspect, self._suspect = self._suspect and reused, False
         try:
-            stream = await self._dialer.open_stream(self.peer, MSG_PROTOCOL)
+            timeout = config.dial_timeout if suspect else None
+            stream = await self._dialer.open_stream(self.peer, MSG_PROTOCOL, timeout)
         except trio.TooSlowError:
             self._fresh = reused  # the held connection does not answer: next time, a new one
             raise
@@ -341,6 +348,7 @@ class PeerLink:
                 events = await pump.events()
             if waited.cancelled_caught:
                 if self._in_flight:
+                    self._suspect = True
                     raise PeerUnreachable(
                         f"{self.peer} acknowledged nothing for {timeout:.0f} s; reconnecting"
                     )

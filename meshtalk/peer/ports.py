@@ -94,8 +94,11 @@ class Dialer(Protocol):
         held now does not work; replace it."""
         ...
 
-    async def open_stream(self, peer: PeerId, protocol: str) -> StreamLike:
-        """A new stream of `protocol` on the connection to `peer`."""
+    async def open_stream(
+        self, peer: PeerId, protocol: str, timeout: float | None = None
+    ) -> StreamLike:
+        """A new stream of `protocol` on the connection to `peer` (within `timeout`, or the
+        dialer's own handshake timeout)."""
         ...
 
 

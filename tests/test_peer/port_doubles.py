@@ -187,6 +187,7 @@ class RecordingDialer(Recorder):
         self.fail_dials = fail_dials
         self.fail_streams = 0
         self.stream_failure: Exception = trio.TooSlowError()
+        self.stream_timeouts: list[float | None] = []  # each open_stream's (None: its own)
         self.connected: set[PeerId] = set()
         self._send, self._receive = trio.open_memory_channel[FarSide](math.inf)
 
@@ -203,8 +204,11 @@ class RecordingDialer(Recorder):
             raise PeerUnreachable(f"{peer} did not answer (test dialer)")
         self.connected.add(peer)
 
-    async def open_stream(self, peer: PeerId, protocol: str) -> MemoryStreamLike:
+    async def open_stream(
+        self, peer: PeerId, protocol: str, timeout: float | None = None
+    ) -> MemoryStreamLike:
         self.record("open_stream", peer, protocol)
+        self.stream_timeouts.append(timeout)
         await trio.lowlevel.checkpoint()
         if self.fail_streams:
             self.fail_streams -= 1

@@ -318,6 +318,8 @@ async def test_no_ack_within_ack_timeout_reconnects_and_resends(
     assert len(r.dialer.named("dial")) == 1
     assert 0.1 - EPSILON <= reopened.at - gave_up <= 0.2 + EPSILON
     assert r.outbox.items == []
+    # the connection may be half-open: that stream gets the dial timeout, not the long one
+    assert r.dialer.stream_timeouts == [None, NodeConfig().dial_timeout]
 
 
 @pytest.mark.parametrize(

@@ -78,7 +78,9 @@ class ScriptedDialer:
         if trio.current_time() < self.reachable_at.get(peer, 0.0):
             raise PeerUnreachable(f"{peer} is unreachable: SwarmDialAllFailedError (test)")
 
-    async def open_stream(self, peer: PeerId, protocol: str) -> MemoryStreamLike:
+    async def open_stream(
+        self, peer: PeerId, protocol: str, timeout: float | None = None
+    ) -> MemoryStreamLike:
         ours, far = stream_pair()
         far_stream = open_pair_stream(MemoryStreamLike(far.raw))
         self.nursery.start_soon(self.answers[peer], self.me, far_stream)
