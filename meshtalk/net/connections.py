@@ -134,9 +134,10 @@ class ConnectionKeeper:
         """Connections held now (superseded ones still draining included)."""
         return sum(len(c) for c in self._connections().values()) + len(self._draining)
 
-    def admit_inbound(self) -> bool:
-        """Whether a new inbound connection fits the budget (closing an idle one if needed)."""
-        return self.count() < self.budget or self._close_idle()
+    def admit_inbound(self, handshaking: int = 0) -> bool:
+        """Whether a new inbound connection fits the budget (closing an idle one if needed),
+        with `handshaking` accepted connections not registered yet (still in their handshake)."""
+        return self.count() + handshaking < self.budget or self._close_idle()
 
     def _close_idle(self, exclude: ID | None = None) -> bool:
         """Close the connection idle longest, if one is idle; whether one was."""

@@ -45,6 +45,7 @@ __all__ = [
     "build_host",
     "HostTimeouts",
     "accept_statistics",
+    "inbound_handshakes",
     "quiet_libp2p_logging",
     "safe_handler",
     "to_libp2p_id",
@@ -136,6 +137,11 @@ def build_host(
         guard = install_accept_guard(tcp, admit, reason=refusal)
         host._meshtalk_accept_guard = guard  # type: ignore[attr-defined]
     return host
+
+
+def inbound_handshakes(host: IHost) -> int:
+    """Inbound connections accepted and still in their Noise/yamux handshake."""
+    return int(getattr(host, "_meshtalk_handshaking", 0))
 
 
 def accept_statistics(host: IHost) -> AcceptStatistics | None:

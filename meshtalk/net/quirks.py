@@ -115,7 +115,7 @@ class _InboundConnectionClosed(Exception):
 
 
 def _patch_swarm(host: IHost) -> None:
-    """Work around three py-libp2p 0.8.1 swarm behaviours, in this one place.
+    """Work around py-libp2p 0.8.1 swarm behaviours, in this one place.
 
     1. The auto-connector dials every peer in the peerstore every 10 s (aiming at 200
        connections): a meshtalk node dials only peers it has messages for.
@@ -134,8 +134,16 @@ def _patch_swarm(host: IHost) -> None:
     swarm._trim_connections = lambda peer_id: None
     upgrade = swarm.upgrade_inbound_raw_conn
 
+    # 4. Connections still in their handshake are counted (`inbound_handshakes`): the budget
+    #    holds them too, and each may take the handshake timeout.
+    host._meshtalk_handshaking = 0  # type: ignore[attr-defined]
+
     async def upgrade_then_wait_closed(raw_conn: object, maddr: object) -> object:
-        muxed = await upgrade(raw_conn, maddr)
+        host._meshtalk_handshaking += 1  # type: ignore[attr-defined]
+        try:
+            muxed = await upgrade(raw_conn, maddr)
+        finally:
+            host._meshtalk_handshaking -= 1  # type: ignore[attr-defined]
         await muxed.event_closed.wait()
         raise _InboundConnectionClosed
 

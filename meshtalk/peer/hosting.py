@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..net.budget import plan_connections
-from ..net.host import MSG_PROTOCOL, HostTimeouts, build_host, safe_handler
+from ..net.host import MSG_PROTOCOL, HostTimeouts, build_host, inbound_handshakes, safe_handler
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -37,8 +37,11 @@ def node_host(
     keeper.budget = budget.connections
     host = build_host(
         key,
-        admit=keeper.admit_inbound,
-        refusal=lambda: f"at the connection budget ({keeper.count()} of {keeper.budget})",
+        admit=lambda: keeper.admit_inbound(inbound_handshakes(host)),
+        refusal=lambda: (
+            f"at the connection budget ({keeper.count()} open and "
+            f"{inbound_handshakes(host)} in their handshake, of {keeper.budget})"
+        ),
         timeouts=HostTimeouts(connect=config.dial_timeout, handshake=config.handshake_timeout),
     )
     keeper.attach(host)

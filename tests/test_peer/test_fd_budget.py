@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import multiaddr
@@ -25,8 +26,11 @@ from meshtalk.net.budget import (
     connection_budget,
     install_accept_guard,
 )
-from meshtalk.net.host import NETWORK_ERRORS, build_host, close_host
+from meshtalk.net.host import NETWORK_ERRORS, build_host, close_host, inbound_handshakes
+from meshtalk.peer.node import open_node
 from meshtalk.protocol.keys import NodeKey
+
+from .helpers import fast_config, port_of
 
 resource = pytest.importorskip("resource")
 
@@ -241,3 +245,28 @@ def test_emfile_logs_one_summary_and_accepts_resume_once_descriptors_are_free() 
     assert "soft limit 64" in guarded["first"]
     assert guarded["errors"] >= 8  # counted into the guard whose socket failed
     assert guarded["accepted"] == 2
+
+
+@pytest.mark.timeout(30)
+async def test_connections_still_in_their_handshake_count_against_the_budget(
+    tmp_path: Path,
+) -> None:
+    """Three connections that never finish their handshake fill a budget of three (each may
+    take the 60 s handshake timeout): a fourth is closed at once, before any handshake."""
+    async with open_node(tmp_path / "a", fast_config(max_connections=3)) as node:
+        port = port_of(node)
+        stalled = []
+        try:
+            for _ in range(3):
+                stalled.append(await trio.open_tcp_stream("127.0.0.1", port))
+            with trio.fail_after(10):
+                while inbound_handshakes(node.host) < 3:
+                    await trio.sleep(0.01)
+            assert await first_bytes(port) == b""  # refused, not waiting for a Noise message
+            accepts = node.statistics().accepts
+            assert accepts is not None and accepts.refused_at_budget == 1
+            assert "2 in their handshake" not in (accepts.last_refusal or "")
+            assert "3 in their handshake, of 3" in (accepts.last_refusal or "")
+        finally:
+            for stream in stalled:
+                await stream.aclose()
