@@ -264,8 +264,8 @@ async def test_connections_still_in_their_handshake_count_against_the_budget(
                     await trio.sleep(0.01)
             assert await first_bytes(port) == b""  # refused, not waiting for a Noise message
             accepts = node.statistics().accepts
-            assert accepts is not None and accepts.refused_at_budget == 1
-            assert "2 in their handshake" not in (accepts.last_refusal or "")
+            assert accepts is not None
+            assert accepts.refused_at_budget == 1
             assert "3 in their handshake, of 3" in (accepts.last_refusal or "")
         finally:
             for stream in stalled:
