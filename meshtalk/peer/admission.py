@@ -26,7 +26,13 @@ from ..protocol.envelope import Envelope, direct_conversation_id, peer_id_from_b
 from ..protocol.errors import ConversationMismatch, MeshtalkError, NotAuthorized
 from ..protocol.keys import PeerId
 
-__all__ = ["admit_incoming", "claim_direct", "create_conversation", "moved_conversation_id"]
+__all__ = [
+    "admit_incoming",
+    "claim_direct",
+    "create_conversation",
+    "move_conversation",
+    "moved_conversation_id",
+]
 
 _MOVED_PERSON: Final = b"meshtalk/moved"
 
@@ -66,21 +72,25 @@ def claim_direct(
     if row is not None and row[0] == "direct":
         return
     if row is not None:
-        moved = moved_conversation_id(conversation)
-        db.execute(
-            "INSERT INTO conversations (id, kind, name, lamport, created_ms) "
-            "SELECT ?, kind, name, lamport, created_ms FROM conversations WHERE id = ?",
-            (moved, conversation),
-        )
-        db.execute(
-            "UPDATE conversation_members SET conversation = ? WHERE conversation = ?",
-            (moved, conversation),
-        )
-        db.execute(
-            "UPDATE messages SET conversation = ? WHERE conversation = ?", (moved, conversation)
-        )
-        db.execute("DELETE FROM conversations WHERE id = ?", (conversation,))
+        move_conversation(db, conversation)
     create_conversation(db, conversation, "direct", peers, now_ms)
+
+
+def move_conversation(db: sqlite3.Connection, conversation: bytes) -> None:
+    """Move a conversation that squats on an id somebody else's conversation needs (a direct
+    one's, a room's) to `moved_conversation_id(conversation)`, with its members, messages and
+    read marks: nothing is deleted, and nothing it holds shows up in the other's history."""
+    moved = moved_conversation_id(conversation)
+    db.execute(
+        "INSERT INTO conversations (id, kind, name, lamport, created_ms) "
+        "SELECT ?, kind, name, lamport, created_ms FROM conversations WHERE id = ?",
+        (moved, conversation),
+    )
+    for table in ("conversation_members", "messages", "reader_marks"):
+        db.execute(
+            f"UPDATE {table} SET conversation = ? WHERE conversation = ?", (moved, conversation)
+        )
+    db.execute("DELETE FROM conversations WHERE id = ?", (conversation,))
 
 
 def _known_peers(db: sqlite3.Connection) -> list[PeerId]:

@@ -36,7 +36,7 @@ from ...protocol.errors import ProtocolError, StoreError
 from ...protocol.room_errors import RoomError, UnknownRoom
 from ...protocol.room_state import MAX_LOG_ENTRIES, RoomLog, RoomState
 from ...protocol.rooms import entry_hash
-from ..admission import moved_conversation_id
+from ..admission import move_conversation
 from .database import Database
 
 __all__ = ["RoomStore", "RoomSummary", "DEFAULT_MAX_ROOMS", "CACHE_ENTRIES"]
@@ -93,15 +93,7 @@ def _claim_conversation(db: sqlite3.Connection, room: bytes, name: str, now_ms: 
     if row is not None:
         if row[0] == "direct":  # a 16-byte hash collision: not going to happen, never merge
             raise RoomError(f"room {room.hex()} has the id of a direct conversation held here")
-        moved = moved_conversation_id(room)
-        db.execute(
-            "INSERT INTO conversations (id, kind, name, lamport, created_ms) "
-            "SELECT ?, kind, name, lamport, created_ms FROM conversations WHERE id = ?",
-            (moved, room),
-        )
-        for table in ("conversation_members", "messages", "reader_marks"):
-            db.execute(f"UPDATE {table} SET conversation = ? WHERE conversation = ?", (moved, room))
-        db.execute("DELETE FROM conversations WHERE id = ?", (room,))
+        move_conversation(db, room)
     db.execute(
         "INSERT INTO conversations (id, kind, name, created_ms) VALUES (?, 'group', ?, ?)",
         (room, name, now_ms),
