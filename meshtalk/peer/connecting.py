@@ -12,9 +12,9 @@ and the retries would add more work. A peer that answered gets the long handshak
 (net/quirks.py); one whose handshake did not finish in it dials in a lane of its own next time,
 so a peer that accepts and then stalls holds the other dials back once at most. (Giving the
 turn away while a handshake goes on instead let the load grow: in bench/mesh.py at N=100, 4,192
-interruptions in 240 s, against 17 with the lane.) A dial that
-waits its turn first looks whether the peer connected to us meanwhile, which also saves most of
-the duplicate connections of two nodes dialing each other. A connection that works is reused,
+interruptions in 240 s, against 17 with the lane.) A dial that waits its turn first looks
+whether the peer connected to us meanwhile, which also saves most of the duplicate connections
+of two nodes dialing each other. A connection that works is reused,
 never closed to redial: only a `fresh` dial (the link could not open a stream on it within the
 handshake timeout) drops it first.
 """
@@ -82,7 +82,7 @@ class Connector:
     ) -> None:
         """`host()`: the running py-libp2p host (raises NodeClosed otherwise); `lookup(peer)`:
         ask discovery for fresh addresses of `peer`; `max_dials`: dials in flight at most;
-        `dial_timeout`: a TCP connect, and a dial's turn; `handshake_timeout`: a peer that
+        `dial_timeout`: a TCP connect (the host bounds it); `handshake_timeout`: a peer that
         answered, for the handshake and for each new stream."""
         self._host = host
         self._book = book
