@@ -369,7 +369,7 @@ def test_a_version_3_store_gets_rooms_and_signed_envelopes(path: Path) -> None:
     store = Store(path)
     envelope = make_envelope(ALICE, BOB)
     store.messages.store_incoming([(envelope, b"sealed")], BOB.peer_id, NOW_MS)
-    assert store.db.one("PRAGMA user_version")[0] == SCHEMA_VERSION == 4
+    assert store.db.one("PRAGMA user_version")[0] == SCHEMA_VERSION == 5
     assert store.db.get_setting("kept") == "yes"
     assert store.db.one("SELECT signed FROM messages") == (None,)
     room = store.rooms.create(new_create(), NOW_MS)

@@ -11,14 +11,15 @@
 - `schema.py` and `rows.py`: the migrations, and the rows as the API's models.
 
 `Store` opens the Database and builds the parts on it: `store.messages`, `store.outbox`,
-`store.contacts`, `store.book`, `store.readers`, `store.pruner`, `store.rooms`, with `store.db`
+`store.contacts`, `store.book`, `store.readers`, `store.pruner`, `store.rooms`,
+`store.room_messages`, with `store.db`
 for settings and transactions.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from .addressbook import AddressBook, AddressSource, KnownAddress
 from .checkpoints import keep_wal_short
@@ -28,8 +29,12 @@ from .messages import Messages
 from .outbox import Outbox
 from .pruning import PruneBatch, Pruner, PruneRule
 from .readers import Readers
+from .room_messages import RoomMessages
 from .rooms import RoomStore, RoomSummary
 from .rows import IncomingResult, OutboxItem
+
+if TYPE_CHECKING:
+    from ...protocol.keys import PeerId
 
 __all__ = [
     "keep_wal_short",
@@ -54,16 +59,24 @@ STORE_FILE_NAME: Final = "store.db"
 class Store:
     """The SQLite store of one profile. Not thread-safe: use it from the node's thread."""
 
-    def __init__(self, path: Path, durability: Literal["normal", "full"] = "normal") -> None:
+    def __init__(
+        self,
+        path: Path,
+        durability: Literal["normal", "full"] = "normal",
+        *,
+        me: PeerId | None = None,
+    ) -> None:
+        """`me`: the node's own peer ID (room admission tells its own messages by it)."""
         self.path = path
         self.db = Database(path, durability)
-        self.messages = Messages(self.db)
+        self.messages = Messages(self.db, lambda db, env: self.room_messages.check(db, env))
         self.outbox = Outbox(self.db)
         self.contacts = ContactTable(self.db)
         self.book = AddressBook(self.db)
         self.readers = Readers(self.db)
         self.pruner = Pruner(self.db)
         self.rooms = RoomStore(self.db)
+        self.room_messages = RoomMessages(self.db, self.rooms, me)
 
     def close(self) -> None:
         """Close the database file (checkpointing what the WAL holds)."""

@@ -37,6 +37,7 @@ class AddressSource(enum.StrEnum):
     BOOTSTRAP = "bootstrap"
     IDENTIFY = "identify"
     CONNECTION = "connection"
+    ROOM = "room"
 
 
 @dataclass(frozen=True, slots=True)

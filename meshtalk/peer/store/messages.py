@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import copy
 import sqlite3
-from collections.abc import Iterator, Sequence
-from typing import Any, Final
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Final, Literal
 
 from ...protocol.codec import packb
 from ...protocol.envelope import Envelope, check_lamport_step, next_lamport, peer_id_from_bytes
-from ...protocol.errors import MeshtalkError
+from ...protocol.errors import InternalError, MeshtalkError
 from ...protocol.keys import PeerId
+from ...protocol.room_wire import CONTROL_KINDS
 from ..admission import admit_incoming, claim_direct, create_conversation
 from ..models import Conversation, Direction, Message, MessageStatus
 from .database import Database
@@ -26,9 +27,18 @@ from .rows import MESSAGE_COLUMNS, IncomingResult, load_value, message_from_row,
 __all__ = ["Messages"]
 
 _INSERT_MESSAGE: Final = (
-    f" INTO messages ({MESSAGE_COLUMNS.replace('cursor, ', '', 1)}, sealed) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)"
+    f" INTO messages ({MESSAGE_COLUMNS.replace('cursor, ', '', 1)}, sealed, signed) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)"
 )
+_VISIBLE: Final = "kind NOT IN ({})".format(", ".join(f"'{k}'" for k in sorted(CONTROL_KINDS)))
+"""Room control messages (a sync summary, a log push) wait in the outbox like any message, so
+they have rows until acked; no reader ever sees them."""
+
+RoomCheck = Callable[[sqlite3.Connection, Envelope], "RoomVerdict | None"]
+"""What the room store says of an incoming message (None: its conversation is not a room)."""
+RoomVerdict = Literal["admit", "hold"] | MeshtalkError
+Incoming = tuple[Envelope, bytes] | tuple[Envelope, bytes, bytes]
+"""A received envelope with its sealed copy, and optionally the bytes its author signed."""
 _INSERT_INCOMING: Final = "INSERT OR IGNORE" + _INSERT_MESSAGE  # a duplicate is recognised
 _INSERT_OUTGOING: Final = "INSERT" + _INSERT_MESSAGE
 
@@ -44,8 +54,11 @@ def _raise_lamports(db: sqlite3.Connection, lamports: dict[bytes, int]) -> None:
 class Messages:
     """The messages and conversations of a store."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, room_check: RoomCheck | None = None) -> None:
+        """`room_check(db, envelope)`: the room rules for a message to a room held here (see
+        store/room_messages.py), asked inside the transaction that stores it."""
         self._db = db
+        self._room_check = room_check
 
     # -- conversations ----------------------------------------------------------------------
 
@@ -63,6 +76,7 @@ class Messages:
         rows = self._db.all(
             "SELECT c.id, c.kind, c.name, c.lamport, c.created_ms, MAX(m.cursor), COUNT(m.cursor)"
             " FROM conversations c LEFT JOIN messages m ON m.conversation = c.id "
+            f"AND m.{_VISIBLE} "
             f"{where} GROUP BY c.id ORDER BY MAX(m.cursor) IS NULL, MAX(m.cursor) DESC",
             args,
         )
@@ -88,8 +102,10 @@ class Messages:
         """Store new outgoing messages and their sealed copies in one transaction (a group commit).
 
         Each item is (conversation, kind, members, build): the conversation is created (`kind`,
-        `members`) if needed, and `build(lamport) -> (envelope, {recipient: sealed})` runs inside
-        the transaction, so the conversation's Lamport counter and the outbox can never disagree.
+        `members`) if needed, and `build(lamport) -> (envelope, {recipient: sealed}, signed)`
+        runs inside the transaction, so the conversation's Lamport counter and the outbox can
+        never disagree (`signed`, the bytes the author signed, may be left out: it is kept for
+        forwarding and transcripts).
         Each item's `build` runs before any of its rows is written, so one that fails (say, a
         body too large) is left out alone and its exception returned in its place.
         """
@@ -110,7 +126,7 @@ class Messages:
                     if not usable:
                         missing.add(conversation)
                 try:
-                    envelope, copies = build(next_lamport(lamports[conversation]))
+                    envelope, copies, *signed = build(next_lamport(lamports[conversation]))
                 except Exception as exc:
                     results.append(exc)
                     continue
@@ -122,7 +138,7 @@ class Messages:
                     missing.discard(conversation)
                 lamports[conversation] = envelope.lamport
                 cursor = _insert_message(
-                    db, envelope, Direction.OUT, None, MessageStatus.QUEUED, now_ms
+                    db, envelope, Direction.OUT, None, MessageStatus.QUEUED, now_ms, *signed[:1]
                 )
                 assert cursor is not None  # a fresh random id: a duplicate would be a bug
                 outbox.extend((cursor, r.to_bytes(), envelope.id, s) for r, s in copies.items())
@@ -136,12 +152,15 @@ class Messages:
         return results
 
     def store_incoming(
-        self, items: Sequence[tuple[Envelope, bytes]], me: PeerId, now_ms: int
+        self, items: Sequence[Incoming], me: PeerId, now_ms: int
     ) -> list[IncomingResult | MeshtalkError]:
         """Store received envelopes in one transaction; duplicates are recognised, not stored.
 
-        A duplicate of a message retention forgot is recognised by its record in `forgotten`
-        (store/pruning.py) and comes back with cursor None.
+        Each item is (envelope, sealed copy) or (envelope, sealed copy, signed bytes). A
+        duplicate of a message retention forgot is recognised by its record in `forgotten`
+        (store/pruning.py) and comes back with cursor None. A room message whose author this
+        node's log of the room does not show as a member yet is held back (`held`, cursor None;
+        store/room_messages.py releases it when the log admits its author).
 
         Returns, per item, an IncomingResult or the refusal (see peer/admission.py: the
         conversation it writes to is not the author's, or its Lamport counter jumps too far).
@@ -150,21 +169,29 @@ class Messages:
         admitted: dict[tuple[bytes, PeerId, tuple[PeerId, ...]], MeshtalkError | None] = {}
         lamports: dict[bytes, int] = {}
         with self._db.transaction() as db:
-            for envelope, sealed in items:
+            for envelope, sealed, *signed in items:
                 if _forgotten(db, envelope):  # pruned, re-sent: acked again, not stored again
                     results.append(IncomingResult(envelope.id, None, duplicate=True))
                     continue
-                key = (envelope.conversation, envelope.author, envelope.recipients)
-                if key not in admitted:
-                    admitted[key] = admit_incoming(db, envelope, me, now_ms)
-                refusal = admitted[key]
+                verdict = self._room_check(db, envelope) if self._room_check else None
+                if verdict is None:
+                    key = (envelope.conversation, envelope.author, envelope.recipients)
+                    if key not in admitted:
+                        admitted[key] = admit_incoming(db, envelope, me, now_ms)
+                    refusal = admitted[key]
+                elif verdict == "hold":
+                    _hold(db, envelope, sealed, signed[0] if signed else None, now_ms)
+                    results.append(IncomingResult(envelope.id, None, duplicate=False, held=True))
+                    continue
+                else:
+                    refusal = None if verdict == "admit" else verdict
                 if refusal is None:
                     refusal = _check_lamport(db, envelope, lamports)
                 if refusal is not None:
                     results.append(copy.copy(refusal).about(envelope.id))
                     continue
                 cursor = _insert_message(
-                    db, envelope, Direction.IN, sealed, MessageStatus.RECEIVED, now_ms
+                    db, envelope, Direction.IN, sealed, MessageStatus.RECEIVED, now_ms, *signed
                 )
                 if cursor is None:  # (author, id) already stored: a duplicate
                     row = db.execute(
@@ -186,7 +213,8 @@ class Messages:
     ) -> list[Message]:
         order = "DESC" if newest else "ASC"
         rows = self._db.all(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {where} ORDER BY cursor {order} LIMIT ?",
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE ({where}) AND {_VISIBLE} "
+            f"ORDER BY cursor {order} LIMIT ?",
             (*args, limit),
         )
         messages = [message_from_row(row) for row in rows]
@@ -199,7 +227,7 @@ class Messages:
         """
         rows = self._db.rows(
             "SELECT direction, timestamp_ms, metadata FROM messages WHERE conversation = ? "
-            "ORDER BY cursor DESC",
+            f"AND {_VISIBLE} ORDER BY cursor DESC",
             (conversation,),
         )
         for direction, timestamp_ms, metadata in rows:
@@ -256,6 +284,7 @@ def _insert_message(
     sealed: bytes | None,
     status: MessageStatus,
     now_ms: int,
+    signed: bytes | None = None,
 ) -> int | None:
     cursor = db.execute(
         _INSERT_INCOMING if direction is Direction.IN else _INSERT_OUTGOING,
@@ -274,9 +303,23 @@ def _insert_message(
             status.value,
             now_ms,
             sealed,
+            signed,
         ),
     )
     return cursor.lastrowid if cursor.rowcount == 1 else None
+
+
+def _hold(
+    db: sqlite3.Connection, envelope: Envelope, sealed: bytes, signed: bytes | None, now_ms: int
+) -> None:
+    """Keep a room message back until the room's log admits its author."""
+    if signed is None:
+        raise InternalError("a room message is held only with the bytes its author signed")
+    db.execute(
+        "INSERT OR IGNORE INTO room_held (room, author, id, signed, sealed, received_ms) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (envelope.conversation, envelope.author.to_bytes(), envelope.id, signed, sealed, now_ms),
+    )
 
 
 def _forgotten(db: sqlite3.Connection, envelope: Envelope) -> bool:

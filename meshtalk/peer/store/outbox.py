@@ -7,10 +7,13 @@ their message, by Messages.queue_outgoing_many, in the same transaction.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
+from typing import Final
 
 from ...protocol.envelope import peer_id_from_bytes
 from ...protocol.keys import PeerId
+from ...protocol.room_wire import CONTROL_KINDS
 from .database import Database
 from .rows import OutboxItem, chunks
 
@@ -82,11 +85,13 @@ class Outbox:
                 marks = ",".join("?" * len(cursors))
                 done = db.execute(
                     f"UPDATE messages SET status = 'delivered' WHERE cursor IN ({marks}) AND "
+                    "direction = 'out' AND "
                     "NOT EXISTS (SELECT 1 FROM outbox WHERE message_cursor = messages.cursor) "
                     "RETURNING id",
                     cursors,
                 ).fetchall()
                 delivered.extend(row[0] for row in done)
+                _drop_control(db, cursors)
         return delivered
 
     def fail(self, recipient: PeerId, message_id: bytes, error: str) -> bool:
@@ -100,7 +105,48 @@ class Outbox:
             if row is None:
                 return False
             db.execute(
-                "UPDATE messages SET status = 'failed', error = ? WHERE cursor = ?",
+                "UPDATE messages SET status = 'failed', error = ? WHERE cursor = ? "
+                "AND direction = 'out'",
                 (f"{recipient}: {error}", row[0]),
             )
+            if _is_control(db, row[0]):
+                db.execute("DELETE FROM outbox WHERE message_cursor = ?", (row[0],))
+                _drop_control(db, [row[0]])
             return True
+
+    def queue_copies(self, copies: Sequence[tuple[int, PeerId, bytes, bytes]]) -> int:
+        """Queue sealed copies of messages stored already, (cursor, recipient, id, sealed):
+        room catch-up forwards received messages this way. A copy of a message already waiting
+        for that recipient is skipped; returns how many were queued."""
+        with self._db.transaction() as db:
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO outbox (message_cursor, recipient, message_id, sealed, "
+                "state) VALUES (?, ?, ?, ?, 'pending')",
+                [(cursor, peer.to_bytes(), mid, sealed) for cursor, peer, mid, sealed in copies],
+            )
+            return db.total_changes - before
+
+
+_CONTROL: Final = ", ".join(f"'{kind}'" for kind in sorted(CONTROL_KINDS))
+
+
+def _is_control(db: sqlite3.Connection, cursor: int) -> bool:
+    row = db.execute(
+        f"SELECT 1 FROM messages WHERE cursor = ? AND kind IN ({_CONTROL})", (cursor,)
+    ).fetchone()
+    return row is not None
+
+
+def _drop_control(db: sqlite3.Connection, cursors: Sequence[int]) -> None:
+    """Room control messages (protocol/room_wire.py) are gone once no copy of them waits,
+    except the newest message row: cursors are rowids, and SQLite would hand a deleted
+    largest rowid to the next message, behind a link's write cursor (it stays until the next
+    drop). The partial index `messages_room_control` keeps this a scan of control rows only."""
+    if not cursors:
+        return
+    db.execute(
+        f"DELETE FROM messages WHERE kind IN ({_CONTROL}) AND "
+        "cursor < (SELECT MAX(cursor) FROM messages) AND "
+        "NOT EXISTS (SELECT 1 FROM outbox WHERE message_cursor = messages.cursor)"
+    )

@@ -206,6 +206,11 @@ class RoomStore:
             )
         return lamport
 
+    def is_held(self, room: bytes, *, joined: bool = False) -> bool:
+        """Whether `room` is held here (with `joined`: and this node has not left it)."""
+        row = self._db.one("SELECT left_ms FROM rooms WHERE id = ?", (room,))
+        return row is not None and not (joined and row[0] is not None)
+
     def rooms(self) -> list[RoomSummary]:
         """Every room held: the ones this node is in first, then by name."""
         rows = self._db.all(

@@ -49,6 +49,8 @@ class IncomingResult:
     message_id: bytes
     cursor: int | None
     duplicate: bool
+    held: bool = False
+    """A room message kept back until the room's log admits its author (cursor None)."""
 
 
 def chunks(values: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:

@@ -142,6 +142,24 @@ MIGRATIONS: Final[list[str]] = [
     );
     ALTER TABLE messages ADD COLUMN signed BLOB;
     """,
+    # 5: room messages held back (store/room_messages.py): signed by an author this node's log
+    # of the room does not show as a member yet (an add entry still on its way); each is
+    # stored as a message once the log admits its author, or forgotten when it expires; and
+    # an index of the room control messages waiting to be dropped (store/outbox.py)
+    """
+    CREATE TABLE room_held (
+        room        BLOB NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        author      BLOB NOT NULL,
+        id          BLOB NOT NULL,
+        signed      BLOB NOT NULL,
+        sealed      BLOB NOT NULL,
+        received_ms INTEGER NOT NULL,
+        PRIMARY KEY (author, id)
+    );
+    CREATE INDEX room_held_by_room ON room_held (room, received_ms);
+    CREATE INDEX messages_room_control ON messages (cursor)
+        WHERE kind IN ('room-log', 'room-sync');
+    """,
 ]
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
