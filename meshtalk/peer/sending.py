@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from .ports import Clock, Counter
     from .store import OutboxItem, Store
 
-__all__ = ["Sender", "internal_error"]
+__all__ = ["Conversation", "Sender", "internal_error"]
 
 logger = logging.getLogger("meshtalk.node")
 
@@ -52,6 +52,15 @@ def internal_error(doing: str, exc: BaseException) -> InternalError:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """Where a message goes: the conversation's id, its kind and members (to create it)."""
+
+    id: bytes
+    kind: str
+    members: tuple[PeerId, ...]
+
+
 @dataclass
 class _QueuedSend:
     """A send waiting for the committer."""
@@ -59,7 +68,7 @@ class _QueuedSend:
     conversation: bytes
     kind: str
     members: tuple[PeerId, ...]
-    build: Callable[[int], tuple[Envelope, dict[PeerId, bytes]]]
+    build: Callable[[int], tuple[Envelope, dict[PeerId, bytes], bytes]]
     done: trio.Event = field(default_factory=trio.Event)
     error: Exception | None = None
 
@@ -115,37 +124,59 @@ class Sender:
         guards first, or GuardTripped is raised and nothing is queued. A caller-chosen
         `message_id` (UUIDv7) this node already holds queues nothing new: a retry is idempotent.
         """
-        if message_id is not None and self._holds(message_id):
-            if wait:
-                await self.wait_delivered(message_id, timeout)
-            return message_id
         targets = [to] if isinstance(to, str | PeerId) else list(to)
         recipients = tuple(dict.fromkeys(self._recipient(t) for t in targets))
         if not recipients:
             raise UnknownPeer("send needs at least one recipient")
-        now = self._clock()
         conversation, kind_of_conversation, members = self._conversation(conversation, recipients)
+        return await self.send_to(
+            recipients, body, Conversation(conversation, kind_of_conversation, members),
+            kind=kind, reply_to=reply_to, metadata=metadata, wait=wait, timeout=timeout,
+            message_id=message_id,
+        )  # fmt: skip
+
+    async def send_to(
+        self,
+        recipients: tuple[PeerId, ...],
+        body: Any,
+        conversation: Conversation,
+        *,
+        kind: str = "text",
+        reply_to: bytes | None = None,
+        metadata: dict[str, Any] | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
+        message_id: bytes | None = None,
+    ) -> bytes:
+        """`send` to peers resolved already (room members need not be contacts), in
+        `conversation` (created with its kind and members if new)."""
+        if message_id is not None and self._holds(message_id):
+            if wait:
+                await self.wait_delivered(message_id, timeout)
+            return message_id
+        now = self._clock()
         # Whoever says who wrote it and is not a person ("agent" from the control socket) is
         # held to the guards; a message that does not say is the program's own.
         by_agent = self._guard is not None and via_of(metadata) not in (None, "human")
         if by_agent:
-            self._check_guard(conversation, body, now)
+            self._check_guard(conversation.id, body, now)
         message_id = message_id or new_message_id(now)
         sizes: dict[PeerId, int] = {}
 
-        def build(lamport: int) -> tuple[Envelope, dict[PeerId, bytes]]:
+        def build(lamport: int) -> tuple[Envelope, dict[PeerId, bytes], bytes]:
             envelope = Envelope(
-                id=message_id, conversation=conversation, author=self._own,
+                id=message_id, conversation=conversation.id, author=self._own,
                 recipients=recipients, timestamp_ms=now, lamport=lamport, body=body,
                 kind=kind, reply_to=reply_to, metadata=metadata,
             )  # fmt: skip
-            copies = self._seal_copies(envelope)
+            signed, copies = self._seal_copies(envelope)
             sizes.update((r, len(sealed)) for r, sealed in copies.items())
-            return envelope, copies
+            return envelope, copies, signed
 
-        await self._commit(_QueuedSend(conversation, kind_of_conversation, members, build))
+        queued = _QueuedSend(conversation.id, conversation.kind, conversation.members, build)
+        await self._commit(queued)
         if by_agent and self._guard is not None:
-            self._guard.sent(conversation, now)
+            self._guard.sent(conversation.id, now)
         # No await since the commit: an ack cannot have arrived before the waiter exists.
         event = trio.Event()
         if wait:
@@ -156,10 +187,10 @@ class Sender:
             await self._wait(message_id, event, timeout)
         return message_id
 
-    def _seal_copies(self, envelope: Envelope) -> dict[PeerId, bytes]:
-        """A sealed copy for each recipient of the envelope, signed once for all of them."""
+    def _seal_copies(self, envelope: Envelope) -> tuple[bytes, dict[PeerId, bytes]]:
+        """The signed bytes, and a sealed copy for each recipient, signed once for all."""
         signed = sign_envelope(envelope, self._key)
-        return {r: seal_signed(signed, self._key, r) for r in envelope.recipients}
+        return signed.data, {r: seal_signed(signed, self._key, r) for r in envelope.recipients}
 
     def _holds(self, message_id: bytes) -> bool:
         """Whether a message of this node's own with this client-chosen id is stored."""
@@ -210,7 +241,12 @@ class Sender:
                 batch, self._queue = self._queue, []
                 self._commit_batch(batch)
         finally:
+            # Cancelled (the node stops): what was handed over is committed now, synchronously,
+            # or a sender in the same nursery (room sync) would wait shielded for ever.
             self._running = False
+            batch, self._queue = self._queue, []
+            if batch:
+                self._commit_batch(batch)
 
     def _commit_batch(self, batch: list[_QueuedSend]) -> None:
         results: list[Any]
