@@ -21,18 +21,18 @@ from ..protocol.connection import (
     MessageReceived,
 )
 from ..protocol.errors import MeshtalkError, MessageRejected, NotAuthorized, StreamRefused
+from ..protocol.forwarding import OpenedMessage, open_any
 from ..protocol.frames import MAX_ACK_IDS, AckFrame, ErrorFrame, Frame
-from ..protocol.sealing import open_sealed
 from .store import IncomingResult
 
 if TYPE_CHECKING:
     from libp2p.abc import INetStream
 
-    from ..protocol.envelope import Envelope
     from ..protocol.keys import NodeKey, PeerId
     from .config import NodeConfig
     from .inbound_limits import InboundLimits
-    from .ports import Clock, Inbox, LinkEvents, StreamLike, TrustPolicy
+    from .ports import Clock, Inbox, LinkEvents, RoomInbox, StreamLike, TrustPolicy
+    from .store.messages import Incoming
 
 __all__ = ["InboundHandler"]
 
@@ -47,6 +47,7 @@ class InboundHandler:
         key: NodeKey,
         trust: TrustPolicy,
         inbox: Inbox,
+        rooms: RoomInbox,
         events: LinkEvents,
         limits: InboundLimits,
         config: NodeConfig,
@@ -58,6 +59,7 @@ class InboundHandler:
         self._own = key.peer_id
         self._trust = trust
         self._inbox = inbox
+        self._rooms = rooms
         self._events = events
         self._limits = limits
         self._config = config
@@ -71,7 +73,7 @@ class InboundHandler:
     async def serve(self, peer: PeerId, stream: StreamLike) -> None:
         """Run one inbound stream from `peer` until it ends (errors are the caller's concern)."""
         config = self._config
-        if not self._trust.is_trusted(peer):
+        if not (self._trust.is_trusted(peer) or self._rooms.admits(peer)):
             refusal = NotAuthorized(f"{self._own} does not accept messages from {peer}")
             self._inbox.count_refusal(peer, refusal)
             await _refuse(stream, refusal)
@@ -116,45 +118,76 @@ class InboundHandler:
     def receive_batch(self, messages: Sequence[MessageReceived]) -> list[Frame]:
         """Open, check and store a batch of messages; the ACK and ERROR frames that answer it."""
         replies: list[Frame] = []
-        accepted: list[tuple[Envelope, bytes]] = []
+        accepted: list[Incoming] = []
+        acked: list[bytes] = []
         for message in messages:
             try:
-                envelope = self._open(message.sealed)
+                opened = self._open(message.sealed)
+                consumed = self._handle_room(opened)
             except MeshtalkError as exc:
                 self._inbox.count_refusal(None, exc)
                 replies.append(ErrorFrame.from_exception(exc, exc.message_id))
                 continue
-            accepted.append((envelope, message.sealed))
+            if consumed:
+                acked.append(opened.envelope.id)
+            else:
+                accepted.append((opened.envelope, message.sealed, opened.signed.data))
         if accepted:
             results = self._store(accepted)
-            acked: list[bytes] = []
-            for (envelope, _), result in zip(accepted, results, strict=True):
+            for (envelope, *_), result in zip(accepted, results, strict=True):
                 if isinstance(result, IncomingResult):
                     acked.append(envelope.id)
                 else:
                     self._inbox.count_refusal(envelope.author, result)
                     replies.append(ErrorFrame.from_exception(result, envelope.id))
-            for start in range(0, len(acked), MAX_ACK_IDS):
-                replies.append(AckFrame(tuple(acked[start : start + MAX_ACK_IDS])))
+        for start in range(0, len(acked), MAX_ACK_IDS):
+            replies.append(AckFrame(tuple(acked[start : start + MAX_ACK_IDS])))
         return replies
 
-    def _open(self, sealed: bytes) -> Envelope:
-        envelope = open_sealed(
+    def _open(self, sealed: bytes) -> OpenedMessage:
+        """Open a copy and check who may send it: in a room held here, the room's members
+        (the store checks the author's membership; a blocked author or forwarder is refused);
+        anywhere else a trusted contact, and only in its own copy (never forwarded)."""
+        opened = open_any(
             sealed,
             self._key,
             self._clock(),
             max_future_skew_ms=self._config.max_future_skew_ms,
             max_age_ms=self._config.max_age_ms,
         )
-        if not self._trust.is_trusted(envelope.author):
+        envelope, forwarder = opened.envelope, opened.forwarded_by
+        if self._rooms.holds(envelope.conversation):
+            refused = [p for p in (envelope.author, forwarder) if p and self._rooms.is_blocked(p)]
+        elif forwarder is not None:
             raise NotAuthorized(
-                f"{self._own} does not accept messages from {envelope.author}"
+                f"{forwarder} forwarded a message of a conversation that is no room held by "
+                f"{self._own}"
             ).about(envelope.id)
-        return envelope
+        else:
+            refused = [] if self._trust.is_trusted(envelope.author) else [envelope.author]
+        if refused:
+            raise NotAuthorized(f"{self._own} does not accept messages from {refused[0]}").about(
+                envelope.id
+            )
+        return opened
 
-    def _store(
-        self, accepted: list[tuple[Envelope, bytes]]
-    ) -> list[IncomingResult | MeshtalkError]:
+    def _handle_room(self, opened: OpenedMessage) -> bool:
+        """Rooms act on joins and control messages before anything is stored; a bug there
+        refuses the one message, like a failed store."""
+        try:
+            return self._rooms.handle(opened)
+        except MeshtalkError as exc:
+            if exc.message_id is None:
+                exc.about(opened.envelope.id)
+            raise
+        except Exception as exc:
+            logger.exception("a %s message could not be handled", opened.envelope.kind)
+            raise MessageRejected(
+                f"{self._own} could not handle this {opened.envelope.kind} message "
+                f"({type(exc).__name__}); it is refused for good"
+            ).about(opened.envelope.id) from exc
+
+    def _store(self, accepted: list[Incoming]) -> list[IncomingResult | MeshtalkError]:
         """Store a batch; if that fails with a bug (not a StoreError, which ends the stream and
         is retried), store each message alone and refuse only the one that fails, so one message
         can never block a sender's link."""

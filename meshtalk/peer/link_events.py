@@ -43,8 +43,11 @@ class NodeLinkEvents:
         clock: Clock,
         keeper: Callable[[], ConnectionKeeper],
         connector: Connector,
+        rooms_connected: Callable[[PeerId], None],
     ) -> None:
+        """`rooms_connected(peer)`: rooms compare what they hold with a member that connected."""
         self._contacts = contacts
+        self._rooms_connected = rooms_connected
         self._discovery = discovery
         self._links = links
         self._book = book
@@ -63,6 +66,7 @@ class NodeLinkEvents:
         if not any(known.last_seen_ms >= recent for known in self._book().addresses(peer)):
             self._discovery.identify_later(peer)
         self._links.retry(peer)
+        self._rooms_connected(peer)
 
     def active(self, peer: PeerId) -> None:
         """Messages or acks moved with `peer` just now: its connection is in use."""

@@ -111,11 +111,18 @@ class PeerLink:
         # vanished without a reset), so the next stream on it gets the dial timeout, not the
         # long handshake one, before the link dials afresh.
         self._suspect = False
+        self._rewound = False
 
     def kick(self, size: int = 0) -> None:
         """`size` more bytes of messages are waiting for this peer."""
         self._unsent_bytes += size
         self._changed.set()
+
+    def rewind(self) -> None:
+        """Copies of older messages were queued for this peer (room catch-up forwards them):
+        read the outbox from its start again, skipping what is in flight."""
+        self._rewound = True
+        self.kick(self._config.max_in_flight_bytes)
 
     def retry_now(self) -> None:
         """The peer is reachable again (it connected to us): skip the back-off."""
@@ -273,6 +280,8 @@ class PeerLink:
         self._unsent_bytes = config.max_in_flight_bytes  # unknown backlog: assume a full one
         while True:
             changed = self._changed
+            if self._rewound:
+                self._rewound, cursor = False, 0
             if self._superseded and getattr(pump.stream, "muxed_conn", None) in self._superseded:
                 if not self._in_flight:
                     self._superseded = frozenset()
@@ -290,7 +299,7 @@ class PeerLink:
                 await self._wait_change(changed)
                 continue
             room = config.max_in_flight - len(self._in_flight)
-            items = self._outbox.pending(self.peer, cursor, min(_BATCH, room))
+            items = self._pending(cursor, min(_BATCH, room))
             if not items:
                 self._unsent_bytes = 0
                 await self._wait_change(changed)
@@ -320,6 +329,17 @@ class PeerLink:
             self._wrote.set()
             self._count("frames_sent", len(batch))
             self._count("writes", 1)
+
+    def _pending(self, cursor: int, limit: int) -> list[OutboxItem]:
+        """Outbox copies past `cursor` not on the wire yet (after a rewind, some may be)."""
+        while True:
+            items = self._outbox.pending(self.peer, cursor, limit)
+            if not items or not self._in_flight:
+                return items
+            fresh = [item for item in items if item.message_id not in self._in_flight]
+            if fresh:
+                return fresh
+            cursor = items[-1].cursor
 
     async def _mark_sent_later(self, _pump: MessagePump) -> None:
         while True:

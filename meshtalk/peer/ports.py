@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from ..net.framed import StreamLike
 
 if TYPE_CHECKING:
-    from ..protocol.envelope import Envelope
     from ..protocol.errors import MeshtalkError
+    from ..protocol.forwarding import OpenedMessage
     from ..protocol.keys import PeerId
     from .store import IncomingResult, OutboxItem
+    from .store.messages import Incoming
 
 __all__ = [
     "Clock",
@@ -27,6 +28,7 @@ __all__ = [
     "LinkEvents",
     "LinkState",
     "Outbox",
+    "RoomInbox",
     "StreamLike",
     "TrustPolicy",
 ]
@@ -51,14 +53,33 @@ class TrustPolicy(Protocol):
 class Inbox(Protocol):
     """Where the inbound handler puts what it opened, and reports what it refused."""
 
-    def store_incoming(
-        self, items: list[tuple[Envelope, bytes]]
-    ) -> list[IncomingResult | MeshtalkError]:
+    def store_incoming(self, items: Sequence[Incoming]) -> list[IncomingResult | MeshtalkError]:
         """Store opened envelopes in one transaction: a result or a refusal per item."""
         ...
 
     def count_refusal(self, peer: PeerId | None, error: MeshtalkError) -> None:
         """Record a refused delivery (peer None: the sender could not be told)."""
+        ...
+
+
+class RoomInbox(Protocol):
+    """What the inbound handler asks of rooms (peer/rooms.py) before it stores a message."""
+
+    def holds(self, conversation: bytes) -> bool:
+        """Whether `conversation` is a room held here (its own rules decide who may write)."""
+        ...
+
+    def is_blocked(self, peer: PeerId) -> bool:
+        """Whether `peer` is a blocked contact (blocked stays blocked, even in a room)."""
+        ...
+
+    def admits(self, peer: PeerId) -> bool:
+        """Whether `peer`, not a trusted contact, may open streams as a fellow room member."""
+        ...
+
+    def handle(self, opened: OpenedMessage) -> bool:
+        """Act on a room control message or a join before it is stored; True when it is
+        consumed (acknowledged, not stored). Raises a MeshtalkError to refuse it."""
         ...
 
 

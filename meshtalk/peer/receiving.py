@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import trio
@@ -18,11 +18,11 @@ from .state import NodeState, not_running
 from .store import IncomingResult
 
 if TYPE_CHECKING:
-    from ..protocol.envelope import Envelope
     from ..protocol.keys import PeerId
     from .models import Message
     from .ports import Clock, Counter
     from .store import Store
+    from .store.messages import Incoming
 
 __all__ = ["MessageStream", "Receiver"]
 
@@ -47,12 +47,12 @@ class Receiver:
         """An event set when the next message is stored (take it before reading the store)."""
         return self._incoming
 
-    def store_incoming(
-        self, items: list[tuple[Envelope, bytes]]
-    ) -> list[IncomingResult | MeshtalkError]:
+    def store_incoming(self, items: Sequence[Incoming]) -> list[IncomingResult | MeshtalkError]:
         """Store opened envelopes and wake readers."""
         results = self._store().messages.store_incoming(items, self._own, self._clock())
-        stored = sum(1 for r in results if isinstance(r, IncomingResult) and not r.duplicate)
+        stored = sum(
+            1 for r in results if isinstance(r, IncomingResult) and not (r.duplicate or r.held)
+        )
         duplicates = sum(1 for r in results if isinstance(r, IncomingResult) and r.duplicate)
         self._count("received", stored)
         self._count("duplicates", duplicates)

@@ -24,7 +24,9 @@ from meshtalk.protocol import Frame, HelloFrame, MeshtalkError, MessageFrame, Pe
 
 if TYPE_CHECKING:
     from meshtalk.peer.outbound import PeerLink
+    from meshtalk.peer.store.messages import Incoming
     from meshtalk.protocol import Envelope, PeerId
+    from meshtalk.protocol.forwarding import OpenedMessage
 
 HELLO = ((1,), "meshtalk/test")
 """The versions and agent of the part under test."""
@@ -245,6 +247,22 @@ class TrustSet(set["PeerId"]):
         return peer in self
 
 
+class NoRooms:
+    """The rooms port of a node that holds no room: nobody is let in as a room member."""
+
+    def holds(self, conversation: bytes) -> bool:
+        return False
+
+    def is_blocked(self, peer: PeerId) -> bool:
+        return False
+
+    def admits(self, peer: PeerId) -> bool:
+        return False
+
+    def handle(self, opened: OpenedMessage) -> bool:
+        return False
+
+
 class RecordingInbox(Recorder):
     """Stores whatever it is given, except the message ids in `refuse` (answered with that
     error) and batches holding an id in `explode` (raises, as a bug in the store would)."""
@@ -255,14 +273,12 @@ class RecordingInbox(Recorder):
         self.refuse: dict[bytes, MeshtalkError] = {}
         self.explode: set[bytes] = set()
 
-    def store_incoming(
-        self, items: list[tuple[Envelope, bytes]]
-    ) -> list[IncomingResult | MeshtalkError]:
-        self.record("store_incoming", [envelope.id for envelope, _ in items])
-        if any(envelope.id in self.explode for envelope, _ in items):
+    def store_incoming(self, items: Sequence[Incoming]) -> list[IncomingResult | MeshtalkError]:
+        self.record("store_incoming", [envelope.id for envelope, *_ in items])
+        if any(envelope.id in self.explode for envelope, *_ in items):
             raise RuntimeError("the test inbox fails on this message")
         results: list[IncomingResult | MeshtalkError] = []
-        for envelope, sealed in items:
+        for envelope, sealed, *_ in items:
             error = self.refuse.get(envelope.id)
             if error is not None:
                 results.append(error)

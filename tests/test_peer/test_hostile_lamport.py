@@ -13,6 +13,7 @@ import trio
 from nacl.bindings import crypto_box_easy_afternm
 
 from meshtalk.peer.node import Node
+from meshtalk.peer.store.messages import Incoming
 from meshtalk.protocol import (
     MAX_LAMPORT,
     MAX_LAMPORT_STEP,
@@ -186,8 +187,8 @@ async def test_a_bug_in_a_link_costs_a_retry_not_the_node(tmp_path: Path) -> Non
 async def test_a_bug_storing_one_incoming_message_refuses_that_one(tmp_path: Path) -> None:
     async with running(tmp_path, "alice", "bob") as (alice, bob):
 
-        def poisoned(items: list[tuple[Envelope, bytes]], *args: Any) -> bool:
-            return any(envelope.body == "poison" for envelope, _ in items)
+        def poisoned(items: list[Incoming], *args: Any) -> bool:
+            return any(envelope.body == "poison" for envelope, *_ in items)
 
         original = bob.store.messages.store_incoming
 

@@ -35,6 +35,7 @@ from tests.test_peer.port_doubles import (
     FAR_HELLO,
     HELLO,
     FarSide,
+    NoRooms,
     RecordingEvents,
     RecordingInbox,
     TrustSet,
@@ -54,7 +55,9 @@ class Rig:
 def rig(me: NodeKey, *trusted: NodeKey) -> Rig:
     trust = TrustSet(key.peer_id for key in trusted)
     inbox, events, limits = RecordingInbox(), RecordingEvents(), InboundLimits()
-    handler = InboundHandler(me, trust, inbox, events, limits, NodeConfig(), lambda: NOW_MS, HELLO)
+    handler = InboundHandler(
+        me, trust, inbox, NoRooms(), events, limits, NodeConfig(), lambda: NOW_MS, HELLO
+    )
     return Rig(handler, trust, inbox, events, limits)
 
 
