@@ -38,7 +38,6 @@ from ..net.host import (
 from ..profile.identity import load_or_create_identity
 from ..profile.lock import ProfileLock
 from ..protocol.connection import PROTOCOL_VERSIONS
-from ..protocol.envelope import direct_conversation_id
 from ..protocol.errors import ConfigError, unwrap_group
 from ..protocol.keys import PeerId
 from .config import NodeConfig
@@ -52,11 +51,14 @@ from .inbound_limits import InboundLimits
 from .link_events import NodeLinkEvents
 from .links import LinkSet
 from .listen import ensure_listening, preferred_listen_addrs
-from .models import Contact, Conversation, KnownPeer, Message, Trust
+from .models import KnownPeer
+from .node_contacts import NodeContacts
+from .node_rooms import NodeRooms
 from .outbound import PeerLink
 from .pairing import Pairing
 from .receiving import MessageStream, Receiver
 from .retention import keep_pruned
+from .rooms import Rooms
 from .sending import Sender
 from .state import NodeState, not_running
 from .stats import NodeStatistics
@@ -71,7 +73,7 @@ __all__ = ["Node", "NodeConfig", "NodeState", "NodeStatistics", "MessageStream",
 logger = logging.getLogger("meshtalk.node")
 
 
-class Node:
+class Node(NodeContacts, NodeRooms):
     """One meshtalk node on one profile folder. Start it with `open_node` or `serve`."""
 
     def __init__(self, profile: str | Path, config: NodeConfig | None = None) -> None:
@@ -118,6 +120,7 @@ class Node:
         self._events = NodeLinkEvents(
             self._contacts, self.discovery, self._links, lambda: self.store.book, clock,
             lambda: self.connections, self._connector,
+            lambda peer: self._rooms.sync.connected(peer),
         )  # fmt: skip
         events = self._events  # the keeper's budget is set when the node starts (peer/hosting.py)
         self.connections = ConnectionKeeper(
@@ -128,9 +131,14 @@ class Node:
             self.key, lambda: self.store, clock, self._recipient, self._links.kick, guard, count
         )
         self._receiver = Receiver(self.peer_id, lambda: self.store, clock, count)
+        self._rooms = Rooms(
+            self.key, lambda: self.store, self._contacts, self._sender, self._receiver, clock,
+            (self.profile.name, lambda: self.listen_addrs),
+            (lambda peer: self._links.get(peer).rewind(), self._addresses_learned),
+        )  # fmt: skip
         self._inbound = InboundHandler(
-            self.key, self._contacts, self._receiver, self._events, self.inbound_limits, config,
-            clock, hello,
+            self.key, self._contacts, self._receiver, self._rooms, self._events,
+            self.inbound_limits, config, clock, hello,
         )  # fmt: skip
         self.pairing = Pairing(
             self.peer_id, self.profile.name, config, clock,
@@ -180,7 +188,9 @@ class Node:
         parse_multiaddrs(self.config.listen)
         lock = ProfileLock(self.profile)
         try:
-            self._store = Store(self.profile / STORE_FILE_NAME, self.config.durability)
+            self._store = Store(
+                self.profile / STORE_FILE_NAME, self.config.durability, me=self.peer_id
+            )
         except BaseException:
             lock.release()
             raise
@@ -211,6 +221,7 @@ class Node:
                 async with trio.open_nursery() as nursery:
                     self.listen_addrs = announce_addrs(host)
                     await nursery.start(self._sender.run_committer)
+                    await nursery.start(self._rooms.sync.run)
                     nursery.start_soon(keep_wal_short, store, self.config.checkpoint_interval)
                     nursery.start_soon(keep_pruned, store, self.config)  # retain_days, _mib
                     nursery.start_soon(self.connections.run)
@@ -218,6 +229,7 @@ class Node:
                     for peer in store.outbox.recipients_with_pending():
                         self._links.get(peer).kick()
                     self.discovery.run(nursery)
+                    self._rooms.sync.start()
                     self.state = NodeState.RUNNING
                     task_status.started(self)
                     await trio.sleep_forever()
@@ -246,36 +258,6 @@ class Node:
             await self._stopped.wait()
 
     # -- contacts and peers ------------------------------------------------------------------
-
-    def resolve(self, ref: str | PeerId) -> PeerId:
-        """A contact name or peer ID (text or PeerId) as a PeerId."""
-        return self._contacts.resolve(ref)
-
-    def add_contact(
-        self,
-        peer: str | PeerId,
-        name: str | None = None,
-        addresses: Sequence[str] = (),
-        trust: Trust = Trust.TRUSTED,
-    ) -> Contact:
-        """Add or update a contact (addresses are merged); trusted contacts may deliver."""
-        return self._contacts.add(peer, name, addresses, trust)
-
-    def remove_contact(self, ref: str | PeerId) -> None:
-        """Forget a contact; its messages stay in the store."""
-        self._contacts.remove(ref)
-
-    def set_trust(self, ref: str | PeerId, trust: Trust) -> Contact:
-        """Trust or block a contact."""
-        return self._contacts.set_trust(ref, trust)
-
-    def contact(self, ref: str | PeerId) -> Contact:
-        """One contact by name or peer ID."""
-        return self._contacts.get(ref)
-
-    def contacts(self) -> list[Contact]:
-        """Every contact."""
-        return self._contacts.all()
 
     def is_connected(self, peer: PeerId) -> bool:
         """Whether the host holds an open connection to `peer` now."""
@@ -317,7 +299,12 @@ class Node:
 
         A send that returned is never lost; a send that raised queued nothing (see Sender.send:
         the guards, and a `message_id` chosen by the caller that makes a retry idempotent).
+        `to` may name a room (when no contact has that name): the message goes to its members.
         """
+        room = self._rooms.room_named(to) if isinstance(to, str) and conversation is None else None
+        if room is not None:
+            return await self._rooms.send(room, body, kind=kind, reply_to=reply_to,
+                metadata=metadata, wait=wait, timeout=timeout, message_id=message_id)  # fmt: skip
         return await self._sender.send(to, body, conversation=conversation, kind=kind,
             reply_to=reply_to, metadata=metadata, wait=wait, timeout=timeout,
             message_id=message_id)  # fmt: skip
@@ -350,18 +337,6 @@ class Node:
         if after is None:
             after = self.store.messages.consumer_cursor(consumer) if consumer is not None else 0
         return self._receiver.stream(after, consumer)
-
-    def history(
-        self, conversation: bytes | str | PeerId, after: int = 0, limit: int = 100
-    ) -> list[Message]:
-        """Messages of a conversation (an id, or a contact for the direct one), both ways."""
-        if not isinstance(conversation, bytes):
-            conversation = direct_conversation_id(self.peer_id, self.resolve(conversation))
-        return self.store.messages.history(conversation, after, limit)
-
-    def conversations(self) -> list[Conversation]:
-        """Every conversation, most recently active first."""
-        return self.store.messages.conversations()
 
     def statistics(self) -> NodeStatistics:
         """Counters, outbox, links, discovery, inbound streams, connections, dials, accepts."""

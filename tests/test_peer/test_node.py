@@ -134,7 +134,7 @@ async def test_unknown_peer_is_refused_and_counted(tmp_path: Path) -> None:
 
 async def test_api_errors(tmp_path: Path) -> None:
     async with running(tmp_path, "alice") as (alice,):
-        with pytest.raises(UnknownPeer, match="no contact is named"):
+        with pytest.raises(UnknownPeer, match="no contact or room is named"):
             await alice.send("nobody", "hi")
         stranger = NodeKey.generate().peer_id
         with pytest.raises(UnknownPeer, match="add it first"):

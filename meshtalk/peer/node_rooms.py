@@ -1,0 +1,83 @@
+"""The node's room methods, a mixin of `Node` (peer/rooms.py does the work).
+
+room = node.create_room("planning")
+await node.room_invite("planning", "bob")       # bob: await node.join_room("planning")
+await node.send("planning", "hello, room")      # `to` may name a room
+node.history("planning")
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..protocol.keys import PeerId
+    from ..protocol.room_state import Member
+    from ..protocol.room_wire import RoomInvite
+    from .models import Conversation, Message
+    from .rooms import Rooms
+    from .store import RoomSummary
+
+__all__ = ["NodeRooms"]
+
+
+class NodeRooms:
+    """Rooms and conversations by name, on a node whose `_rooms` part is wired."""
+
+    _rooms: Rooms
+
+    def create_room(self, name: str) -> RoomSummary:
+        """A new room with this node as its only member and admin."""
+        return self._rooms.create(name)
+
+    async def room_invite(
+        self,
+        room: str | bytes,
+        contact: str | PeerId,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> bytes:
+        """Invite a contact to a room (admins only); returns the invite message's id."""
+        return await self._rooms.invite(room, contact, wait=wait, timeout=timeout)
+
+    def room_invites(self) -> list[tuple[PeerId, RoomInvite]]:
+        """Invites received from trusted contacts, newest first: (inviter, invite)."""
+        return self._rooms.invites()
+
+    async def join_room(
+        self, room: str, *, wait: bool = True, timeout: float | None = 30.0
+    ) -> RoomSummary:
+        """Accept an invite (room id, name or id prefix); with `wait`, until added."""
+        return await self._rooms.join(room, wait=wait, timeout=timeout)
+
+    async def leave_room(self, room: str | bytes) -> None:
+        """Leave a room; its history stays here, nothing more is sealed to this node."""
+        await self._rooms.leave(room)
+
+    async def remove_member(self, room: str | bytes, member: str | PeerId) -> None:
+        """Remove a member from a room (admins only)."""
+        await self._rooms.remove(room, member)
+
+    def rooms(self) -> list[RoomSummary]:
+        """Every room held: the ones this node is in first, then by name."""
+        return self._rooms.rooms()
+
+    def room(self, room: str | bytes) -> RoomSummary:
+        """One room by id, name or id prefix."""
+        return self._rooms.summary(room)
+
+    def members(self, room: str | bytes) -> list[Member]:
+        """A room's members now, admins first."""
+        return self._rooms.members(room)
+
+    def history(
+        self, conversation: bytes | str | PeerId, after: int = 0, limit: int = 100
+    ) -> list[Message]:
+        """Messages of a conversation (an id, a contact for the direct one, or a room), both
+        ways."""
+        return self._rooms.history(conversation, after, limit)
+
+    def conversations(self) -> list[Conversation]:
+        """Every conversation, most recently active first."""
+        return self._rooms.conversations()
