@@ -71,6 +71,15 @@ class NodeRooms:
         """A room's members now, admins first."""
         return self._rooms.members(room)
 
+    def room_named(self, ref: str) -> bytes | None:
+        """The room `ref` names (a name or id prefix) when it names no contact, else None;
+        UnknownPeer when it names neither."""
+        return self._rooms.room_named(ref)
+
+    def conversation_id(self, ref: bytes | str | PeerId) -> bytes:
+        """A conversation's id from its id, a contact (the direct one) or a room."""
+        return self._rooms.conversation_id(ref)
+
     def history(
         self, conversation: bytes | str | PeerId, after: int = 0, limit: int = 100
     ) -> list[Message]:

@@ -216,12 +216,20 @@ class Rooms:
         return room, state
 
     def create(self, name: str) -> RoomSummary:
-        """A new room, with this node as its only member and admin."""
-        room = self._store().rooms.create(
-            create_entry(self._key, name, self._clock()), self._clock()
-        )
+        """A new room, with this node as its only member and admin.
+
+        The creator adds itself too (an add of a member updates its name and addresses), so
+        that members see its name and can reach it from the log alone."""
+        store = self._store()
+        room = store.rooms.create(create_entry(self._key, name, self._clock()), self._clock())
+        addresses = tuple(self._addresses())[:MAX_ADDRESSES]
+        entry = add_entry(
+            self._key, room, self._own, self._name[:MAX_NAME_LENGTH], addresses,
+            store.rooms.bump_lamport(room), self._clock(),
+        )  # fmt: skip
+        self._apply(room, [entry])
         self._co_members = None
-        return self._store().rooms.summary(room)
+        return store.rooms.summary(room)
 
     async def invite(self, ref: str | bytes, contact: str | PeerId, **send: Any) -> bytes:
         """Invite a contact (an admin only); the id of the invite message (send's options)."""
