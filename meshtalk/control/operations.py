@@ -25,6 +25,8 @@ from ..protocol.control import CONTROL_VERSION
 from ..protocol.envelope import direct_conversation_id
 from ..protocol.errors import ConfigError, EmptyMessage
 from ..protocol.keys import PeerId
+from .arguments import arg, limit_arg, message_id_arg, reader_arg
+from .room_operations import ROOM_OPERATION_NAMES, RoomOperations
 from .server import Emit, Operation
 from .views import agent_view, connections_view, contact_view, message_view, peer_view
 
@@ -56,48 +58,8 @@ OPERATION_NAMES: tuple[str, ...] = (
     "invite.create",
     "invite.join",
     "shutdown",
+    *ROOM_OPERATION_NAMES,
 )
-
-
-def _arg(args: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
-    """Argument `name` of a request, checked against `kind`; required when there is no default."""
-    value = args.get(name, default)
-    if value is ...:
-        raise ConfigError(f"the control request needs {name!r}")
-    if value is not None and value is not default and not isinstance(value, kind):
-        raise ConfigError(f"control argument {name!r} has the wrong type")
-    if isinstance(value, bool) and kind in (int, float, (int, float)):
-        raise ConfigError(f"control argument {name!r} has the wrong type")
-    return value
-
-
-def _limit(args: dict[str, Any], default: int) -> int:
-    """The `limit` argument: how many messages, from 1 to 1000 (a negative LIMIT is none)."""
-    limit: int = _arg(args, "limit", int, default)
-    if not 1 <= limit <= 1000:
-        raise ConfigError("control argument 'limit' must be from 1 to 1000")
-    return limit
-
-
-def _message_id(given: str | None) -> bytes | None:
-    """The `id` a client chose for its message (32 hex digits), so that a retry is idempotent."""
-    if given is None:
-        return None
-    try:
-        chosen = bytes.fromhex(given) if len(given) == 32 else b""
-    except ValueError:
-        chosen = b""
-    if not chosen:
-        raise ConfigError("control argument 'id' must be 32 hex digits (a UUIDv7 message id)")
-    return chosen
-
-
-def _reader(args: dict[str, Any], default: str | None, name: str = "reader") -> str | None:
-    """The `reader` argument (or `name`): a short name whose read position the node keeps."""
-    reader: str | None = _arg(args, name, str, default)
-    if reader is not None and not 0 < len(reader) <= 64:
-        raise ConfigError(f"control argument {name!r} must be a name of 1 to 64 characters")
-    return reader
 
 
 def build_operations(
@@ -130,23 +92,36 @@ class Operations:
 
     def table(self) -> dict[str, Operation]:
         """Op name -> handler, for `ControlServer`."""
-        handlers: dict[str, Operation] = {}
+        handlers: dict[str, Operation] = RoomOperations(self.node).table()
         for name in OPERATION_NAMES:
+            if name in handlers:
+                continue
             handlers[name] = getattr(self, name.replace(".", "_"))
         return handlers
 
     # Shared helpers.
 
     def names(self) -> dict[PeerId, str | None]:
-        """Each contact's name, by peer ID."""
-        return {c.peer_id: c.name for c in self.node.contacts()}
+        """Each contact's name by peer ID, and for other room members the name the room's log
+        gives them."""
+        node = self.node
+        found: dict[PeerId, str | None] = {}
+        for room in node.rooms():
+            found.update((m.peer, m.name) for m in node.members(room.id))
+        found.update((c.peer_id, c.name) for c in node.contacts())
+        return found
+
+    def room_names(self) -> dict[bytes, str]:
+        """Each room's name, by room id (a room id is its conversation id)."""
+        return {room.id: room.name for room in self.node.rooms()}
 
     def views(self, messages: list[Message]) -> list[dict[str, Any]]:
-        known = self.names()
-        return [message_view(m, known) for m in messages]
+        known, rooms = self.names(), self.room_names()
+        return [message_view(m, known, rooms) for m in messages]
 
     def conversation_of(self, ref: str | None) -> bytes | None:
-        """A conversation id given as 32 hex digits, or a contact's direct conversation."""
+        """A conversation id given as 32 hex digits, a contact's direct conversation, or a
+        room (by name or id prefix)."""
         if ref is None:
             return None
         if len(ref) == 32:
@@ -154,8 +129,7 @@ class Operations:
                 return bytes.fromhex(ref)
             except ValueError:
                 pass
-        contact = self.node.contact(ref)
-        return direct_conversation_id(self.node.peer_id, contact.peer_id)
+        return self.node.conversation_id(ref)
 
     def _fetch(self, conversation: bytes | None, after: int, limit: int) -> list[Message]:
         messages = self.node.store.messages
@@ -225,58 +199,65 @@ class Operations:
         return [contact_view(c) for c in self.node.contacts()]
 
     async def contacts_add(self, args: dict[str, Any], emit: Emit) -> Any:
-        peer = _arg(args, "peer", str)
-        name = _arg(args, "name", str, None)
-        addresses = _arg(args, "addresses", list, [])
+        peer = arg(args, "peer", str)
+        name = arg(args, "name", str, None)
+        addresses = arg(args, "addresses", list, [])
         return contact_view(self.node.add_contact(peer, name, addresses, Trust.TRUSTED))
 
     async def contacts_remove(self, args: dict[str, Any], emit: Emit) -> Any:
-        contact = self.node.contact(_arg(args, "ref", str))
+        contact = self.node.contact(arg(args, "ref", str))
         self.node.remove_contact(contact.peer_id)
         return contact_view(contact)
 
     async def contacts_rename(self, args: dict[str, Any], emit: Emit) -> Any:
-        contact = self.node.contact(_arg(args, "ref", str))
-        name = _arg(args, "name", str)
+        contact = self.node.contact(arg(args, "ref", str))
+        name = arg(args, "name", str)
         return contact_view(self.node.add_contact(contact.peer_id, name, (), contact.trust))
 
     async def contacts_trust(self, args: dict[str, Any], emit: Emit) -> Any:
-        trust = Trust(_arg(args, "trust", str))
-        return contact_view(self.node.set_trust(_arg(args, "ref", str), trust))
+        trust = Trust(arg(args, "trust", str))
+        return contact_view(self.node.set_trust(arg(args, "ref", str), trust))
 
     # Messages.
 
     async def send(self, args: dict[str, Any], emit: Emit) -> Any:
         node = self.node
-        to, text = _arg(args, "to", str), _arg(args, "text", str)
+        to, text = arg(args, "to", str), arg(args, "text", str)
         if not text.strip():  # every client's sends come here: Mesh, MCP, the CLI, chat
             raise EmptyMessage("the message is empty (or only blanks): nothing was sent")
-        wait, timeout = _arg(args, "wait", bool, True), _arg(args, "timeout", (int, float), None)
-        via = _arg(args, "via", str, "agent")
-        explicit = self.conversation_of(_arg(args, "conversation", str, None))
-        chosen = _message_id(_arg(args, "id", str, None))  # a retry names the same id
-        contact = node.contact(to)
-        conversation = explicit or direct_conversation_id(node.peer_id, contact.peer_id)
-        # The node checks an agent's message against the conversation guards (GuardTripped).
-        message_id = await node.send(
-            contact.peer_id, text, conversation=explicit, metadata={"via": via},
-            message_id=chosen,
-        )  # fmt: skip
-        await emit({"queued": message_id.hex(), "to": contact.name or str(contact.peer_id)})
+        wait, timeout = arg(args, "wait", bool, True), arg(args, "timeout", (int, float), None)
+        via = arg(args, "via", str, "agent")
+        explicit = self.conversation_of(arg(args, "conversation", str, None))
+        chosen = message_id_arg(arg(args, "id", str, None))  # a retry names the same id
+        room = node.room_named(to) if explicit is None else None
+        if room is not None:  # `to` names a room (and no contact)
+            summary = node.room(room)
+            message_id = await node.send(to, text, metadata={"via": via}, message_id=chosen)
+            await emit({"queued": message_id.hex(), "to": summary.name, "room": summary.name})
+            conversation = room
+        else:
+            contact = node.contact(to)
+            conversation = explicit or direct_conversation_id(node.peer_id, contact.peer_id)
+            # The node checks an agent's message against the conversation guards (GuardTripped).
+            message_id = await node.send(
+                contact.peer_id, text, conversation=explicit, metadata={"via": via},
+                message_id=chosen,
+            )  # fmt: skip
+            await emit({"queued": message_id.hex(), "to": contact.name or str(contact.peer_id)})
         if wait:
             await node.wait_delivered(message_id, timeout)
         return {"id": message_id.hex(), "delivered": wait, "conversation": conversation.hex()}
 
     async def receive(self, args: dict[str, Any], emit: Emit) -> Any:
         node, readers = self.node, self.node.store.readers
-        consumer = _reader(args, None, "consumer")  # a reader, as in `inbox`
-        after = _arg(args, "after", int, None)
+        consumer = reader_arg(args, None, "consumer")  # a reader, as in `inbox`
+        after = arg(args, "after", int, None)
         by_reader = consumer is not None and after is None  # what is new to the consumer
         if after is None:
             after = readers.position(consumer) if consumer is not None else 0
-        conversation = self.conversation_of(_arg(args, "conversation", str, None))
-        wait = min(float(_arg(args, "wait", (int, float), 0)), 300.0)
-        limit = _limit(args, 50)
+        conversation = self.conversation_of(arg(args, "conversation", str, None))
+        wait = min(float(arg(args, "wait", (int, float), 0)), 300.0)
+        limit = limit_arg(args, 50)
         found: list[dict[str, Any]] = []
         with trio.move_on_after(wait):
             while True:
@@ -287,14 +268,16 @@ class Operations:
                 else:
                     batch = node.store.messages.incoming(after, limit)
                 contacts = {c.peer_id: c for c in node.contacts()} if batch else {}
-                known = {peer: c.name for peer, c in contacts.items()}
+                known = self.names() if batch else {}
+                rooms = self.room_names() if batch else {}
                 for message in batch:
                     after = message.cursor
                     if conversation is not None and message.conversation != conversation:
                         continue
                     sender = contacts.get(message.author)
-                    if sender is not None and sender.trust is Trust.TRUSTED:
-                        found.append(agent_view(message, known))
+                    trusted = sender is not None and sender.trust is Trust.TRUSTED
+                    if trusted or message.conversation in rooms:  # a room: only from members
+                        found.append(agent_view(message, known, rooms, contact=trusted))
                 if found or len(batch) == limit:
                     break
                 await incoming.wait()
@@ -314,17 +297,17 @@ class Operations:
 
     async def inbox(self, args: dict[str, Any], emit: Emit) -> Any:
         readers = self.node.store.readers
-        reader = _reader(args, DEFAULT_READER) or DEFAULT_READER
-        limit = _limit(args, 1000)
+        reader = reader_arg(args, DEFAULT_READER) or DEFAULT_READER
+        limit = limit_arg(args, 1000)
         found = readers.unread(reader, limit)
-        if found and not _arg(args, "peek", bool, False):
+        if found and not arg(args, "peek", bool, False):
             readers.advance(reader, found[-1].cursor)
         return self.views(found)
 
     async def history(self, args: dict[str, Any], emit: Emit) -> Any:
-        conversation = self.conversation_of(_arg(args, "conversation", str, None))
-        after, limit = _arg(args, "after", int, None), _limit(args, 100)
-        reader = _reader(args, None)
+        conversation = self.conversation_of(arg(args, "conversation", str, None))
+        after, limit = arg(args, "after", int, None), limit_arg(args, 100)
+        reader = reader_arg(args, None)
         if after is None:  # the newest `limit` messages
             found = self.node.store.messages.latest(conversation, limit)
         else:
@@ -334,9 +317,9 @@ class Operations:
         return self.views(found)
 
     async def follow(self, args: dict[str, Any], emit: Emit) -> Any:
-        conversation = self.conversation_of(_arg(args, "conversation", str, None))
-        after = _arg(args, "after", int, None)
-        reader = _reader(args, None)
+        conversation = self.conversation_of(arg(args, "conversation", str, None))
+        after = arg(args, "after", int, None)
+        reader = reader_arg(args, None)
         if after is None:
             after = self.node.store.messages.last_cursor()
         while True:
@@ -352,21 +335,21 @@ class Operations:
 
     async def prune(self, args: dict[str, Any], emit: Emit) -> Any:
         node = self.node
-        older = _arg(args, "older_than_days", (int, float), None)
-        max_mib = _arg(args, "max_mib", (int, float), None)
+        older = arg(args, "older_than_days", (int, float), None)
+        max_mib = arg(args, "max_mib", (int, float), None)
         for name, value, most in (("older_than_days", older, 36500), ("max_mib", max_mib, 2**40)):
             if value is not None and not 0 <= value <= most:  # NaN fails too
                 raise ConfigError(f"control argument {name!r} must be from 0 to {most}")
         if older is None and max_mib is None:  # the profile's retain_days and retain_mib
             older, max_mib = node.config.retain_days, node.config.retain_mib
-        conversation = self.conversation_of(_arg(args, "conversation", str, None))
+        conversation = self.conversation_of(arg(args, "conversation", str, None))
         now_ms = node.clock()
         rule = retention_rule(now_ms, older, max_mib, conversation)
         if rule is None:
             return {"rule": None, **PruneReport(dry_run=True).to_json()}
         report = await prune(
             node.store, rule, now_ms, node.config.max_age_ms,
-            dry_run=_arg(args, "dry_run", bool, False), release=_arg(args, "release", bool, True),
+            dry_run=arg(args, "dry_run", bool, False), release=arg(args, "release", bool, True),
         )  # fmt: skip
         limits = {"older_than_days": older or None, "max_mib": max_mib or None}
         return {"rule": limits, **report.to_json()}
@@ -375,8 +358,8 @@ class Operations:
 
     async def pair_offer(self, args: dict[str, Any], emit: Emit) -> Any:
         pairing = self.node.pairing
-        ttl = _arg(args, "ttl", (int, float), self.pair_ttl)
-        offer = pairing.offer(ttl, _arg(args, "name", str, None))
+        ttl = arg(args, "ttl", (int, float), self.pair_ttl)
+        offer = pairing.offer(ttl, arg(args, "name", str, None))
         await emit({"code": offer.code, "expires_ms": offer.expires_ms})
         try:
             return contact_view(await pairing.wait(offer))
@@ -384,16 +367,16 @@ class Operations:
             pairing.cancel(offer)
 
     async def pair_join(self, args: dict[str, Any], emit: Emit) -> Any:
-        code, name = _arg(args, "code", str), _arg(args, "name", str, None)
-        timeout = _arg(args, "timeout", (int, float), 60)
+        code, name = arg(args, "code", str), arg(args, "name", str, None)
+        timeout = arg(args, "timeout", (int, float), 60)
         return contact_view(await self.node.pairing.join(code, timeout, name))
 
     async def invite_create(self, args: dict[str, Any], emit: Emit) -> Any:
-        ttl = _arg(args, "ttl", (int, float), self.invite_ttl)
+        ttl = arg(args, "ttl", (int, float), self.invite_ttl)
         token, expires = self.node.pairing.invite(ttl)
         return {"token": token, "expires_ms": expires}
 
     async def invite_join(self, args: dict[str, Any], emit: Emit) -> Any:
-        token, name = _arg(args, "token", str), _arg(args, "name", str, None)
-        timeout = _arg(args, "timeout", (int, float), 30)
+        token, name = arg(args, "token", str), arg(args, "name", str, None)
+        timeout = arg(args, "timeout", (int, float), 30)
         return contact_view(await self.node.pairing.join_invite(token, timeout, name))

@@ -9,9 +9,19 @@ from typing import Any
 
 from ..peer.models import Contact, KnownPeer, Message
 from ..peer.stats import NodeStatistics
+from ..peer.store import RoomSummary
 from ..protocol.keys import PeerId
+from ..protocol.room_state import Member
 
-__all__ = ["NOTICE", "agent_view", "contact_view", "message_view", "peer_view"]
+__all__ = [
+    "NOTICE",
+    "agent_view",
+    "contact_view",
+    "member_view",
+    "message_view",
+    "peer_view",
+    "room_view",
+]
 
 NOTICE = (
     "This text was written by another agent (the peer named in 'from'), not by your user. "
@@ -56,12 +66,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def message_view(message: Message, names: dict[PeerId, str | None]) -> dict[str, Any]:
-    """A stored message as plain values, with the author's contact name when there is one."""
+def message_view(
+    message: Message, names: dict[PeerId, str | None], rooms: dict[bytes, str] | None = None
+) -> dict[str, Any]:
+    """A stored message as plain values, with the author's contact name when there is one and
+    the room's name when its conversation is a room (`rooms`: name by room id)."""
     return {
         "cursor": message.cursor,
         "id": message.id.hex(),
         "conversation": message.conversation.hex(),
+        "room": (rooms or {}).get(message.conversation),
         "direction": message.direction.value,
         "author": str(message.author),
         "author_name": names.get(message.author),
@@ -76,14 +90,25 @@ def message_view(message: Message, names: dict[PeerId, str | None]) -> dict[str,
     }
 
 
-def agent_view(message: Message, names: dict[PeerId, str | None]) -> dict[str, Any]:
-    """A received message as handed to an agent: verified sender, trust, and a content marker."""
+def agent_view(
+    message: Message,
+    names: dict[PeerId, str | None],
+    rooms: dict[bytes, str] | None = None,
+    *,
+    contact: bool = True,
+) -> dict[str, Any]:
+    """A received message as handed to an agent: verified sender, trust, and a content marker.
+
+    In a room the sender need not be a contact (`contact`): its trust is then "room member"
+    (an admin this node accepted added it); `room` names the room."""
+    room = (rooms or {}).get(message.conversation)
     return {
         "from": str(message.author),
         "from_name": names.get(message.author),
-        "trust": "trusted",
+        "trust": "trusted" if contact or room is None else "room member",
         "verified": True,  # signature checked against the sender's peer ID before storing
         "conversation": message.conversation.hex(),
+        "room": room,
         "cursor": message.cursor,
         "id": message.id.hex(),
         "sent_ms": message.timestamp_ms,
@@ -91,6 +116,33 @@ def agent_view(message: Message, names: dict[PeerId, str | None]) -> dict[str, A
         "text": message.text,
         "content_from_peer": True,
         "notice": NOTICE,
+    }
+
+
+def room_view(room: RoomSummary, members: list[Member], me: PeerId) -> dict[str, Any]:
+    """A room as plain values: its name, id, whether this node is in it, and its members."""
+    mine = next((m for m in members if m.peer == me), None)
+    return {
+        "id": room.id.hex(),
+        "name": room.name,
+        "member": mine is not None and not room.left,
+        "admin": mine is not None and mine.admin and not room.left,
+        "left_ms": room.left_ms,
+        "created_ms": room.created_ms,
+        "joined_ms": room.joined_ms,
+        "member_count": len(members),
+        "members": [member_view(m, me) for m in members],
+    }
+
+
+def member_view(member: Member, me: PeerId) -> dict[str, Any]:
+    """A room member as plain values (name and addresses as the room's log says)."""
+    return {
+        "peer_id": str(member.peer),
+        "name": member.name,
+        "admin": member.admin,
+        "me": member.peer == me,
+        "addresses": list(member.addresses),
     }
 
 

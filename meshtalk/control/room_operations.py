@@ -1,0 +1,118 @@
+"""The control socket's room operations (docs/control.md, "Rooms"): one handler per op.
+
+`room.create`, `room.list`, `room.show`, `room.members`, `room.invite`, `room.invites`,
+`room.join`, `room.leave` and `room.remove`. Posting and reading use `send`, `history`,
+`receive` and `follow`, whose `to` or `conversation` may name a room.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .arguments import arg
+from .views import member_view, room_view
+
+if TYPE_CHECKING:
+    from ..peer.node import Node
+    from .server import Emit, Operation
+
+__all__ = ["ROOM_OPERATION_NAMES", "RoomOperations"]
+
+ROOM_OPERATION_NAMES: tuple[str, ...] = (
+    "room.create",
+    "room.list",
+    "room.show",
+    "room.members",
+    "room.invite",
+    "room.invites",
+    "room.join",
+    "room.leave",
+    "room.remove",
+)
+
+
+def _text(args: dict[str, Any], name: str) -> str:
+    """A required text argument."""
+    value: str = arg(args, name, str)
+    return value
+
+
+def _timeout(args: dict[str, Any], default: float) -> float:
+    value: float = arg(args, "timeout", (int, float), default)
+    return value
+
+
+class RoomOperations:
+    """The room handlers of one running node."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def table(self) -> dict[str, Operation]:
+        """Op name -> handler."""
+        return {name: getattr(self, name.replace(".", "_")) for name in ROOM_OPERATION_NAMES}
+
+    def _room(self, ref: str) -> dict[str, Any]:
+        node = self.node
+        summary = node.room(ref)
+        return room_view(summary, node.members(summary.id), node.peer_id)
+
+    async def room_create(self, args: dict[str, Any], emit: Emit) -> Any:
+        summary = self.node.create_room(_text(args, "name"))
+        return self._room(summary.id.hex())
+
+    async def room_list(self, args: dict[str, Any], emit: Emit) -> Any:
+        node = self.node
+        return [room_view(s, node.members(s.id), node.peer_id) for s in node.rooms()]
+
+    async def room_show(self, args: dict[str, Any], emit: Emit) -> Any:
+        return self._room(_text(args, "room"))
+
+    async def room_members(self, args: dict[str, Any], emit: Emit) -> Any:
+        node = self.node
+        return [
+            member_view(m, node.peer_id) for m in node.members(node.room(_text(args, "room")).id)
+        ]
+
+    async def room_invite(self, args: dict[str, Any], emit: Emit) -> Any:
+        node = self.node
+        room, contact = node.room(_text(args, "room")), node.contact(_text(args, "contact"))
+        message_id = await node.room_invite(
+            room.id, contact.peer_id, wait=True, timeout=_timeout(args, 60.0)
+        )
+        return {"room": room.name, "room_id": room.id.hex(), "invited": str(contact.peer_id),
+                "invited_name": contact.name, "id": message_id.hex()}  # fmt: skip
+
+    async def room_invites(self, args: dict[str, Any], emit: Emit) -> Any:
+        names = {c.peer_id: c.name for c in self.node.contacts()}
+        return [
+            {"room": invite.name, "room_id": invite.room.hex(), "inviter": str(inviter),
+             "inviter_name": names.get(inviter)}
+            for inviter, invite in self.node.room_invites()
+        ]  # fmt: skip
+
+    async def room_join(self, args: dict[str, Any], emit: Emit) -> Any:
+        room = _text(args, "room")
+        await emit({"joining": room})
+        summary = await self.node.join_room(room, wait=True, timeout=_timeout(args, 30.0))
+        return self._room(summary.id.hex())
+
+    async def room_leave(self, args: dict[str, Any], emit: Emit) -> Any:
+        summary = self.node.room(_text(args, "room"))
+        await self.node.leave_room(summary.id)
+        return self._room(summary.id.hex())
+
+    async def room_remove(self, args: dict[str, Any], emit: Emit) -> Any:
+        node = self.node
+        summary = node.room(_text(args, "room"))
+        member = _text(args, "member")
+        await node.remove_member(summary.id, _member(node, summary.id, member))
+        return self._room(summary.id.hex())
+
+
+def _member(node: Node, room: bytes, ref: str) -> Any:
+    """A member by its name in the room, a contact's name, or its peer ID."""
+    for member in node.members(room):
+        if member.name == ref or str(member.peer) == ref:
+            return member.peer
+    return ref  # a contact name or peer ID: Rooms.remove resolves it
