@@ -45,6 +45,7 @@ _COMMANDS = {
     "pair": "remote",
     "invite": "remote",
     "join": "remote",
+    "room": "rooms",
 }
 EXIT_NO_NODE = 3
 EXIT_REFUSED = 4
@@ -65,8 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     _with_verbosity(args)
-    if args.command in ("contacts", "config") and args.action is None:
-        args.action = "list" if args.command == "contacts" else "get"
+    if args.command in ("contacts", "config", "room") and args.action is None:
+        args.action = "get" if args.command == "config" else "list"
         args.key = None
     return _run(args)
 

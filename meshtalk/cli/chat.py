@@ -30,6 +30,7 @@ from ..protocol.errors import (
     MeshtalkError,
     UnknownPeer,
 )
+from ..protocol.room_errors import NotAMember
 from .output import profile_of, safe, who
 
 __all__ = ["chat", "Chat", "HELP"]
@@ -53,17 +54,20 @@ def chat(args: argparse.Namespace) -> int:
     """Type lines to send them; the other side's messages appear as they arrive."""
     profile = profile_of(args)
     with connect_control(profile, timeout=_CALL_TIMEOUT) as control:
-        target = find_contact(control.call("contacts.list"), args.to)
-        peer_id = target["peer_id"]
+        target = find_target(control, args.to)
+        peer_id = target["peer_id"]  # a room's: its id, which `send` and `history` accept
         recent = control.call("history", conversation=peer_id, limit=_RECENT, reader="cli")
         online = any(p["peer_id"] == peer_id and p["online"] for p in control.call("peers"))
         own_id = control.call("whoami")["peer_id"]
     terminal = sys.stdin.isatty() and sys.stdout.isatty()
-    session = Chat(profile, peer_id, safe(who(target["name"], peer_id)), terminal)
+    name = f"#{safe(target['name'])}" if target.get("room") else safe(who(target["name"], peer_id))
+    session = Chat(profile, peer_id, name, terminal)
     session.own_id = own_id
     for message in recent:
         session.out(session.line_of(message))
     state = "" if online else f" (not connected to {session.name} now: lines wait until it is)"
+    if target.get("room"):
+        state = f" ({target['member_count']} members)"
     session.out(f"chatting with {session.name}{state}; /help lists the commands, /quit leaves")
     session.start(recent[-1]["cursor"] if recent else 0)
     try:
@@ -78,6 +82,23 @@ def chat(args: argparse.Namespace) -> int:
         session.stop()
     session.raise_if_lost()
     return code
+
+
+def find_target(control: Any, ref: str) -> dict[str, Any]:
+    """The contact `ref` names, or else the room (as {"room": True, "peer_id": its id, ...})."""
+    try:
+        return find_contact(control.call("contacts.list"), ref)
+    except UnknownPeer:
+        try:
+            found: dict[str, Any] = control.call("room.show", room=ref)
+        except MeshtalkError:
+            raise UnknownPeer(
+                f"{ref} is neither a contact nor a room; pair first (meshtalk pair), or see "
+                "meshtalk room list"
+            ) from None
+        if not found["member"]:
+            raise NotAMember(f"this node is not a member of room {ref!r} (any more)") from None
+        return {**found, "room": True, "peer_id": found["id"]}
 
 
 def find_contact(found: list[dict[str, Any]], ref: str) -> dict[str, Any]:

@@ -91,7 +91,16 @@ def safe(text: str) -> str:
 
 def format_message(message: dict[str, Any]) -> str:
     """One message as a line: cursor, time, sender -> recipient, text, status."""
-    if message["direction"] == "in":
+    room = message.get("room")  # a daemon of an older version sends none
+    if room is not None:
+        author = (
+            "me"
+            if message["direction"] == "out"
+            else who(message["author_name"], message["author"])
+        )
+        route = f"{safe(author)} → #{safe(room)}"
+        status = f"  [{message['status']}]" if message["direction"] == "out" else ""
+    elif message["direction"] == "in":
         route = f"{safe(who(message['author_name'], message['author']))} → me"
         status = ""
     else:

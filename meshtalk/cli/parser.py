@@ -172,8 +172,41 @@ def build_parser() -> argparse.ArgumentParser:
         a = actions.add_parser(verb, help=summary, parents=[common])
         _contact(a.add_argument("contact", help="contact name or peer ID"))
 
+    p = command(
+        "room",
+        "rooms: create, invite, join, leave, list, show members",
+        "A room is a group of nodes with signed membership; every member keeps its history "
+        "and a member who was away catches up from any other (docs/rooms.md). Post with "
+        "`meshtalk send ROOM TEXT`, read with `meshtalk history ROOM` or `meshtalk chat ROOM`.",
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    actions.add_parser("list", help="every room held here", parents=[common])
+    a = actions.add_parser("create", help="a new room with you as its admin", parents=[common])
+    a.add_argument("name", help="the room's name (members see it)")
+    for verb, summary in (("show", "a room and its members"), ("members", "a room's members")):
+        a = actions.add_parser(verb, help=summary, parents=[common])
+        a.add_argument("room", help="room name or id")
+    a = actions.add_parser("invite", help="invite a contact (admins only)", parents=[common])
+    a.add_argument("room", help="room name or id")
+    _contact(a.add_argument("contact", help="contact name or peer ID"))
+    actions.add_parser("invites", help="invites your contacts sent you", parents=[common])
+    a = actions.add_parser("join", help="accept an invite and wait until added", parents=[common])
+    a.add_argument("room", help="the invite's room name or id")
+    a.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="how long to wait for the admin to add you (default 30)",
+    )
+    a = actions.add_parser("leave", help="leave a room (its history stays)", parents=[common])
+    a.add_argument("room", help="room name or id")
+    a = actions.add_parser("remove", help="remove a member (admins only)", parents=[common])
+    a.add_argument("room", help="room name or id")
+    a.add_argument("member", help="the member's name in the room, or its peer ID")
+
     p = command("send", "send a message and wait until it is delivered")
-    _contact(p.add_argument("to", metavar="TO", help="contact name or peer ID"))
+    _contact(p.add_argument("to", metavar="TO", help="contact name, peer ID or room name"))
     p.add_argument(
         "text",
         metavar="TEXT",
@@ -202,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
             "conversation",
             nargs="?",
             metavar="CONVERSATION",
-            help="contact name, peer ID or conversation id (default: all)",
+            help="contact name, peer ID, room name or conversation id (default: all)",
         )
     )
     p.add_argument("--after", type=int, metavar="CURSOR", help="only messages after CURSOR")
@@ -223,8 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dry-run", action="store_true", help="say what would be forgotten, change nothing"
     )
-    p = command("chat", "chat with a contact in the terminal")
-    _contact(p.add_argument("to", metavar="TO", help="contact name or peer ID"))
+    p = command("chat", "chat with a contact or in a room, in the terminal")
+    _contact(p.add_argument("to", metavar="TO", help="contact name, peer ID or room name"))
 
     p = command(
         "pair",
