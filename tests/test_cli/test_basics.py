@@ -73,7 +73,9 @@ def test_demo_runs_the_whole_story_and_exits_0() -> None:
     out = result.stdout
     for step in ("found bob and carol through the point", "SPAKE2 with the code matched",
                  "carol joined with the token", "delivered and acked", "carol goes offline",
-                 "carol received 2 message(s) from alice", "demo finished"):  # fmt: skip
+                 "carol received 2 message(s) from alice", "made room 'plan'",
+                 "bob goes offline too", "caught up from alice", "verified as written by bob",
+                 "demo finished"):  # fmt: skip
         assert step in out, step
     assert "Traceback" not in result.stderr
 
