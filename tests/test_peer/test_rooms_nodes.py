@@ -167,3 +167,19 @@ async def test_a_blocked_contact_stays_blocked_in_a_room(tmp_path: Path) -> None
             await bob.wait_delivered(message_id, timeout=20)
         assert await _room_messages(alice, "team", 1) == ["carol blocked me"]
         assert [m for m in carol.history("team") if m.kind == "text"] == []
+
+
+@pytest.mark.timeout(90)
+async def test_five_members_each_post_and_everyone_stores_each_message_once(
+    tmp_path: Path,
+) -> None:
+    names = ("alice", "bob", "carol", "dave", "erin")
+    async with room_of(tmp_path, *names) as nodes:
+        for node in nodes:
+            await node.send("team", f"{node.profile.name} here", wait=True, timeout=30)
+        for node in nodes:
+            got = await _room_messages(node, "team", len(nodes) - 1)
+            expected = {f"{n} here" for n in names if n != node.profile.name}
+            assert sorted(got) == sorted(expected)  # each once
+            authors = {m.author for m in node.history("team", limit=1000) if m.kind == "text"}
+            assert authors == {n.peer_id for n in nodes}
