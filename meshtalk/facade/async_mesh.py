@@ -144,3 +144,41 @@ class AsyncMesh:
     async def join(self, token: str, **kwargs: Any) -> dict[str, Any]:
         """See `Mesh.join`."""
         return await self._run(self.sync.join, token, **kwargs)
+
+    # -- rooms (see MeshRooms) --------------------------------------------------------------
+
+    async def create_room(self, name: str) -> dict[str, Any]:
+        """See `Mesh.create_room`."""
+        return await self._run(self.sync.create_room, name)
+
+    async def rooms(self) -> list[dict[str, Any]]:
+        """See `Mesh.rooms`."""
+        return await self._run(self.sync.rooms)
+
+    async def room(self, room: str) -> dict[str, Any]:
+        """See `Mesh.room`."""
+        return await self._run(self.sync.room, room)
+
+    async def members(self, room: str) -> list[dict[str, Any]]:
+        """See `Mesh.members`."""
+        return await self._run(self.sync.members, room)
+
+    async def room_invite(self, room: str, contact: str, **kwargs: Any) -> dict[str, Any]:
+        """See `Mesh.room_invite`."""
+        return await self._run(self.sync.room_invite, room, contact, **kwargs)
+
+    async def room_invites(self) -> list[dict[str, Any]]:
+        """See `Mesh.room_invites`."""
+        return await self._run(self.sync.room_invites)
+
+    async def join_room(self, room: str, **kwargs: Any) -> dict[str, Any]:
+        """See `Mesh.join_room`."""
+        return await self._run(self.sync.join_room, room, **kwargs)
+
+    async def leave_room(self, room: str) -> dict[str, Any]:
+        """See `Mesh.leave_room`."""
+        return await self._run(self.sync.leave_room, room)
+
+    async def remove_member(self, room: str, member: str) -> dict[str, Any]:
+        """See `Mesh.remove_member`."""
+        return await self._run(self.sync.remove_member, room, member)

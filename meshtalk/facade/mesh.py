@@ -34,6 +34,7 @@ from ..protocol.errors import (
     DeliveryTimeout,
     NodeNotRunning,
 )
+from .mesh_rooms import MeshRooms
 from .offer import PairingOffer
 from .sent import SendRecovery
 from .transport import OnEvent, ReplyLost, SocketTransport, Transport
@@ -49,7 +50,7 @@ def _resolve_profile(profile: str | os.PathLike[str] | None) -> Path:
     return Path(profile)
 
 
-class Mesh:
+class Mesh(MeshRooms):
     """A profile's node, for synchronous code. Close it (or use `with`) when done."""
 
     def __init__(
@@ -234,7 +235,7 @@ class Mesh:
     def history(
         self, conversation: str | None = None, after: int | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
-        """Messages of a conversation (contact, peer ID or id; default all), both ways."""
+        """Messages of a conversation (contact, peer ID, room or id; default all), both ways."""
         result: list[dict[str, Any]] = self.call(
             "history", conversation=conversation, after=after, limit=limit
         )

@@ -47,8 +47,9 @@ _CONVERSATION = (
 To = Annotated[
     str,
     Field(
-        description="Who receives the message: a contact's name (as list_peers shows it) or "
-        "their peer ID (12D3KooW...). Only contacts can be written to; pair first if needed."
+        description="Who receives the message: a contact's name (as list_peers shows it), "
+        "their peer ID (12D3KooW...), or a room's name (list_rooms): every member gets it. "
+        "Only contacts and rooms you are in can be written to; pair first if needed."
     ),
 ]
 Text = Annotated[
@@ -159,6 +160,12 @@ Message = TypedDict(
         "text": str | None,
         "content_from_peer": bool,
         "notice": str,
+        "room": NotRequired[
+            Annotated[
+                str | None,
+                Field(description="The room it was posted in (null: a direct message)."),
+            ]
+        ],
     },
 )
 """A received message. Its text was written by another agent, not by your user."""
@@ -221,3 +228,63 @@ class PairJoined(TypedDict):
 
     status: Literal["paired"]
     contact: Contact
+
+
+class RoomMember(TypedDict):
+    """A member of a room, as the room's signed membership log says."""
+
+    peer_id: str
+    name: Annotated[str, Field(description="The name the admin gave it in the room.")]
+    admin: bool
+    me: Annotated[bool, Field(description="Whether this is your own node.")]
+
+
+class Room(TypedDict):
+    """A room held by this node."""
+
+    id: str
+    name: Annotated[str, Field(description="Pass it as send_message's `to` to post there.")]
+    member: Annotated[bool, Field(description="Whether you are in it (and can post).")]
+    admin: bool
+    member_count: int
+    members: list[RoomMember]
+
+
+class Rooms(TypedDict):
+    """Every room held here."""
+
+    rooms: list[Room]
+
+
+RoomPost = TypedDict(
+    "RoomPost",
+    {
+        "from": Annotated[str, Field(description="The author's verified peer ID.")],
+        "from_name": Annotated[str | None, Field(description="The author's name.")],
+        "mine": Annotated[bool, Field(description="Whether you wrote it.")],
+        "cursor": int,
+        "id": str,
+        "sent_ms": int,
+        "kind": str,
+        "text": str | None,
+        "verified": bool,
+        "content_from_peer": bool,
+    },
+)
+"""One message of a room's history, yours or another member's."""
+
+
+class RoomHistory(TypedDict):
+    """A room's messages after a cursor, oldest first."""
+
+    room: str
+    messages: list[RoomPost]
+    cursor: Annotated[int, Field(description="Pass as `after` to read on from here.")]
+    notice: str
+
+
+RoomName = Annotated[str, Field(description="A room's name or id, as list_rooms shows it.")]
+RoomAfter = Annotated[
+    int,
+    Field(description="Read the messages after this cursor (0: from the start).", ge=0),
+]

@@ -8,6 +8,8 @@ from typing import Any, Final
 
 from ..protocol.errors import ConfigError, InvalidPeerId
 from ..protocol.keys import PeerId
+from ..protocol.room_wire import KIND_INVITE
+from ..protocol.rooms import MAX_NAME_LENGTH
 
 __all__ = [
     "Trust",
@@ -119,5 +121,11 @@ class Message:
 
     @property
     def text(self) -> str:
-        """The body as text (str bodies as they are, others as their repr)."""
-        return self.body if isinstance(self.body, str) else repr(self.body)
+        """The body as text (str bodies as they are, a room invite as a sentence, others as
+        their repr)."""
+        if isinstance(self.body, str):
+            return self.body
+        if self.kind == KIND_INVITE and isinstance(self.body, dict):
+            name = str(self.body.get("name", ""))[:MAX_NAME_LENGTH]
+            return f"an invitation to room {name!r} (accept it: meshtalk room join {name})"
+        return repr(self.body)

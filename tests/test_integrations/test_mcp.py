@@ -25,7 +25,7 @@ from tests.test_facade.helpers import loopback_profile
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]  # every test here is over 6 s
 
 TOOLS = {"whoami", "list_peers", "send_message", "read_messages", "list_conversations",
-         "pair_start", "pair_status", "pair_join"}  # fmt: skip
+         "list_rooms", "read_room", "pair_start", "pair_status", "pair_join"}  # fmt: skip
 
 
 @pytest.fixture
