@@ -20,6 +20,7 @@ __all__ = [
     "member_view",
     "message_view",
     "peer_view",
+    "room_order",
     "room_view",
 ]
 
@@ -85,9 +86,16 @@ def message_view(
         "text": message.text,
         "body": _plain(message.body),
         "timestamp_ms": message.timestamp_ms,
+        "lamport": message.lamport,
         "status": message.status.value,
         "error": message.error,
     }
+
+
+def room_order(view: dict[str, Any]) -> tuple[int, str, str]:
+    """Sort key of message views in a room's total order: (Lamport, author, id), the order
+    every member computes alike (docs/rooms.md). Author and id compare as the bytes do."""
+    return view["lamport"], PeerId.from_string(view["author"]).to_bytes().hex(), view["id"]
 
 
 def agent_view(

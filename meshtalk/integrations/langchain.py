@@ -26,6 +26,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "meshtalk's LangChain tools need langchain-core: pip install 'meshtalk[langchain]'"
     ) from exc
 
+from ..control.views import room_order
 from ..facade.mesh import Mesh
 from ..protocol.errors import DeliveryTimeout, MeshtalkError
 
@@ -68,9 +69,10 @@ def meshtalk_tools(mesh: Mesh, consumer: str = "langchain") -> list[BaseTool]:
         posts = [
             {"from": m["author"], "from_name": m["author_name"], "mine": m["direction"] == "out",
              "text": m["text"], "cursor": m["cursor"], "sent_ms": m["timestamp_ms"]}
-            for m in found
+            for m in sorted(found, key=room_order)
         ]  # fmt: skip
-        return {"room": room, "messages": posts, "cursor": found[-1]["cursor"] if found else after}
+        cursor = max((m["cursor"] for m in found), default=after)
+        return {"room": room, "messages": posts, "cursor": cursor}
 
     return [
         _tool(

@@ -374,3 +374,20 @@ def test_a_version_3_store_gets_rooms_and_signed_envelopes(path: Path) -> None:
     assert store.db.one("SELECT signed FROM messages") == (None,)
     room = store.rooms.create(new_create(), NOW_MS)
     assert store.rooms.find("team") == room
+
+
+def test_latest_shows_a_room_in_its_total_order_whatever_the_arrival(path: Path) -> None:
+    store = Store(path, me=ALICE.peer_id)
+    room = store.rooms.create(new_create(), NOW_MS)
+    store.rooms.add_entries(room, [add(ALICE, room, BOB, 1), add(ALICE, room, CAROL, 2)])
+    arrivals = [(CAROL, 10, b"c" * 16), (BOB, 5, b"b" * 16), (BOB, 10, b"a" * 16)]
+    for author, lamport, message_id in arrivals:  # catch-up brings older ones later
+        envelope = make_envelope(author, ALICE, conversation=room, lamport=lamport, id=message_id)
+        [result] = store.messages.store_incoming([(envelope, b"")], author.peer_id, NOW_MS)
+        assert not result.duplicate
+    by_arrival = [(m.author, m.lamport) for m in store.messages.history(room, 0, 10)]
+    assert by_arrival == [(CAROL.peer_id, 10), (BOB.peer_id, 5), (BOB.peer_id, 10)]
+    tie = sorted([BOB.peer_id, CAROL.peer_id], key=lambda p: p.to_bytes())
+    expected = [(BOB.peer_id, 5), *((peer, 10) for peer in tie)]
+    assert [(m.author, m.lamport) for m in store.messages.latest(room, 10)] == expected
+    assert [(m.author, m.lamport) for m in store.messages.latest(room, 2)] == expected[1:]

@@ -234,9 +234,20 @@ class Messages:
             yield direction, timestamp_ms, load_value(metadata)
 
     def latest(self, conversation: bytes | None, limit: int) -> list[Message]:
-        """The newest `limit` messages (of one conversation, or of all), oldest first."""
+        """The newest `limit` messages (of one conversation, or of all), oldest first.
+
+        A room's are in the room's total order, (Lamport, author, id), the same on every
+        member whatever order they arrived in (docs/rooms.md); other conversations in the
+        order this node stored them."""
         if conversation is None:
             return self._select("1 = 1", (), limit, newest=True)
+        if self._db.one("SELECT 1 FROM rooms WHERE id = ?", (conversation,)) is not None:
+            rows = self._db.all(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation = ? AND {_VISIBLE} "
+                "ORDER BY lamport DESC, author DESC, id DESC LIMIT ?",
+                (conversation, limit),
+            )
+            return [message_from_row(row) for row in rows][::-1]
         return self._select("conversation = ?", (conversation,), limit, newest=True)
 
     def history(self, conversation: bytes, after: int, limit: int) -> list[Message]:
