@@ -1,6 +1,7 @@
 """Rooms (issue 16): fan-out latency, room throughput and catch-up, members in separate processes.
 
-    python bench/rooms.py [--sizes 5,20,50] [--processes 5] [--messages 50] [--burst 300]
+    python bench/rooms.py [--sizes 5,20,50] [--processes 5] [--messages 50] [--gap 0.02]
+                          [--burst 300]
                           [--catch-up 1000] [--timeout 120]
 
 For each room size N, N nodes m0..m(N-1) are spread over P child processes (each process runs
@@ -8,7 +9,8 @@ its nodes in one trio.run), on 127.0.0.1 with port 0, no rendezvous point and mD
 the admin: every other node is its contact (and it theirs), and nobody else's. m0 creates room
 "bench" and invites everyone; each node joins when its invite arrives. Then, with m1 the author:
 
-- **latency**: m1 posts --messages messages one at a time, 20 ms apart (`send(wait=False)`);
+- **latency**: m1 posts --messages messages one at a time, --gap s apart (default 20 ms,
+  `send(wait=False)`);
   per message, the time from the send call to the last other member storing it (each child
   records when its nodes' `messages()` yield it, on CLOCK_MONOTONIC, which processes share);
   p50 and p99 over the messages;
@@ -272,7 +274,7 @@ def run_room(size: int, args: argparse.Namespace) -> None:
             room.form(args.timeout)
             formed = time.monotonic() - started
             readers = [n for n in room.members if n != "m1"]
-            sent, last, complete = room.phase("lat", args.messages, 0.02, readers, args.timeout)
+            sent, last, complete = room.phase("lat", args.messages, args.gap, readers, args.timeout)
             delays = [last[k] - sent[k] for k in sent if k in last]
             p50, p99 = percentiles(delays) if delays else (float("nan"),) * 2
             print(f"N={size:<3} formed in {formed:5.1f} s; latency send -> last member stored: "
@@ -315,6 +317,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="5,20,50")
     parser.add_argument("--processes", type=int, default=5)
     parser.add_argument("--messages", type=int, default=50)
+    parser.add_argument("--gap", type=float, default=0.02, help="s between latency posts")
     parser.add_argument("--burst", type=int, default=300)
     parser.add_argument("--catch-up", type=int, default=1000)
     parser.add_argument("--timeout", type=float, default=120.0)

@@ -7,13 +7,15 @@ control that a node handles and acknowledges without storing:
     room-invite  direct, admin -> contact   {"room": id, "name": str, "log": [entry, ...]}
     room-join    direct, invitee -> admin   {"room": id, "name": str, "addresses": [str, ...]}
     room-log     room, member -> member     {"log": [entry, ...]}
-    room-sync    room, member -> member     {"hashes": [hash, ...], "authors": [[peer, l, n], ...]}
+    room-sync    room, member -> member     {"hashes": [hash, ...], "authors": [[peer, l, n], ...],
+                                             "want": bool}
 
 An invite carries the room's log (at most `MAX_LOG_PUSH_BYTES` of it, the create entry first),
 so the invitee can check the room before it consents. A join is that consent; the admin who
 invited then signs the add entry. A sync summary lists the log entries the sender holds and,
 per author, the highest Lamport counter and the number of that author's messages it holds;
-the other member answers with the entries and the messages the sender lacks (peer/room_sync.py).
+the other member answers with the entries the sender lacks and, when the summary says `want`,
+the messages it lacks (peer/room_sync.py).
 Parsing checks every bound before it builds anything; a body that breaks one is a RoomError.
 """
 
@@ -196,21 +198,25 @@ class AuthorMark:
 
 @dataclass(frozen=True, slots=True)
 class SyncSummary:
-    """What a member holds of a room: its log entries' hashes and a mark per author."""
+    """What a member holds of a room: its log entries' hashes and a mark per author; `want`:
+    the sender asks this member for the messages it lacks (it asks one member at a time)."""
 
     hashes: tuple[bytes, ...]
     authors: tuple[AuthorMark, ...]
+    want: bool = False
 
     def to_body(self) -> dict[str, Any]:
         """The envelope body."""
         marks = [[m.author.to_bytes(), m.lamport, m.count] for m in self.authors]
-        return {"hashes": list(self.hashes), "authors": marks}
+        return {"hashes": list(self.hashes), "authors": marks, "want": self.want}
 
     @classmethod
     def parse(cls, body: object) -> SyncSummary:
         """A summary from an envelope body; RoomError if it breaks a bound."""
-        fields = _map(body, KIND_SYNC, frozenset({"hashes", "authors"}))
-        hashes, authors = fields["hashes"], fields["authors"]
+        fields = _map(body, KIND_SYNC, frozenset({"hashes", "authors", "want"}))
+        hashes, authors, want = fields["hashes"], fields["authors"], fields["want"]
+        if type(want) is not bool:
+            raise RoomError("a room sync's 'want' is true or false")
         if (
             type(hashes) is not list
             or len(hashes) > MAX_LOG_ENTRIES
@@ -234,4 +240,4 @@ class SyncSummary:
             if author in marks:
                 raise RoomError(f"a room sync lists {author} twice")
             marks[author] = AuthorMark(author, mark[1], mark[2])
-        return cls(tuple(hashes), tuple(marks.values()))
+        return cls(tuple(hashes), tuple(marks.values()), want)
