@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 import trio
 
+from meshtalk.peer.config import NodeConfig
+from meshtalk.peer.guards import GuardLimits
 from meshtalk.peer.models import Trust
 from meshtalk.peer.node import Node, open_node
-from meshtalk.protocol import DeliveryFailed, UnknownPeer
+from meshtalk.protocol import DeliveryFailed, GuardTripped, UnknownPeer
 from meshtalk.protocol.room_errors import NotAMember, NotRoomAdmin, RoomError
 from tests.test_peer.helpers import fast_config
 
@@ -24,12 +26,15 @@ async def _admin_adds(admin: Node, room: str, others: Sequence[Node]) -> None:
 
 
 @asynccontextmanager
-async def room_of(root: Path, *names: str) -> AsyncIterator[list[Node]]:
+async def room_of(
+    root: Path, *names: str, config: NodeConfig | None = None
+) -> AsyncIterator[list[Node]]:
     """Nodes where the first is every other's contact (and they are only its), all in room
     "team" that the first created."""
     async with AsyncExitStack() as stack:
         nodes = [
-            await stack.enter_async_context(open_node(root / name, fast_config())) for name in names
+            await stack.enter_async_context(open_node(root / name, config or fast_config()))
+            for name in names
         ]
         admin, *others = nodes
         for other in others:
@@ -183,3 +188,20 @@ async def test_five_members_each_post_and_everyone_stores_each_message_once(
             assert sorted(got) == sorted(expected)  # each once
             authors = {m.author for m in node.history("team", limit=1000) if m.kind == "text"}
             assert authors == {n.peer_id for n in nodes}
+
+
+@pytest.mark.timeout(60)
+async def test_agents_in_a_room_stop_after_the_turn_limit_until_a_person_posts(
+    tmp_path: Path,
+) -> None:
+    agent = {"via": "agent"}
+    config = fast_config(guards=GuardLimits(per_minute=100, agent_turns=3, max_bytes=1000))
+    async with room_of(tmp_path, "alice", "bob", "carol", config=config) as (alice, bob, carol):
+        for turn, node in enumerate((alice, bob, carol)):  # three agents, one turn each
+            await node.send("team", f"agent turn {turn}", metadata=agent, wait=True)
+        await _room_messages(alice, "team", 2)  # bob's and carol's turns reached alice
+        with pytest.raises(GuardTripped, match="guard_agent_turns"):
+            await alice.send("team", "and another", metadata=agent)
+        await bob.send("team", "a person steps in", metadata={"via": "human"}, wait=True)
+        await _room_messages(alice, "team", 3)
+        await alice.send("team", "and another", metadata=agent, wait=True)
