@@ -40,6 +40,9 @@ class NodeConfig:
     max_in_flight: int = 4096
     max_in_flight_bytes: int = 256 * 1024
     ack_timeout: float = 30.0
+    # a room member's door refusing this node may only lag behind the room's log: its room
+    # copies are retried this long (s) before they fail like direct ones
+    room_door_grace: float = 30.0
     frame_timeout: float = 30.0  # a frame that has begun must arrive whole within this
     max_inbound_streams_per_peer: int = 4
     max_inbound_streams: int = 1024

@@ -112,6 +112,7 @@ class PeerLink:
         # long handshake one, before the link dials afresh.
         self._suspect = False
         self._rewound = False
+        self._refused_since: float | None = None  # refused at the door since then, in a row
 
     def kick(self, size: int = 0) -> None:
         """`size` more bytes of messages are waiting for this peer."""
@@ -186,21 +187,22 @@ class PeerLink:
             backoff = config.retry_initial if retried else min(backoff * 2, config.retry_max)
 
     def _fail_pending(self, refusal: MeshtalkError) -> bool:
-        """The peer refused us at the door (it does not trust this node): every copy waiting for
-        it fails with that reason, at once, not after retries. A message sent later tries again
-        and is refused again if nothing changed. False if that could not be recorded (the link
-        backs off and the copies stay queued)."""
+        """The peer refused us at the door (it does not trust this node): every direct copy
+        waiting for it fails with that reason, at once, not after retries; a room's copies
+        stay (the peer's log may not show this node as a member yet) and the link backs off.
+        A message sent later tries again and is refused again if nothing changed. Refused for
+        `room_door_grace` s in a row, room copies fail too (the peer blocked this node, or
+        left). False if copies are left, or that could not be recorded (the link backs off)."""
         logger.warning("%s refused our messages: %s", self.peer, refusal)
-        cursor = 0
+        now = trio.current_time()
+        if self._refused_since is None:
+            self._refused_since = now
+        rooms_too = now - self._refused_since >= self._config.room_door_grace
         try:
-            while items := self._outbox.pending(self.peer, cursor, _BATCH):
-                for item in items:
-                    self._outbox.failed(self.peer, item.message_id, refusal)
-                cursor = items[-1].cursor
+            return self._outbox.refused_at_door(self.peer, refusal, rooms_too=rooms_too)
         except Exception:
             logger.exception("failing the messages %s refused did not work", self.peer)
             return False
-        return True
 
     def _closed_while_idle(self) -> bool:
         """Whether the stream ended with nothing written unacked and nothing waiting."""
@@ -242,6 +244,7 @@ class PeerLink:
 
     async def _deliver(self) -> None:
         pump = await self._open()
+        self._refused_since = None
         self.state = "connected"
         self.last_error = None
         self._events.connected(self.peer)

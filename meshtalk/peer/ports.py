@@ -102,6 +102,11 @@ class Outbox(Protocol):
         """`peer` refused this message for good."""
         ...
 
+    def refused_at_door(self, peer: PeerId, error: MeshtalkError, *, rooms_too: bool) -> bool:
+        """`peer` refused this node at the door: fail what that refusal is final for (room
+        copies only with `rooms_too`); True if nothing is left to deliver to it."""
+        ...
+
 
 class Dialer(Protocol):
     """Connections to peers."""

@@ -175,6 +175,7 @@ class Rooms:
             if changed and store.book.learn(peer, member.addresses, AddressSource.ROOM, now):
                 self._learned(peer)
         store.room_messages.release(room, self._inbox.store_incoming)
+        self._drop_copies_of_the_gone(room, before, state)
         if state.is_member(self._own):
             became = not before.is_member(self._own)
             for peer in state.members:
@@ -182,6 +183,18 @@ class Rooms:
                     self.sync.request(room, peer)
         self._changed.set()
         self._changed = trio.Event()
+
+    def _drop_copies_of_the_gone(self, room: bytes, before: RoomState, now: RoomState) -> None:
+        """Copies queued for members that left (all of them, if this node did) would never be
+        taken: a former member's door refuses this node (rooms.md)."""
+        if before.is_member(self._own) and not now.is_member(self._own):
+            gone = [p for p in before.members if p != self._own]
+            why = NotAMember(f"this node is no longer a member of room {now.name!r}")
+        else:
+            gone = [p for p in before.members if p not in now.members]
+            why = NotAMember(f"no longer a member of room {now.name!r}")
+        if gone:
+            self._sender.drop_room_copies(room, gone, why)
 
     # -- rooms ------------------------------------------------------------------------------
 

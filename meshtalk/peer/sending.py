@@ -342,6 +342,24 @@ class Sender:
                 self._failures[message_id] = error
                 event.set()
 
+    def refused_at_door(self, peer: PeerId, error: MeshtalkError, *, rooms_too: bool) -> bool:
+        """`peer` refused this node at the door: fail the copies that refusal is final for
+        (not of a room: the peer does not trust this node; a room's too with `rooms_too`,
+        else they wait: the peer's copy of the room's log may not show this node yet). True
+        if nothing is left to deliver to it."""
+        outbox = self._store().outbox
+        for message_id in outbox.pending_ids(peer, rooms=rooms_too):
+            self.failed(peer, message_id, error)
+        return not outbox.pending(peer, 0, 1)
+
+    def drop_room_copies(self, room: bytes, peers: Sequence[PeerId], error: MeshtalkError) -> None:
+        """`peers` are no longer members of `room` (or this node is not): their copies of the
+        room's messages will never be taken, so they fail with `error`."""
+        outbox = self._store().outbox
+        for peer in peers:
+            for message_id in outbox.room_pending(room, peer):
+                self.failed(peer, message_id, error)
+
     def stopped(self) -> None:
         """The node stopped: wake every waiter, fail what the committer never took."""
         self._stopped = True

@@ -19,6 +19,7 @@ def fast_config(**overrides: Any) -> NodeConfig:
         "retry_initial": 0.05,
         "retry_max": 0.5,
         "dial_timeout": 5.0,
+        "room_door_grace": 1.0,
         "mdns": False,  # tests that want LAN discovery turn it on
     }
     settings.update(overrides)

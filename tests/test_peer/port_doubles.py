@@ -174,6 +174,12 @@ class RecordingOutbox(Recorder):
         self.record("failed", peer, message_id, error)
         self._finish([message_id], "failed")
 
+    def refused_at_door(self, peer: PeerId, error: MeshtalkError, *, rooms_too: bool) -> bool:
+        self.record("refused_at_door", peer, error, rooms_too)
+        for item in list(self.items):
+            self.failed(peer, item.message_id, error)
+        return not self.items
+
     def _finish(self, message_ids: list[bytes], status: str) -> None:
         self.items = [item for item in self.items if item.message_id not in message_ids]
         self.status.update((message_id, status) for message_id in message_ids)

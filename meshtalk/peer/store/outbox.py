@@ -114,6 +114,28 @@ class Outbox:
                 _drop_control(db, [row[0]])
             return True
 
+    def pending_ids(self, recipient: PeerId, *, rooms: bool) -> list[bytes]:
+        """Ids of the copies waiting for `recipient`: all of them, or (`rooms` False) those
+        not of a room."""
+        rooms_too = "" if rooms else (
+            "AND NOT EXISTS (SELECT 1 FROM rooms r WHERE r.id = m.conversation)"
+        )  # fmt: skip
+        rows = self._db.all(
+            "SELECT o.message_id FROM outbox o JOIN messages m ON m.cursor = o.message_cursor "
+            f"WHERE o.recipient = ? AND o.state = 'pending' {rooms_too}",
+            (recipient.to_bytes(),),
+        )
+        return [row[0] for row in rows]
+
+    def room_pending(self, room: bytes, recipient: PeerId) -> list[bytes]:
+        """Ids of the copies of `room`'s messages waiting for `recipient`."""
+        rows = self._db.all(
+            "SELECT o.message_id FROM outbox o JOIN messages m ON m.cursor = o.message_cursor "
+            "WHERE o.recipient = ? AND o.state = 'pending' AND m.conversation = ?",
+            (recipient.to_bytes(), room),
+        )
+        return [row[0] for row in rows]
+
     def queue_copies(self, copies: Sequence[tuple[int, PeerId, bytes, bytes]]) -> int:
         """Queue sealed copies of messages stored already, (cursor, recipient, id, sealed):
         room catch-up forwards received messages this way. A copy of a message already waiting
