@@ -46,6 +46,8 @@ _COMMANDS = {
     "invite": "remote",
     "join": "remote",
     "room": "rooms",
+    "export": "transcripts",
+    "verify": "transcripts",
 }
 EXIT_NO_NODE = 3
 EXIT_REFUSED = 4

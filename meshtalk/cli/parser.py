@@ -242,6 +242,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new messages")
     p = command(
+        "export",
+        "write a conversation's or room's verifiable transcript",
+        "Write the signed envelopes of a conversation (a room's with its membership log) as "
+        "one file that `meshtalk verify` checks anywhere, offline. Binary: redirect stdout or "
+        "give --output.",
+    )
+    _contact(
+        p.add_argument(
+            "conversation", metavar="CONVERSATION", help="room name, contact or conversation id"
+        )
+    )
+    p.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+    p = command(
+        "verify",
+        "check a transcript offline: signatures, authors, order",
+        "Re-check every message of a transcript from `meshtalk export`: its author's "
+        "signature, that its author could write there (a room's member at that time, by the "
+        "membership log) and the order. Needs no node and no network; exit 1 if any fails.",
+    )
+    p.add_argument("file", metavar="FILE", help="the transcript file")
+    p = command(
         "prune",
         "forget old messages now (never one still queued or not yet read)",
         "Delete delivered and read messages older than --older-than days, or the oldest "

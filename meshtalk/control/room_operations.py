@@ -1,7 +1,8 @@
 """The control socket's room operations (docs/control.md, "Rooms"): one handler per op.
 
 `room.create`, `room.list`, `room.show`, `room.members`, `room.invite`, `room.invites`,
-`room.join`, `room.leave` and `room.remove`. Posting and reading use `send`, `history`,
+`room.join`, `room.leave` and `room.remove`; and `export`, a conversation's (or room's)
+verifiable transcript. Posting and reading use `send`, `history`,
 `receive` and `follow`, whose `to` or `conversation` may name a room.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..peer.transcripts import export_transcript
 from .arguments import arg
 from .views import member_view, room_view
 
@@ -28,6 +30,7 @@ ROOM_OPERATION_NAMES: tuple[str, ...] = (
     "room.join",
     "room.leave",
     "room.remove",
+    "export",
 )
 
 
@@ -108,6 +111,27 @@ class RoomOperations:
         member = _text(args, "member")
         await node.remove_member(summary.id, _member(node, summary.id, member))
         return self._room(summary.id.hex())
+
+    async def export(self, args: dict[str, Any], emit: Emit) -> Any:
+        node = self.node
+        ref = _text(args, "conversation")
+        conversation = _hex_id(ref) or node.conversation_id(ref)
+        found = export_transcript(node.store, conversation)
+        return {
+            "transcript": found.data,
+            "conversation": conversation.hex(),
+            "kind": found.kind,
+            "messages": found.messages,
+            "unsigned": found.unsigned,
+        }
+
+
+def _hex_id(ref: str) -> bytes | None:
+    """A conversation id given as 32 hex digits."""
+    try:
+        return bytes.fromhex(ref) if len(ref) == 32 else None
+    except ValueError:
+        return None
 
 
 def _member(node: Node, room: bytes, ref: str) -> Any:

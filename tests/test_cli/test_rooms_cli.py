@@ -80,6 +80,21 @@ def test_a_room_of_three_from_the_command_line(cli: Cli) -> None:
     texts = [m["text"] for m in _room_texts(cli, "bob", "team", 2)]
     assert texts == ["hello, room", "from carol's chat"]
 
+    # a transcript anyone can check offline, and a tampered one that fails
+    transcript = cli.home / "team.transcript"
+    cli.ok("bob", "export", "team", "--output", str(transcript))
+    checked = cli.ok(None, "verify", str(transcript))
+    assert "room 'team'" in checked
+    assert "2 of 2 message(s) verified, by 2 author(s)" in checked
+    data = transcript.read_bytes()
+    transcript.write_bytes(data.replace(b"hello, room", b"hello, ROOM"))
+    tampered = cli.run(None, "verify", str(transcript))
+    assert "FAILED #0" in tampered.stdout
+    assert "BadSignature" in tampered.stdout
+    assert "1 of 2 message(s)" in one_line_error(tampered)
+    unknown = cli.run("bob", "export", "nosuch-room", "--output", str(transcript))
+    assert "no contact or room is named" in one_line_error(unknown)
+
     # refusals are one clean line each
     assert "admin" in one_line_error(cli.run("bob", "room", "remove", "team", "carol"))
     assert "no room" in one_line_error(cli.run("bob", "room", "show", "nosuch")).lower()
