@@ -193,7 +193,7 @@ class PeerLink:
         A message sent later tries again and is refused again if nothing changed. Refused for
         `room_door_grace` s in a row, room copies fail too (the peer blocked this node, or
         left). False if copies are left, or that could not be recorded (the link backs off)."""
-        logger.warning("%s refused our messages: %s", self.peer, refusal)
+        logger.info("%s refused our messages: %s", self.peer, refusal)  # failures: warnings
         now = trio.current_time()
         if self._refused_since is None:
             self._refused_since = now
