@@ -11,15 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..protocol.room_wire import CONTROL_KINDS
 from ..protocol.transcript import transcript_bytes
 
 if TYPE_CHECKING:
     from .store import Store
 
 __all__ = ["Exported", "export_transcript"]
-
-_CONTROL = ", ".join(f"'{kind}'" for kind in sorted(CONTROL_KINDS))
 
 
 @dataclass(frozen=True)
@@ -34,16 +31,11 @@ class Exported:
 
 def export_transcript(store: Store, conversation: bytes) -> Exported:
     """The transcript of `conversation` (a room's with its membership log)."""
-    db = store.db
-    rows = db.all(
-        f"SELECT signed FROM messages WHERE conversation = ? AND kind NOT IN ({_CONTROL})",
-        (conversation,),
-    )
-    signed = [row[0] for row in rows if row[0] is not None]
+    signed, unsigned = store.room_messages.signed(conversation)
     if store.rooms.is_held(conversation):
         kind, log = "room", store.rooms.log(conversation).entries()
     else:
-        row = db.one("SELECT kind FROM conversations WHERE id = ?", (conversation,))
-        kind, log = ("direct" if row is None or row[0] == "direct" else "group"), ()
+        found = store.messages.conversations(conversation)
+        kind, log = ("group" if found and found[0].kind == "group" else "direct"), ()
     data = transcript_bytes(conversation, kind, log, signed)
-    return Exported(data, kind, len(signed), len(rows) - len(signed))
+    return Exported(data, kind, len(signed), unsigned)

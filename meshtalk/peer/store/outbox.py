@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Final
 
 from ...protocol.envelope import peer_id_from_bytes
 from ...protocol.keys import PeerId
-from ...protocol.room_wire import CONTROL_KINDS
 from .database import Database
-from .rows import OutboxItem, chunks
+from .rows import CONTROL_KINDS_SQL, OutboxItem, chunks
 
 __all__ = ["Outbox"]
 
@@ -150,12 +148,9 @@ class Outbox:
             return db.total_changes - before
 
 
-_CONTROL: Final = ", ".join(f"'{kind}'" for kind in sorted(CONTROL_KINDS))
-
-
 def _is_control(db: sqlite3.Connection, cursor: int) -> bool:
     row = db.execute(
-        f"SELECT 1 FROM messages WHERE cursor = ? AND kind IN ({_CONTROL})", (cursor,)
+        f"SELECT 1 FROM messages WHERE cursor = ? AND kind IN ({CONTROL_KINDS_SQL})", (cursor,)
     ).fetchone()
     return row is not None
 
@@ -168,7 +163,7 @@ def _drop_control(db: sqlite3.Connection, cursors: Sequence[int]) -> None:
     if not cursors:
         return
     db.execute(
-        f"DELETE FROM messages WHERE kind IN ({_CONTROL}) AND "
+        f"DELETE FROM messages WHERE kind IN ({CONTROL_KINDS_SQL}) AND "
         "cursor < (SELECT MAX(cursor) FROM messages) AND "
         "NOT EXISTS (SELECT 1 FROM outbox WHERE message_cursor = messages.cursor)"
     )

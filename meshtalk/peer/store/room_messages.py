@@ -29,7 +29,6 @@ from ...protocol.errors import MeshtalkError
 from ...protocol.keys import PeerId
 from ...protocol.room_errors import NotAMember
 from ...protocol.room_wire import (
-    CONTROL_KINDS,
     KIND_INVITE,
     MAX_SYNC_AUTHORS,
     AuthorMark,
@@ -37,7 +36,7 @@ from ...protocol.room_wire import (
 )
 from ...protocol.sealing import verify_signed
 from .database import Database
-from .rows import IncomingResult, load_value
+from .rows import CONTROL_KINDS_SQL, IncomingResult, load_value
 
 if TYPE_CHECKING:
     from .messages import Incoming, RoomVerdict
@@ -59,7 +58,6 @@ MAX_FORWARDS: Final = 10_000
 MAX_INVITES_READ: Final = 1_000
 """Most recent invites `invites` reads (older ones are still messages, in their conversation)."""
 _DAY_MS: Final = 86_400_000
-_CONTROL: Final = ", ".join(f"'{kind}'" for kind in sorted(CONTROL_KINDS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +146,17 @@ class RoomMessages:
             )
             return cursor.rowcount
 
+    def signed(self, conversation: bytes) -> tuple[list[bytes], int]:
+        """The signed bytes of a conversation's messages (control kinds aside), and how many
+        of its messages have none (stored before signed bytes were kept)."""
+        rows = self._db.all(
+            "SELECT signed FROM messages WHERE conversation = ? "
+            f"AND kind NOT IN ({CONTROL_KINDS_SQL})",
+            (conversation,),
+        )
+        signed = [row[0] for row in rows if row[0] is not None]
+        return signed, len(rows) - len(signed)
+
     def held(self, room: bytes) -> int:
         """How many messages of `room` are held back."""
         return int(self._db.one("SELECT COUNT(*) FROM room_held WHERE room = ?", (room,))[0])
@@ -158,7 +167,8 @@ class RoomMessages:
         """Per author, the highest Lamport counter and the number of its messages held here."""
         rows = self._db.all(
             "SELECT author, MAX(lamport), COUNT(*) FROM messages WHERE conversation = ? "
-            f"AND kind NOT IN ({_CONTROL}) GROUP BY author ORDER BY MAX(lamport) DESC LIMIT ?",
+            f"AND kind NOT IN ({CONTROL_KINDS_SQL}) "
+            "GROUP BY author ORDER BY MAX(lamport) DESC LIMIT ?",
             (room, MAX_SYNC_AUTHORS),
         )
         return tuple(AuthorMark(peer_id_from_bytes(a), lamport, n) for a, lamport, n in rows)
@@ -168,7 +178,7 @@ class RoomMessages:
         marks = {mark.author: mark for mark in theirs}
         rows = self._db.all(
             "SELECT cursor, id, author, lamport, recipients, signed FROM messages "
-            f"WHERE conversation = ? AND kind NOT IN ({_CONTROL}) AND signed IS NOT NULL "
+            f"WHERE conversation = ? AND kind NOT IN ({CONTROL_KINDS_SQL}) AND signed IS NOT NULL "
             "AND author != ? ORDER BY lamport, cursor",
             (room, member.to_bytes()),
         )

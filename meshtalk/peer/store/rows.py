@@ -12,7 +12,11 @@ from ...protocol.codec import packb, unpackb_strict
 from ...protocol.envelope import peer_id_from_bytes
 from ...protocol.errors import MalformedEnvelope
 from ...protocol.keys import PeerId
+from ...protocol.room_wire import CONTROL_KINDS
 from ..models import Contact, Direction, Message, MessageStatus, Trust
+
+CONTROL_KINDS_SQL: Final = ", ".join(f"'{kind}'" for kind in sorted(CONTROL_KINDS))
+"""The room control kinds as an SQL list (`kind IN (...)`): never shown, never forwarded."""
 
 __all__ = [
     "MESSAGE_COLUMNS",
