@@ -97,7 +97,7 @@ def test_up_pair_send_history_peers_down(cli: Cli) -> None:
         cli.ok("bob", "contacts", "trust", "alice")
 
         assert "unknown" not in cli.ok("alice", "contacts", "rename", "bob", "robert")
-        assert "no contact is named" in one_line_error(cli.run("alice", "send", "bob", "x"))
+        assert "no contact or room is named" in one_line_error(cli.run("alice", "send", "bob", "x"))
         assert cli.ok("alice", "send", "robert", "renamed").strip() == "delivered to robert"
 
         assert cli.ok("alice", "down").strip() == "node stopped"
