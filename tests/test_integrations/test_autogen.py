@@ -211,3 +211,87 @@ def test_a_remote_peer_agent_answers_with_the_new_reply_not_old_messages(
     )
     output = run_script(autogen_python, script, paired.home)
     assert output == "fresh reply to user: please review"
+
+
+@pytest.fixture
+def room_of_three(tmp_path: Path, autogen_python: Path) -> Iterator[Cli]:
+    """alice (the team's node, the room's admin), bob and carol in room "release"; bob and
+    carol are alice's contacts, not each other's."""
+    cli = AutogenCli(tmp_path / "home", autogen_python)
+    try:
+        for name in ("alice", "bob", "carol"):
+            prepare(cli, name, None)
+            cli.ok(name, "up", "--detach")
+        cli.ok("alice", "room", "create", "release")
+        for name in ("bob", "carol"):
+            cli.ok(name, "join", cli.json("alice", "invite")["token"])
+            cli.ok("alice", "room", "invite", "release", name)
+            cli.ok(name, "room", "join", "release")
+        yield cli
+    finally:
+        cli.cleanup(["alice", "bob", "carol"])
+
+
+def test_a_local_team_with_two_room_members_on_other_nodes(
+    autogen_python: Path, room_of_three: Cli
+) -> None:
+    script = textwrap.dedent(
+        """
+        import asyncio, sys
+        from autogen_agentchat.agents import AssistantAgent
+        from autogen_agentchat.conditions import MaxMessageTermination
+        from autogen_agentchat.teams import RoundRobinGroupChat
+        from autogen_ext.models.replay import ReplayChatCompletionClient
+        from meshtalk import Mesh
+        from meshtalk.integrations.autogen_rooms import RoomMemberAgent, serve_room
+
+        def replay(name, text):
+            return AssistantAgent(name, model_client=ReplayChatCompletionClient([text]))
+
+        async def main():
+            home = sys.argv[1] + "/profiles/"
+            with Mesh(home + "alice", embedded=False) as alice, \\
+                 Mesh(home + "bob", embedded=False) as bob, \\
+                 Mesh(home + "carol", embedded=False) as carol:
+                team = RoundRobinGroupChat(
+                    [
+                        replay("writer", "Plan: tag 0.2.0 on Friday."),
+                        RoomMemberAgent("reviewer", alice, "release", "bob", reply_timeout=60),
+                        RoomMemberAgent("tester", alice, "release", "carol", reply_timeout=60),
+                    ],
+                    termination_condition=MaxMessageTermination(4),
+                )
+                result, answered_bob, answered_carol = await asyncio.gather(
+                    team.run(task="Plan the release."),
+                    serve_room(bob, "release", replay("b", "bob: looks sound"), answer="alice",
+                               max_messages=1),
+                    serve_room(carol, "release", replay("c", "carol: tests pass"),
+                               answer="alice", max_messages=1),
+                )
+                for message in result.messages:
+                    print(f"{message.source}|{message.to_model_text()}")
+                print(answered_bob, answered_carol)
+                mine = [m for m in alice.history("release") if m["direction"] == "out"]
+                print(len(mine))  # the team's node posted once for its two room agents
+                for _ in range(100):  # bob's node holds all three posts once carol's arrives
+                    posts = [m for m in bob.history("release") if m["kind"] == "text"]
+                    if len(posts) == 3:
+                        break
+                    await asyncio.sleep(0.1)
+                for m in posts:
+                    print(f"{m['author_name']}|{m['text']!r}")
+
+        asyncio.run(main())
+        """
+    )
+    lines = run_script(autogen_python, script, room_of_three.home).splitlines()
+    assert lines[:4] == [
+        "user|Plan the release.",
+        "writer|Plan: tag 0.2.0 on Friday.",
+        "reviewer|bob: looks sound",
+        "tester|carol: tests pass",
+    ]
+    assert lines[4:6] == ["1 1", "1"]
+    # that one post: the task and the writer's plan, each with its source
+    assert lines[6] == "alice|'user: Plan the release.\\n\\nwriter: Plan: tag 0.2.0 on Friday.'"
+    assert sorted(lines[7:]) == ["bob|'bob: looks sound'", "carol|'carol: tests pass'"]
