@@ -103,7 +103,7 @@ class InboundHandler:
         that ends in a violation is not stored: the stream is out of sync, and the reply
         (ERROR with the violation's code) is written before the caller resets it."""
         await pump.hello(self._config.handshake_timeout)
-        self._events.connected(peer)
+        self._events.connected(peer, pump.connection.version or 1)
         while True:
             events = await pump.events()
             if not _only_messages(events):

@@ -54,14 +54,22 @@ class NodeLinkEvents:
         self._clock = clock
         self._keeper = keeper
         self._connector = connector
+        self._versions: dict[PeerId, int] = {}  # trusted peers and room members only
 
-    def connected(self, peer: PeerId) -> None:
-        """A trusted peer completed a handshake: update last-seen and flush its outbox now.
+    def protocol(self, peer: PeerId) -> int | None:
+        """The protocol version `peer` and this node spoke at their last handshake (None:
+        none since this node started)."""
+        return self._versions.get(peer)
+
+    def connected(self, peer: PeerId, version: int) -> None:
+        """A trusted peer completed a handshake: update last-seen, remember the version the
+        two speak, and flush its outbox now.
 
         Connections open without libp2p identify (net/host.py): a peer that connected to us and
         none of whose addresses was seen for 10 minutes is asked for its signed record.
         """
         self._contacts.seen(peer)
+        self._versions[peer] = version
         recent = self._clock() - IDENTIFY_AFTER_MS
         if not any(known.last_seen_ms >= recent for known in self._book().addresses(peer)):
             self._discovery.identify_later(peer)

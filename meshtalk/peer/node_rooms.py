@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..protocol.connection import ROOMS_VERSION
+from ..protocol.errors import UnsupportedVersion
+
 if TYPE_CHECKING:
     from ..protocol.keys import PeerId
     from ..protocol.room_state import Member
     from ..protocol.room_wire import RoomInvite
+    from .contacts import Contacts
+    from .link_events import NodeLinkEvents
     from .models import Conversation, Message
     from .rooms import Rooms
     from .store import RoomSummary
@@ -25,6 +30,8 @@ class NodeRooms:
     """Rooms and conversations by name, on a node whose `_rooms` part is wired."""
 
     _rooms: Rooms
+    _contacts: Contacts
+    _events: NodeLinkEvents
 
     def create_room(self, name: str) -> RoomSummary:
         """A new room with this node as its only member and admin."""
@@ -38,8 +45,27 @@ class NodeRooms:
         wait: bool = False,
         timeout: float | None = None,
     ) -> bytes:
-        """Invite a contact to a room (admins only); returns the invite message's id."""
-        return await self._rooms.invite(room, contact, wait=wait, timeout=timeout)
+        """Invite a contact to a room (admins only); returns the invite message's id.
+
+        A contact whose node is older than rooms (protocol 1 at its last handshake) cannot
+        join: UnsupportedVersion, before the invite is queued when the version is known, after
+        it was delivered (`wait`) when that handshake told it."""
+        known = self._contacts.get(contact)
+        self._check_rooms_version(known.peer_id, known.name, "")
+        message_id = await self._rooms.invite(room, contact, wait=wait, timeout=timeout)
+        if wait:
+            self._check_rooms_version(
+                known.peer_id, known.name, "; it got the invite as a note only"
+            )
+        return message_id
+
+    def _check_rooms_version(self, peer: PeerId, name: str | None, note: str) -> None:
+        version = self._events.protocol(peer)
+        if version is not None and version < ROOMS_VERSION:
+            raise UnsupportedVersion(
+                f"{name or peer}'s node speaks protocol {version}, which has no rooms{note}; it must "
+                "upgrade meshtalk to a release with rooms before it can be invited"
+            )
 
     def room_invites(self) -> list[tuple[PeerId, RoomInvite]]:
         """Invites received from trusted contacts, newest first: (inviter, invite)."""

@@ -247,7 +247,7 @@ class PeerLink:
         self._refused_since = None
         self.state = "connected"
         self.last_error = None
-        self._events.connected(self.peer)
+        self._events.connected(self.peer, pump.connection.version or 1)
         self._failure = None
         try:
             async with trio.open_nursery() as nursery:

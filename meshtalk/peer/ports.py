@@ -131,8 +131,9 @@ class Dialer(Protocol):
 class LinkEvents(Protocol):
     """What the node hears from its links and inbound streams."""
 
-    def connected(self, peer: PeerId) -> None:
-        """A trusted `peer` completed a handshake with this node (either direction)."""
+    def connected(self, peer: PeerId, version: int) -> None:
+        """A trusted `peer` completed a handshake with this node (either direction), and the
+        two now speak protocol `version`."""
         ...
 
     def active(self, peer: PeerId) -> None:

@@ -9,6 +9,7 @@ from .codec import MAX_DEPTH, check_value, packb, unpackb_strict
 from .connection import (
     MSG_PROTOCOL,
     PROTOCOL_VERSIONS,
+    ROOMS_VERSION,
     AckReceived,
     ConnectionEvent,
     ConnectionRole,
@@ -81,6 +82,7 @@ __all__ = [
     "unpackb_strict",
     "MSG_PROTOCOL",
     "PROTOCOL_VERSIONS",
+    "ROOMS_VERSION",
     "AckReceived",
     "ConnectionEvent",
     "ConnectionRole",

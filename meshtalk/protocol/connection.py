@@ -46,6 +46,7 @@ from .frames import (
 __all__ = [
     "MSG_PROTOCOL",
     "PROTOCOL_VERSIONS",
+    "ROOMS_VERSION",
     "ConnectionRole",
     "ConnectionState",
     "LocalProtocolError",
@@ -62,8 +63,11 @@ __all__ = [
 
 MSG_PROTOCOL: Final = "/meshtalk/msg/1.0.0"
 """The libp2p protocol id of the message stream."""
-PROTOCOL_VERSIONS: Final = (1,)
-"""The HELLO versions this implementation speaks (docs/protocol.md is version 1)."""
+PROTOCOL_VERSIONS: Final = (1, 2)
+"""The HELLO versions this implementation speaks (docs/protocol.md): 2 is 1 plus rooms."""
+ROOMS_VERSION: Final = 2
+"""The first version whose nodes read rooms: room kinds and forwarded (sealed v2) copies. A
+version-1 (pre-room) node still exchanges direct messages, which are alike in both."""
 
 ConnectionRole = Literal["dialer", "listener"]
 """The dialer opened the stream and sends messages; the listener stores and acknowledges them."""

@@ -232,7 +232,7 @@ class RecordingDialer(Recorder):
 
 
 class RecordingEvents(Recorder):
-    def connected(self, peer: PeerId) -> None:
+    def connected(self, peer: PeerId, version: int) -> None:
         self.record("connected", peer)
 
     def active(self, peer: PeerId) -> None:

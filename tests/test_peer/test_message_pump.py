@@ -46,7 +46,7 @@ async def test_hello_keeps_what_came_with_the_peers_hello(
     pump, far = listener()
     await far.send(FAR_HELLO, MessageFrame(b"early"))
     assert await pump.hello(5) == HelloReceived((1,), "far side", 1)
-    assert await far.read() == [HelloFrame((1,), "pump")]
+    assert await far.read() == [HelloFrame((1, 2), "pump")]
     assert await pump.events() == [MessageReceived(b"early")]
 
 
@@ -65,7 +65,7 @@ async def test_the_end_of_the_stream_is_an_event(autojump_clock: trio.testing.Mo
     pump, far = listener()
     await far.send(FAR_HELLO)
     await pump.hello(5)
-    assert await far.read() == [HelloFrame((1,), "pump")]
+    assert await far.read() == [HelloFrame((1, 2), "pump")]
     await far.raw.send_all(encode_frame(MessageFrame(b"cut"))[:-1])
     await far.end()
     [violation] = await pump.events()
@@ -150,7 +150,7 @@ async def test_a_dialer_is_refused_or_finds_no_common_version(
 
     ours, far = stream_pair()
     pump = MessagePump(ours, MessageConnection("dialer"))
-    await far.send(HelloFrame((2,), "from the future"))
+    await far.send(HelloFrame((3,), "from the future"))
     with pytest.raises(UnsupportedVersion):
         await pump.hello(5)
     hello, error = await far.read()

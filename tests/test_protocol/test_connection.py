@@ -115,11 +115,11 @@ def comparable(events: list[ConnectionEvent]) -> list[object]:
 
 def test_the_protocol_id_and_versions() -> None:
     assert MSG_PROTOCOL == "/meshtalk/msg/1.0.0"
-    assert PROTOCOL_VERSIONS == (1,)
+    assert PROTOCOL_VERSIONS == (1, 2)
     assert type(MSG_PROTOCOL) is str
     conn = MessageConnection("dialer")
     assert conn.versions == PROTOCOL_VERSIONS
-    assert frames_in(conn.send_hello()) == [HelloFrame((1,), "")]
+    assert frames_in(conn.send_hello()) == [HelloFrame((1, 2), "")]
 
 
 def test_a_whole_conversation_with_real_sealed_messages() -> None:

@@ -114,7 +114,7 @@ def test_valid_frames_before_a_violation_still_count() -> None:
 # -- every frame we might send, in every state ------------------------------------------------
 
 OUR_FRAMES: dict[str, Frame] = {
-    "HELLO": HelloFrame((1,)),
+    "HELLO": HelloFrame((1, 2)),  # this connection's versions, PROTOCOL_VERSIONS
     "MESSAGE": MessageFrame(b"sealed"),
     "ACK": AckFrame((ID1,)),
     "ERROR": ErrorFrame(107, "busy"),
@@ -164,9 +164,9 @@ def test_every_frame_we_send_in_every_state(role: str, stage: str, name: str) ->
 def test_a_batch_is_checked_whole_before_anything_counts() -> None:
     conn = MessageConnection("dialer")
     with pytest.raises(LocalProtocolError):
-        conn.send_all([HelloFrame((1,)), AckFrame((ID1,))])
+        conn.send_all([HelloFrame((1, 2)), AckFrame((ID1,))])
     assert conn.our_state is ConnectionState.HELLO  # the HELLO did not count: send it again
-    assert frames_in(conn.send_hello()) == [HelloFrame((1,))]
+    assert frames_in(conn.send_hello()) == [HelloFrame((1, 2))]
     with pytest.raises(LocalProtocolError, match="versions"):
         MessageConnection("dialer").send(HelloFrame((2,)))
     with pytest.raises(TypeError):
