@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command(
         "room",
-        "rooms: create, invite, join, leave, list, show members",
+        "rooms: create, invite, join, leave, list, show members, change membership",
         "A room is a group of nodes with signed membership; every member keeps its history "
         "and a member who was away catches up from any other (docs/rooms.md). Post with "
         "`meshtalk send ROOM TEXT`, read with `meshtalk history ROOM` or `meshtalk chat ROOM`.",
@@ -201,9 +201,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a = actions.add_parser("leave", help="leave a room (its history stays)", parents=[common])
     a.add_argument("room", help="room name or id")
-    a = actions.add_parser("remove", help="remove a member (admins only)", parents=[common])
+    for verb, summary in (
+        ("remove", "remove a member (admins only)"),
+        ("promote", "make a member an admin (admins only)"),
+        ("demote", "take a member's admin rights; it stays a member (admins only)"),
+    ):
+        a = actions.add_parser(verb, help=summary, parents=[common])
+        a.add_argument("room", help="room name or id")
+        a.add_argument("member", help="the member's name in the room, or its peer ID")
+    a = actions.add_parser("rename", help="give a room a new name (admins only)", parents=[common])
     a.add_argument("room", help="room name or id")
-    a.add_argument("member", help="the member's name in the room, or its peer ID")
+    a.add_argument("name", help="the new name (members see it)")
 
     p = command("send", "send a message and wait until it is delivered")
     _contact(p.add_argument("to", metavar="TO", help="contact name, peer ID or room name"))

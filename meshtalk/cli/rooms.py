@@ -1,4 +1,5 @@
-"""`meshtalk room ACTION`: create, invite, join, leave, list and show rooms (docs/rooms.md).
+"""`meshtalk room ACTION`: create, invite, join, leave, list and show rooms, and change who is
+in them (remove, promote, demote) or their name (rename); docs/rooms.md.
 
 Posting and reading use the usual commands with the room's name: `meshtalk send ROOM TEXT`,
 `meshtalk history ROOM`, `meshtalk chat ROOM`.
@@ -22,7 +23,7 @@ def _call(args: argparse.Namespace, op: str, **request: Any) -> Any:
 
 
 def room(args: argparse.Namespace) -> int:
-    """room list|create|show|members|invite|invites|join|leave|remove."""
+    """room list|create|show|members|invite|invites|join|leave|remove|promote|demote|rename."""
     action = args.action
     if action == "list":
         return _list(args)
@@ -47,9 +48,11 @@ def room(args: argparse.Namespace) -> int:
         found, done = _join(args), "joined"
     elif action == "leave":
         found, done = _call(args, "room.leave", room=args.room), "left"
-    else:
-        found = _call(args, "room.remove", room=args.room, member=args.member)
-        done = f"removed {args.member} from"
+    elif action == "rename":
+        found, done = _call(args, "room.rename", room=args.room, name=args.name), "renamed"
+    else:  # remove, promote, demote
+        found = _call(args, f"room.{action}", room=args.room, member=args.member)
+        done = _DONE[action].format(member=args.member)
     if wants_json(args):
         emit_json(found)
         return 0
@@ -57,6 +60,13 @@ def room(args: argparse.Namespace) -> int:
         print(f"{done} room {safe(found['name'])} ({found['id'][:12]})")
     _show(args, found)
     return 0
+
+
+_DONE = {
+    "remove": "removed {member} from",
+    "promote": "made {member} an admin of",
+    "demote": "{member} is no longer an admin of",
+}
 
 
 def _join(args: argparse.Namespace) -> dict[str, Any]:

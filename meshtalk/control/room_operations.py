@@ -1,13 +1,14 @@
 """The control socket's room operations (docs/control.md, "Rooms"): one handler per op.
 
 `room.create`, `room.list`, `room.show`, `room.members`, `room.invite`, `room.invites`,
-`room.join`, `room.leave` and `room.remove`; and `export`, a conversation's (or room's)
-verifiable transcript. Posting and reading use `send`, `history`,
-`receive` and `follow`, whose `to` or `conversation` may name a room.
+`room.join`, `room.leave`, `room.remove`, `room.promote`, `room.demote` and `room.rename`;
+and `export`, a conversation's (or room's) verifiable transcript. Posting and reading use
+`send`, `history`, `receive` and `follow`, whose `to` or `conversation` may name a room.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..peer.transcripts import export_transcript
@@ -30,6 +31,9 @@ ROOM_OPERATION_NAMES: tuple[str, ...] = (
     "room.join",
     "room.leave",
     "room.remove",
+    "room.promote",
+    "room.demote",
+    "room.rename",
     "export",
 )
 
@@ -106,10 +110,26 @@ class RoomOperations:
         return self._room(summary.id.hex())
 
     async def room_remove(self, args: dict[str, Any], emit: Emit) -> Any:
+        return await self._member_change(args, self.node.remove_member)
+
+    async def room_promote(self, args: dict[str, Any], emit: Emit) -> Any:
+        return await self._member_change(args, self.node.promote_member)
+
+    async def room_demote(self, args: dict[str, Any], emit: Emit) -> Any:
+        return await self._member_change(args, self.node.demote_member)
+
+    async def _member_change(
+        self, args: dict[str, Any], change: Callable[[bytes, Any], Awaitable[None]]
+    ) -> Any:
+        """Remove, promote or demote the `member` of `room`; the room as it is then."""
         node = self.node
         summary = node.room(_text(args, "room"))
-        member = _text(args, "member")
-        await node.remove_member(summary.id, _member(node, summary.id, member))
+        await change(summary.id, _member(node, summary.id, _text(args, "member")))
+        return self._room(summary.id.hex())
+
+    async def room_rename(self, args: dict[str, Any], emit: Emit) -> Any:
+        summary = self.node.room(_text(args, "room"))
+        await self.node.rename_room(summary.id, _text(args, "name"))
         return self._room(summary.id.hex())
 
     async def export(self, args: dict[str, Any], emit: Emit) -> Any:
@@ -139,4 +159,4 @@ def _member(node: Node, room: bytes, ref: str) -> Any:
     for member in node.members(room):
         if member.name == ref or str(member.peer) == ref:
             return member.peer
-    return ref  # a contact name or peer ID: Rooms.remove resolves it
+    return ref  # a contact name or peer ID: Rooms resolves it

@@ -182,3 +182,15 @@ class AsyncMesh:
     async def remove_member(self, room: str, member: str) -> dict[str, Any]:
         """See `Mesh.remove_member`."""
         return await self._run(self.sync.remove_member, room, member)
+
+    async def promote_member(self, room: str, member: str) -> dict[str, Any]:
+        """See `Mesh.promote_member`."""
+        return await self._run(self.sync.promote_member, room, member)
+
+    async def demote_member(self, room: str, member: str) -> dict[str, Any]:
+        """See `Mesh.demote_member`."""
+        return await self._run(self.sync.demote_member, room, member)
+
+    async def rename_room(self, room: str, name: str) -> dict[str, Any]:
+        """See `Mesh.rename_room`."""
+        return await self._run(self.sync.rename_room, room, name)

@@ -76,3 +76,18 @@ class MeshRooms:
         """Remove a member (by its name in the room or peer ID; admins only)."""
         result: dict[str, Any] = self.call("room.remove", room=room, member=member)
         return result
+
+    def promote_member(self: _Calls, room: str, member: str) -> dict[str, Any]:
+        """Make a member an admin (admins only)."""
+        result: dict[str, Any] = self.call("room.promote", room=room, member=member)
+        return result
+
+    def demote_member(self: _Calls, room: str, member: str) -> dict[str, Any]:
+        """Take a member's admin rights; it stays a member (admins only, never the last)."""
+        result: dict[str, Any] = self.call("room.demote", room=room, member=member)
+        return result
+
+    def rename_room(self: _Calls, room: str, name: str) -> dict[str, Any]:
+        """Give a room a new name (admins only); every member sees it."""
+        result: dict[str, Any] = self.call("room.rename", room=room, name=name)
+        return result

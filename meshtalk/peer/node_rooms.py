@@ -63,8 +63,8 @@ class NodeRooms:
         version = self._events.protocol(peer)
         if version is not None and version < ROOMS_VERSION:
             raise UnsupportedVersion(
-                f"{name or peer}'s node speaks protocol {version}, which has no rooms{note}; it must "
-                "upgrade meshtalk to a release with rooms before it can be invited"
+                f"{name or peer}'s node speaks protocol {version}, which has no rooms{note}; it "
+                "must upgrade meshtalk to a release with rooms before it can be invited"
             )
 
     def room_invites(self) -> list[tuple[PeerId, RoomInvite]]:
@@ -84,6 +84,18 @@ class NodeRooms:
     async def remove_member(self, room: str | bytes, member: str | PeerId) -> None:
         """Remove a member from a room (admins only)."""
         await self._rooms.remove(room, member)
+
+    async def promote_member(self, room: str | bytes, member: str | PeerId) -> None:
+        """Make a member an admin of a room (admins only)."""
+        await self._rooms.promote(room, member)
+
+    async def demote_member(self, room: str | bytes, member: str | PeerId) -> None:
+        """Take a member's admin rights in a room (admins only; never the last admin)."""
+        await self._rooms.demote(room, member)
+
+    async def rename_room(self, room: str | bytes, name: str) -> None:
+        """Give a room a new name (admins only); every member sees it."""
+        await self._rooms.rename(room, name)
 
     def rooms(self) -> list[RoomSummary]:
         """Every room held: the ones this node is in first, then by name."""

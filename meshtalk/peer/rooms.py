@@ -43,14 +43,13 @@ from ..protocol.room_wire import (
 from ..protocol.rooms import (
     MAX_ADDRESSES,
     MAX_NAME_LENGTH,
-    RoomOp,
     add_entry,
     create_entry,
     entry_hash,
-    member_entry,
 )
 from .models import Conversation as ConversationSummary
 from .models import Message, Trust
+from .room_changes import RoomChanges
 from .room_sync import RoomSync
 from .sending import Conversation
 from .store import AddressSource, RoomSummary
@@ -66,8 +65,9 @@ if TYPE_CHECKING:
 __all__ = ["Rooms"]
 
 
-class Rooms:
-    """The rooms of one node (and its `RoomInbox` port)."""
+class Rooms(RoomChanges):
+    """The rooms of one node (and its `RoomInbox` port); membership changes are in
+    `RoomChanges` (peer/room_changes.py)."""
 
     def __init__(
         self,
@@ -318,39 +318,6 @@ class Rooms:
             f"not added to the room after {timeout} s: the inviter adds this node when it "
             "gets the join, which stays queued until then (see `meshtalk room list`)"
         )
-
-    async def leave(self, ref: str | bytes) -> None:
-        """Leave a room: sign this node's removal, tell the members, keep the history."""
-        room, state = self._in_room(ref)
-        await self._remove(room, state, self._own)
-        self._store().rooms.leave(room, self._clock())
-        self._co_members = None
-
-    async def remove(self, ref: str | bytes, member: str | PeerId) -> None:
-        """Remove a member (an admin only); it is told, and gets nothing sealed from now on."""
-        room, state = self._in_room(ref)
-        peer = member if isinstance(member, PeerId) else self._member_named(state, member)
-        if not state.is_admin(self._own):
-            raise NotRoomAdmin(f"only an admin of room {state.name!r} can remove members")
-        await self._remove(room, state, peer)
-
-    def _member_named(self, state: RoomState, ref: str) -> PeerId:
-        for peer, member in state.members.items():
-            if member.name == ref or str(peer) == ref:
-                return peer
-        return self._contacts.resolve(ref)
-
-    async def _remove(self, room: bytes, state: RoomState, peer: PeerId) -> None:
-        if not state.is_member(peer):
-            raise NotAMember(f"{peer} is not a member of room {state.name!r}")
-        store = self._store()
-        entry = member_entry(
-            self._key, RoomOp.REMOVE, room, peer, store.rooms.bump_lamport(room), self._clock()
-        )
-        self._apply(room, [entry])
-        told = tuple(p for p in state.members if p != self._own)
-        for part in split_log([entry]):
-            await self.sync.send(room, told, KIND_LOG, {"log": list(part)})
 
     async def send(self, ref: str | bytes, body: Any, **send: Any) -> bytes:
         """Post to a room: one signed envelope, sealed to every other member."""

@@ -100,6 +100,24 @@ def test_a_room_of_three_from_the_command_line(cli: Cli) -> None:
     assert "no room" in one_line_error(cli.run("bob", "room", "show", "nosuch")).lower()
     assert "neither" in one_line_error(cli.run("bob", "chat", "nosuch", stdin=""))
 
+    # alice makes bob an admin; bob renames the room; alice stays an admin
+    assert "made bob an admin of room team" in cli.ok("alice", "room", "promote", "team", "bob")
+    assert "renamed room roadmap" in cli.ok("bob", "room", "rename", "team", "roadmap")
+    deadline = time.monotonic() + 30
+    while cli.json("carol", "room", "show", "roadmap")["name"] != "roadmap":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    admins = [m["name"] for m in cli.json("carol", "room", "members", "roadmap")["members"]
+              if m["admin"]]  # fmt: skip
+    assert sorted(admins) == ["alice", "bob"]
+    demoted = cli.ok("bob", "room", "demote", "roadmap", "alice")
+    assert "alice is no longer an admin of room roadmap" in demoted
+    only = one_line_error(cli.run("bob", "room", "demote", "roadmap", "bob"))
+    assert "only admin of room 'roadmap'; promote another" in only
+    assert "admin" in one_line_error(cli.run("alice", "room", "rename", "roadmap", "x"))
+    assert "the member's name in the room" in cli.ok(None, "room", "promote", "--help")
+    cli.ok("bob", "room", "rename", "roadmap", "team")
+
     # carol leaves: her history stays, she can no longer post
     left = cli.json("carol", "room", "leave", "team")
     assert (left["member"], left["left_ms"] is not None) == (False, True)
