@@ -101,21 +101,35 @@ class RemotePeerAgent(BaseChatAgent):
         return Response(chat_message=TextMessage(content=reply, source=self.name))
 
     async def _wait_reply(self) -> str:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._reply_timeout
-        while (left := deadline - loop.time()) > 0:
-            batch = await asyncio.to_thread(
-                self._mesh.receive, self._cursor, conversation=self._peer, wait=min(left, 30.0)
-            )
-            self._cursor = batch["cursor"]
-            replies = [m["text"] for m in batch["messages"]]
-            if replies:
-                return "\n\n".join(replies)
-        raise TimeoutError(f"{self._peer} did not reply within {self._reply_timeout:g} s")
+        assert self._cursor is not None
+        replies, self._cursor = await wait_texts(
+            self._mesh, self._cursor, self._peer, None, self._reply_timeout
+        )
+        if not replies:
+            raise TimeoutError(f"{self._peer} did not reply within {self._reply_timeout:g} s")
+        return "\n\n".join(replies)
 
     async def on_reset(self, cancellation_token: CancellationToken) -> None:
         """Forget where the conversation stood (the peer keeps its own history)."""
         self._cursor = None
+
+
+async def wait_texts(
+    mesh: Mesh, cursor: int, conversation: str, author: str | None, timeout: float
+) -> tuple[list[str], int]:
+    """The texts received in `conversation` after `cursor` (only `author`'s, a peer ID, when
+    given), once there is one or `timeout` s passed (then none); and the cursor past them."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (left := deadline - loop.time()) > 0:
+        batch = await asyncio.to_thread(
+            mesh.receive, cursor, conversation=conversation, wait=min(left, 30.0)
+        )
+        cursor = batch["cursor"]
+        texts = [m["text"] for m in batch["messages"] if author in (None, m["from"])]
+        if texts:
+            return texts, cursor
+    return [], cursor
 
 
 async def serve_agent(

@@ -30,6 +30,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ..facade.mesh import Mesh
 from ..protocol.room_errors import NotAMember
+from .autogen import wait_texts
 
 __all__ = ["RoomMemberAgent", "serve_room"]
 
@@ -109,19 +110,15 @@ class RoomMemberAgent(BaseChatAgent):
         return Response(chat_message=TextMessage(content=reply, source=self.name))
 
     async def _wait_post(self, author: str) -> str:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._reply_timeout
-        while (left := deadline - loop.time()) > 0:
-            batch = await asyncio.to_thread(
-                self._mesh.receive, self._cursor, conversation=self._room, wait=min(left, 30.0)
-            )
-            self._cursor = batch["cursor"]
-            posts = [m["text"] for m in batch["messages"] if m["from"] == author]
-            if posts:
-                return "\n\n".join(posts)
-        raise TimeoutError(
-            f"{self._member} did not post in room {self._room} within {self._reply_timeout:g} s"
+        assert self._cursor is not None
+        posts, self._cursor = await wait_texts(
+            self._mesh, self._cursor, self._room, author, self._reply_timeout
         )
+        if not posts:
+            raise TimeoutError(
+                f"{self._member} did not post in room {self._room} within {self._reply_timeout:g} s"
+            )
+        return "\n\n".join(posts)
 
     async def on_reset(self, cancellation_token: CancellationToken) -> None:
         """Start over: the next turn waits for posts after the team's next first post."""
