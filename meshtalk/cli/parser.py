@@ -189,9 +189,21 @@ def build_parser() -> argparse.ArgumentParser:
     a = actions.add_parser("invite", help="invite a contact (admins only)", parents=[common])
     a.add_argument("room", help="room name or id")
     _contact(a.add_argument("contact", help="contact name or peer ID"))
+    a = actions.add_parser(
+        "token", help="a one-time token for an agent that is not your contact (admins only)",
+        parents=[common],
+    )  # fmt: skip
+    a.add_argument("room", help="room name or id")
+    a.add_argument(
+        "--ttl", type=float, default=86400.0, metavar="S",
+        help="how long the token stays valid (default 86400: a day)",
+    )  # fmt: skip
     actions.add_parser("invites", help="invites your contacts sent you", parents=[common])
-    a = actions.add_parser("join", help="accept an invite and wait until added", parents=[common])
-    a.add_argument("room", help="the invite's room name or id")
+    a = actions.add_parser(
+        "join", help="accept an invite or redeem a room token, and wait until added",
+        parents=[common],
+    )  # fmt: skip
+    a.add_argument("room", help="the invite's room name or id, or a room token (mtr1...)")
     a.add_argument(
         "--timeout",
         type=float,

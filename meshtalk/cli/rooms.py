@@ -44,6 +44,15 @@ def room(args: argparse.Namespace) -> int:
             hint = command_hint(args, f"room join {shlex.quote(invited['room'])}")
             status_line(f"on their node:  {hint}")
         return 0
+    elif action == "token":
+        made = _call(args, "room.token", room=args.room, ttl=args.ttl)
+        if wants_json(args):
+            emit_json(made)
+        else:
+            print(made["token"])
+            hint = command_hint(args, "room join TOKEN")
+            status_line(f"one use, for room {made['room']}; on the new agent's node:  {hint}")
+        return 0
     elif action == "join":
         found, done = _join(args), "joined"
     elif action == "leave":

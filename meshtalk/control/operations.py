@@ -24,6 +24,7 @@ from ..profile.settings import default_settings
 from ..protocol.control import CONTROL_VERSION
 from ..protocol.envelope import direct_conversation_id
 from ..protocol.errors import ConfigError, EmptyMessage
+from ..protocol.invite_tokens import ROOM_TOKEN_PREFIX, parse_room_token
 from ..protocol.keys import PeerId
 from .arguments import arg, limit_arg, message_id_arg, reader_arg
 from .room_operations import ROOM_OPERATION_NAMES, RoomOperations
@@ -379,4 +380,8 @@ class Operations:
     async def invite_join(self, args: dict[str, Any], emit: Emit) -> Any:
         token, name = arg(args, "token", str), arg(args, "name", str, None)
         timeout = arg(args, "timeout", (int, float), 30)
+        if token.strip().startswith(ROOM_TOKEN_PREFIX):  # pair, and join the room too
+            room = await self.node.join_room_token(token, timeout)
+            inviter = self.node.contact(parse_room_token(token).invite.peer_id)
+            return {**contact_view(inviter), "room": room.name, "room_id": room.id.hex()}
         return contact_view(await self.node.pairing.join_invite(token, timeout, name))

@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..peer.transcripts import export_transcript
+from ..protocol.errors import ConfigError
+from ..protocol.invite_tokens import ROOM_TOKEN_PREFIX
 from .arguments import arg
 from .views import member_view, room_view
 
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ROOM_OPERATION_NAMES", "RoomOperations"]
 
+_MAX_TOKEN_TTL = 30 * 86400.0
+
 ROOM_OPERATION_NAMES: tuple[str, ...] = (
     "room.create",
     "room.list",
@@ -28,6 +32,7 @@ ROOM_OPERATION_NAMES: tuple[str, ...] = (
     "room.members",
     "room.invite",
     "room.invites",
+    "room.token",
     "room.join",
     "room.leave",
     "room.remove",
@@ -98,10 +103,25 @@ class RoomOperations:
             for inviter, invite in self.node.room_invites()
         ]  # fmt: skip
 
+    async def room_token(self, args: dict[str, Any], emit: Emit) -> Any:
+        summary = self.node.room(_text(args, "room"))
+        ttl = arg(args, "ttl", (int, float), None)
+        ttl = 86400.0 if ttl is None else float(ttl)
+        if not 0 < ttl <= _MAX_TOKEN_TTL:
+            raise ConfigError(f"a room token's ttl must be 1 s to 30 days, not {ttl:g} s")
+        token, expires = self.node.room_token(summary.id, ttl)
+        return {"token": token, "expires_ms": expires, "room": summary.name,
+                "room_id": summary.id.hex()}  # fmt: skip
+
     async def room_join(self, args: dict[str, Any], emit: Emit) -> Any:
         room = _text(args, "room")
-        await emit({"joining": room})
-        summary = await self.node.join_room(room, wait=True, timeout=_timeout(args, 30.0))
+        timeout = _timeout(args, 30.0)
+        if room.strip().startswith(ROOM_TOKEN_PREFIX):  # a token: pair with the admin first
+            await emit({"joining": "the room of this token"})
+            summary = await self.node.join_room_token(room, timeout)
+        else:
+            await emit({"joining": room})
+            summary = await self.node.join_room(room, wait=True, timeout=timeout)
         return self._room(summary.id.hex())
 
     async def room_leave(self, args: dict[str, Any], emit: Emit) -> Any:

@@ -167,6 +167,10 @@ class AsyncMesh:
         """See `Mesh.room_invite`."""
         return await self._run(self.sync.room_invite, room, contact, **kwargs)
 
+    async def room_token(self, room: str, ttl: float | None = None) -> dict[str, Any]:
+        """See `Mesh.room_token`."""
+        return await self._run(self.sync.room_token, room, ttl)
+
     async def room_invites(self) -> list[dict[str, Any]]:
         """See `Mesh.room_invites`."""
         return await self._run(self.sync.room_invites)

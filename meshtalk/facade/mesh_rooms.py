@@ -55,13 +55,21 @@ class MeshRooms:
         )  # fmt: skip
         return result
 
+    def room_token(self: _Calls, room: str, ttl: float | None = None) -> dict[str, Any]:
+        """A one-time room token (admins only) for an agent that is not a contact: whoever
+        redeems it (`join_room(token)`, `meshtalk room join TOKEN`) pairs with this node and
+        joins. Returns `token`, `expires_ms`, `room`, `room_id`."""
+        result: dict[str, Any] = self.call("room.token", room=room, ttl=ttl)
+        return result
+
     def room_invites(self: _Calls) -> list[dict[str, Any]]:
         """Invites received from contacts: room, room_id, inviter."""
         result: list[dict[str, Any]] = self.call("room.invites")
         return result
 
     def join_room(self: _Calls, room: str, timeout: float = 30.0) -> dict[str, Any]:
-        """Accept an invite and wait until the admin has added this node."""
+        """Accept an invite (the room's name or id) or redeem a room token, and wait until the
+        admin has added this node."""
         result: dict[str, Any] = self.call(
             "room.join", None, timeout + self.timeout, room=room, timeout=timeout
         )

@@ -143,7 +143,7 @@ class Node(NodeContacts, NodeRooms):
         self.pairing = Pairing(
             self.peer_id, self.profile.name, config, clock,
             (lambda: self.store.db, lambda: self.store.book), self.discovery, self._contacts,
-            self._connector, self._addresses_learned,
+            self._connector, self._addresses_learned, room_token_used=self._room_token_used,
         )  # fmt: skip
 
     def _new_link(self, peer: PeerId) -> PeerLink:

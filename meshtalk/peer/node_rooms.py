@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import trio
+
 from ..protocol.connection import ROOMS_VERSION
 from ..protocol.errors import UnsupportedVersion
+from ..protocol.invite_tokens import parse_room_token
+from ..protocol.room_errors import RoomError
 
 if TYPE_CHECKING:
     from ..protocol.keys import PeerId
@@ -20,6 +24,8 @@ if TYPE_CHECKING:
     from .contacts import Contacts
     from .link_events import NodeLinkEvents
     from .models import Conversation, Message
+    from .pairing import Pairing
+    from .receiving import Receiver
     from .rooms import Rooms
     from .store import RoomSummary
 
@@ -32,6 +38,8 @@ class NodeRooms:
     _rooms: Rooms
     _contacts: Contacts
     _events: NodeLinkEvents
+    pairing: Pairing
+    _receiver: Receiver
 
     def create_room(self, name: str) -> RoomSummary:
         """A new room with this node as its only member and admin."""
@@ -66,6 +74,41 @@ class NodeRooms:
                 f"{name or peer}'s node speaks protocol {version}, which has no rooms{note}; it "
                 "must upgrade meshtalk to a release with rooms before it can be invited"
             )
+
+    def room_token(self, room: str | bytes, ttl: float = 86400.0) -> tuple[str, int]:
+        """A one-time room token (admins only) for an agent that is not a contact yet: its
+        holder pairs with this node (becoming a contact), is invited and joins. Returns
+        (token, expires_ms)."""
+        room_id = self._rooms.require_admin(room, "make room tokens")
+        return self.pairing.invite(ttl, room=room_id)
+
+    def _room_token_used(self, peer: PeerId, room: bytes) -> None:
+        """A room token's holder paired: invite it (queued, as any invite)."""
+
+        async def invite() -> None:
+            await self._rooms.invite(room, peer)
+
+        self._rooms.sync.schedule(invite)
+
+    async def join_room_token(self, token: str, timeout: float = 60.0) -> RoomSummary:
+        """Redeem a room token: pair with the admin that made it, then join its room once
+        its invite arrives (redeeming is the consent), waiting until added."""
+        parsed = parse_room_token(token)
+        with trio.move_on_after(timeout) as scope:
+            inviter = (await self.pairing.join_invite(token, timeout)).peer_id
+            while True:
+                changed = self._receiver.changed
+                invited = [i for p, i in self.room_invites() if p == inviter]
+                if any(i.room == parsed.room for i in invited):
+                    break
+                await changed.wait()
+            return await self._rooms.join(
+                parsed.room.hex(), timeout=scope.deadline - trio.current_time()
+            )
+        raise RoomError(
+            f"the room's admin did not invite this node within {timeout:g} s of the pairing; "
+            "it invites once its node has the pairing (see `meshtalk room invites`)"
+        )
 
     def room_invites(self) -> list[tuple[PeerId, RoomInvite]]:
         """Invites received from trusted contacts, newest first: (inviter, invite)."""

@@ -46,12 +46,16 @@ class PairOffer:
     done: trio.Event = field(default_factory=trio.Event)
     contact: Contact | None = None
     error: MeshtalkError | None = None
+    paired: Callable[[Contact], None] | None = None
+    """Told the new contact when the pairing succeeds (a room token invites it)."""
 
     def finish(self, contact: Contact | None, error: MeshtalkError | None) -> None:
-        """Record the outcome once and wake whoever waits."""
+        """Record the outcome once and wake whoever waits (and `paired`)."""
         if not self.done.is_set():
             self.contact, self.error = contact, error
             self.done.set()
+            if contact is not None and self.paired is not None:
+                self.paired(contact)
 
 
 @dataclass

@@ -35,7 +35,9 @@ from ..protocol.keys import PeerId
 from ..protocol.pairing import (
     PAIR_PROTOCOL,
     Invite,
+    RoomToken,
     encode_invite,
+    encode_room_token,
     new_code,
     new_invite,
     parse_code,
@@ -84,9 +86,12 @@ class Pairing:
         dialer: Dialer,
         on_learned: Callable[[PeerId], None],
         random_bytes: Callable[[int], bytes] = os.urandom,
+        room_token_used: Callable[[PeerId, bytes], None] = lambda peer, room: None,
     ) -> None:
         """`own_name`: how this node introduces itself (config.name wins); `stores`: the
-        running node's database (for saved invites) and address book."""
+        running node's database (for saved invites) and address book; `room_token_used(peer,
+        room)`: a room token's holder paired and is now a contact (invite it to `room`)."""
+        self._room_token_used = room_token_used
         self._own = own
         self._config = config
         self._clock = clock
@@ -245,15 +250,19 @@ class Pairing:
         now = self._clock()
         return [i for i in json.loads(text or "[]") if i["expires_ms"] > now]
 
-    def invite(self, ttl: float = 86400.0) -> tuple[str, int]:
-        """A one-time invite token valid for `ttl` seconds; returns (token, expires_ms)."""
+    def invite(self, ttl: float = 86400.0, room: bytes | None = None) -> tuple[str, int]:
+        """A one-time invite token valid for `ttl` seconds; returns (token, expires_ms). With
+        a `room`, a room token: its holder also joins that room once paired."""
         expires = self._clock() + int(ttl * 1000)
         invite = new_invite(self._own, self._discovery.own_addresses(), expires, self.random_bytes)
         saved = self._saved_invites()
-        saved.append(
-            {"nameplate": invite.nameplate, "secret": invite.secret.hex(), "expires_ms": expires}
-        )
+        item = {"nameplate": invite.nameplate, "secret": invite.secret.hex(), "expires_ms": expires}
+        if room is not None:
+            item["room"] = room.hex()
+        saved.append(item)
         self._db().set_setting(_INVITES_SETTING, json.dumps(saved[-100:]))
+        if room is not None:
+            return encode_room_token(RoomToken(invite, room)), expires
         return encode_invite(invite), expires
 
     def _find_invite(self, nameplate: str) -> PairOffer | None:
@@ -262,7 +271,11 @@ class Pairing:
         if not found:
             return None
         item = found[0]
-        return PairOffer(nameplate, bytes.fromhex(item["secret"]), item["expires_ms"])
+        offer = PairOffer(nameplate, bytes.fromhex(item["secret"]), item["expires_ms"])
+        if "room" in item:
+            room = bytes.fromhex(item["room"])
+            offer.paired = lambda contact: self._room_token_used(contact.peer_id, room)
+        return offer
 
     def _drop_invite(self, nameplate: str) -> None:
         """Forget a saved invite (one attempt each)."""

@@ -81,6 +81,11 @@ class RoomChanges:
         )
         await self._push(room, state, entry)
 
+    def require_admin(self, ref: str | bytes, what: str) -> bytes:
+        """The id of a room this node is an admin of (NotAMember, NotRoomAdmin saying that
+        it cannot `what`)."""
+        return self._as_admin(ref, what)[0]
+
     def _as_admin(self, ref: str | bytes, what: str) -> tuple[bytes, RoomState]:
         room, state = self._in_room(ref)
         if not state.is_admin(self._own):

@@ -19,8 +19,6 @@ MalformedFrame before the offerer answers, so it is no guess and the caller keep
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import re
@@ -40,6 +38,17 @@ from .errors import (
     WrongCode,
     error_from_code,
 )
+from .invite_tokens import (
+    MAX_EXPIRES_MS,
+    MAX_INFO_ADDRESSES,
+    Invite,
+    RoomToken,
+    encode_invite,
+    encode_room_token,
+    new_invite,
+    parse_invite,
+    parse_room_token,
+)
 from .keys import PeerId, RandomBytes
 from .wordlist import WORDS
 
@@ -54,6 +63,10 @@ __all__ = [
     "new_invite",
     "parse_invite",
     "encode_invite",
+    "RoomToken",
+    "encode_room_token",
+    "parse_room_token",
+    "MAX_EXPIRES_MS",
     "JoinerHandshake",
     "OffererHandshake",
     "encode_pair_message",
@@ -65,13 +78,9 @@ PAIR_PROTOCOL: Final = "/meshtalk/pair/1.0.0"
 MAX_PAIR_MESSAGE: Final = 16 * 1024
 PAKE_MESSAGE_SIZE: Final = 33  # spake2's side byte and one Ed25519 group element
 MAX_NAMEPLATE: Final = 64
-MAX_INFO_ADDRESSES: Final = 32
 MAX_NUMBER: Final = 999
-MAX_EXPIRES_MS: Final = 2**63 - 1  # an invite's expiry, ms since the epoch: a signed 64-bit int
-INVITE_PREFIX: Final = "mt1"
 _CODE_RE: Final = re.compile(r"([1-9][0-9]{0,2})-([a-z]+)-([a-z]+)")
 _WORD_SET: Final = frozenset(WORDS)
-_TOKEN_RE: Final = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,76 +118,6 @@ def parse_code(text: str) -> PairCode:
             "(run `meshtalk pair` on the other machine to get one)"
         )
     return PairCode(cleaned, int(match[1]))
-
-
-@dataclass(frozen=True, slots=True)
-class Invite:
-    """A one-time invite: who to dial, and the secret to pair with."""
-
-    peer_id: PeerId
-    addresses: tuple[str, ...]
-    invite_id: bytes
-    secret: bytes
-    expires_ms: int
-
-    @property
-    def nameplate(self) -> str:
-        """Which invite the joiner answers (sent in the clear)."""
-        return f"invite:{self.invite_id.hex()}"
-
-
-def new_invite(
-    peer_id: PeerId, addresses: list[str], expires_ms: int, random_bytes: RandomBytes
-) -> Invite:
-    """A fresh invite for this node's addresses, valid until `expires_ms`."""
-    return Invite(
-        peer_id,
-        tuple(addresses[:MAX_INFO_ADDRESSES]),
-        random_bytes(8),
-        random_bytes(16),
-        expires_ms,
-    )
-
-
-def encode_invite(invite: Invite) -> str:
-    """The token to hand over: `mt1` + base64url of a msgpack list (no spaces, copy-safe)."""
-    body = packb(
-        [
-            invite.peer_id.to_bytes(),
-            list(invite.addresses),
-            invite.invite_id,
-            invite.secret,
-            invite.expires_ms,
-        ]
-    )
-    return INVITE_PREFIX + base64.urlsafe_b64encode(body).decode().rstrip("=")
-
-
-def parse_invite(token: str) -> Invite:
-    """Read a token made by `encode_invite`; raises InvalidCode if it is damaged."""
-    token = token.strip()
-    bad = InvalidCode("this invite token is damaged or incomplete; copy the whole token again")
-    if not token.startswith(INVITE_PREFIX) or len(token) > 4096:
-        raise bad
-    data = token[len(INVITE_PREFIX) :]
-    try:
-        if not _TOKEN_RE.fullmatch(data):
-            raise bad
-        raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
-        peer, addresses, invite_id, secret, expires = unpackb_strict(raw, MalformedFrame, "invite")
-        invite = Invite(PeerId(peer), tuple(addresses), invite_id, secret, expires)
-    except (binascii.Error, ValueError, TypeError, MeshtalkError):
-        raise bad from None
-    if not (
-        all(isinstance(a, str) for a in invite.addresses)
-        and isinstance(invite.invite_id, bytes)
-        and isinstance(invite.secret, bytes)
-        and len(invite.secret) >= 16
-        and type(invite.expires_ms) is int  # not a bool
-        and 0 <= invite.expires_ms <= MAX_EXPIRES_MS
-    ):
-        raise bad
-    return invite
 
 
 @dataclass(frozen=True, slots=True)

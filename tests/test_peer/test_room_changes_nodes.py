@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 import trio
 
-from meshtalk.peer.node import Node
+from meshtalk.peer.node import Node, open_node
+from meshtalk.protocol import PairingError
 from meshtalk.protocol.room_errors import NotRoomAdmin, RoomError
 from meshtalk.protocol.room_state import replay_order
 from meshtalk.protocol.rooms import RoomOp, SignedEntry, parse_entry
+from tests.test_peer.helpers import fast_config
 from tests.test_peer.test_rooms_nodes import _room_messages, room_of
 
 pytestmark = pytest.mark.timeout(90)
@@ -125,3 +127,28 @@ async def test_a_removal_racing_a_promotion_of_the_same_member_converges(tmp_pat
         for node in (bob, carol):  # dave, out, may not take bob's push after carol's
             state = node.store.rooms.state(node.room("team").id)
             assert [rejected.hash for rejected in state.rejected] == skipped
+
+
+async def test_a_room_token_brings_in_an_agent_that_was_no_contact(tmp_path: Path) -> None:
+    async with room_of(tmp_path, "alice", "bob") as (alice, bob):
+        with pytest.raises(NotRoomAdmin):
+            bob.room_token("team")
+        token, expires_ms = alice.room_token("team", ttl=600)
+        assert token.startswith("mtr1")
+        assert 599_000 <= expires_ms - alice.clock() <= 600_000
+        async with open_node(tmp_path / "carol", fast_config()) as carol:
+            assert carol.contacts() == []
+            joined = await carol.join_room_token(token, timeout=30)
+            assert (joined.name, joined.members, joined.left_ms) == ("team", 3, None)
+            assert [c.peer_id for c in carol.contacts()] == [alice.peer_id]  # paired with her
+            everyone = frozenset(str(n.peer_id) for n in (alice, bob, carol))
+            await _until_all_hold([alice, bob, carol], ("team", everyone, frozenset(
+                {str(alice.peer_id)}
+            )))  # fmt: skip
+            await carol.send("team", "hello from the token", wait=True)
+            assert await _room_messages(bob, "team", 1) == ["hello from the token"]
+
+            async with open_node(tmp_path / "dave", fast_config()) as dave:  # one use only
+                with pytest.raises(PairingError, match="this invite was used"):
+                    await dave.join_room_token(token, timeout=10)
+                assert dave.rooms() == []
