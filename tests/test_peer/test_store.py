@@ -208,3 +208,35 @@ def test_refusals_keep_only_the_most_recent_peers(store: Store) -> None:
     assert refusals[strangers[-1]] == 2
     [text] = store.db.one("SELECT max(length(last_error)) FROM refusals")
     assert text <= 1_000
+
+
+def test_an_acked_room_control_row_that_is_newest_stays_so_the_next_cursor_moves_on(
+    store: Store,
+) -> None:
+    """Control rows (room-sync, room-log) are deleted once acked, but never the newest
+    message row: SQLite would give its rowid, the cursor, to the next message, which would
+    then sit behind the link's write cursor and never be sent (found in stop 27)."""
+    alice, bob = fixed_key("alice"), fixed_key("bob")
+    conversation = direct_conversation_id(alice.peer_id, bob.peer_id)
+
+    def queue(kind: str, n: int) -> int:
+        def build(lamport: int) -> tuple[Envelope, dict]:
+            env = make_envelope(alice, bob, kind=kind, lamport=lamport, id=bytes([n]) * 16)
+            return env, {bob.peer_id: seal(env, alice, bob.peer_id)}
+
+        [result] = store.messages.queue_outgoing_many(
+            [(conversation, "direct", (alice.peer_id, bob.peer_id), build)], NOW_MS
+        )
+        assert isinstance(result, tuple), result
+        return result[1]
+
+    queue("room-sync", 1)
+    newest = queue("room-sync", 2)
+    store.outbox.acknowledge(bob.peer_id, [bytes([1]) * 16, bytes([2]) * 16])
+    kept = [row[0] for row in store.db.all("SELECT cursor FROM messages")]
+    assert kept == [newest]  # an acked control row goes, but not the newest:
+    written = newest  # a link has written up to it
+    following = queue("text", 3)
+    assert following > written
+    [pending] = store.outbox.pending(bob.peer_id, written, 10)
+    assert (pending.cursor, pending.message_id) == (following, bytes([3]) * 16)
