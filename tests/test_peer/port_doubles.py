@@ -150,6 +150,7 @@ class RecordingOutbox(Recorder):
         super().__init__()
         self.items: list[OutboxItem] = []
         self.status: dict[bytes, str] = {}
+        self.room_copies: set[bytes] = set()  # ids of copies in a room: kept at the door
         self.add(*items)
 
     def add(self, *items: OutboxItem) -> None:
@@ -177,7 +178,8 @@ class RecordingOutbox(Recorder):
     def refused_at_door(self, peer: PeerId, error: MeshtalkError, *, rooms_too: bool) -> bool:
         self.record("refused_at_door", peer, error, rooms_too)
         for item in list(self.items):
-            self.failed(peer, item.message_id, error)
+            if rooms_too or item.message_id not in self.room_copies:
+                self.failed(peer, item.message_id, error)
         return not self.items
 
     def _finish(self, message_ids: list[bytes], status: str) -> None:

@@ -143,6 +143,53 @@ async def test_a_refusal_at_the_door_fails_every_waiting_copy_at_once(
     assert r.events.named("connected") == []
 
 
+async def _refuse(r: Rig) -> None:
+    far = await r.dialer.accept()
+    await far.send(ErrorFrame(NotAuthorized.code, "X does not accept messages from you"))
+    await far.end()
+
+
+async def test_a_room_copy_refused_at_the_door_is_retried_and_goes_once_the_door_knows_us(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A new member's door refuses members its log does not show yet (the admin's push of
+    the log is on its way): the direct copy fails at once, the room copy waits and goes."""
+    direct, room = item(1), item(2)
+    r = rig(direct, room)
+    r.outbox.room_copies.add(room.message_id)
+    async with running(r.link):
+        await _refuse(r)
+        await _refuse(r)
+        far = await r.dialer.accept()
+        assert await far.hello() == HelloFrame(*HELLO)
+        assert await far.read_messages(1) == [room.sealed]
+        await far.send(AckFrame((room.message_id,)))
+        await r.outbox.wait_for("acked", 1)
+    assert r.outbox.status == {direct.message_id: "failed", room.message_id: "delivered"}
+    assert [args[2] for args in r.outbox.args("refused_at_door")] == [False, False]
+    assert len(r.dialer.named("open_stream")) == 3  # on the connection held
+
+
+async def test_a_room_copy_refused_for_the_whole_grace_fails_then(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    room = item(1)
+    r = rig(room, room_door_grace=30.0, retry_max=4.0)  # each accept() waits at most WAIT
+    r.outbox.room_copies.add(room.message_id)
+    start = trio.current_time()
+    async with running(r.link):
+        refusals = 0
+        while r.outbox.items:
+            await _refuse(r)
+            refusals += 1
+            await r.outbox.wait_for("refused_at_door", refusals)
+    refusals = r.outbox.args("refused_at_door")
+    assert [args[2] for args in refusals][-1] is True
+    assert not any(args[2] for args in refusals[:-1])
+    assert trio.current_time() - start >= 30.0
+    assert r.outbox.status == {room.message_id: "failed"}
+
+
 @pytest.mark.parametrize(
     ("reply", "error"),
     [
