@@ -16,7 +16,9 @@ that receives a summary answers in one go:
 
 Asking one member at a time is what keeps a member that was away from being sent every
 message by every other member (measured before: 9,440 duplicate copies for 1,000 messages in
-a room of 20). The member asked is the source for `CATCH_UP_WAIT` seconds; the others that
+a room of 20). The member asked is the source for `CATCH_UP_WAIT` seconds (each forwarded
+copy from it restarts the wait, up to `CATCH_UP_MAX` s in all: a slow source that is still
+sending is not abandoned, and one that only stalls is, in time); the others that
 showed they hold more are remembered, and when the wait ends, the first of them still ahead
 of what this node holds then is asked next. So a member that was away gets everything it
 missed from the first member that answers, in one round trip (up to `MAX_FORWARDS` messages
@@ -51,14 +53,17 @@ if TYPE_CHECKING:
     from .sending import Sender
     from .store import Store
 
-__all__ = ["RoomSync", "SYNC_EVERY", "CATCH_UP_WAIT", "MAX_QUEUED_JOBS"]
+__all__ = ["RoomSync", "SYNC_EVERY", "CATCH_UP_WAIT", "CATCH_UP_MAX", "MAX_QUEUED_JOBS"]
 
 logger = logging.getLogger("meshtalk.rooms")
 
 SYNC_EVERY: Final = 10.0
 """Seconds between two summaries of one kind to the same member about the same room."""
 CATCH_UP_WAIT: Final = 5.0
-"""Seconds a member asked for missing messages has before the next one is asked."""
+"""Seconds a member asked for missing messages has (since it last forwarded one) before the
+next one is asked."""
+CATCH_UP_MAX: Final = 60.0
+"""Seconds one member may stay the source of a room's catch-up, however it keeps forwarding."""
 MAX_QUEUED_JOBS: Final = 4_096
 """Room sends waiting for the sync task; past this, new ones are dropped (a sync repeats)."""
 
@@ -84,6 +89,7 @@ class RoomSync:
         self._jobs_in, self._jobs_out = trio.open_memory_channel[Job](MAX_QUEUED_JOBS)
         self._last_sync: dict[tuple[bytes, PeerId, bool], tuple[float, int]] = {}
         self._source: dict[bytes, tuple[PeerId, float]] = {}  # room -> (asked, when)
+        self._source_since: dict[bytes, float] = {}  # room -> when that member was first asked
         self._ahead: dict[bytes, dict[PeerId, tuple[AuthorMark, ...]]] = {}  # to ask next
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -172,8 +178,19 @@ class RoomSync:
             self._ahead.setdefault(room, {})[peer] = theirs
             return
         self._source[room] = (peer, now)
+        self._source_since[room] = now
         self._ahead.get(room, {}).pop(peer, None)
         self.request(room, peer, want=True, now=now)
+
+    def forwarded(self, room: bytes, forwarder: PeerId, now: float | None = None) -> None:
+        """A forwarded copy of `room` came from `forwarder`: if it is the member asked, it is
+        still sending, so its wait starts again (within `CATCH_UP_MAX` of the first ask)."""
+        source = self._source.get(room)
+        if source is None or source[0] != forwarder:
+            return
+        now = trio.current_time() if now is None else now
+        if now - self._source_since.get(room, now) < CATCH_UP_MAX:
+            self._source[room] = (forwarder, now)
 
     def ask_next(self, now: float) -> None:
         """For each room whose source's wait ended: ask the first member remembered as ahead
@@ -182,6 +199,7 @@ class RoomSync:
             if now - asked < CATCH_UP_WAIT:
                 continue
             del self._source[room]
+            self._source_since.pop(room, None)
             waiting = self._ahead.pop(room, {})
             mine = self._store().room_messages.marks(room) if waiting else ()
             for peer, theirs in waiting.items():

@@ -122,6 +122,8 @@ class Rooms(RoomChanges):
         stored). Raises a MeshtalkError to refuse it."""
         envelope = opened.envelope
         if envelope.kind != KIND_JOIN and envelope.kind not in CONTROL_KINDS:
+            if opened.forwarded_by is not None:  # catch-up in progress from that member
+                self.sync.forwarded(envelope.conversation, opened.forwarded_by)
             return False
         if opened.forwarded_by is not None:
             raise MessageRejected(f"a {envelope.kind} message is never forwarded")
