@@ -316,12 +316,15 @@ class PeerLink:
                     break
                 batch.append(item)
                 budget -= len(item.sealed)
-            await pump.send_all([MessageFrame(item.sealed) for item in batch])
+            # In flight before the write: acks of its first frames can come while the rest is
+            # still being written, and an ack for a copy not yet in flight would be lost (the
+            # copy then stayed "in flight" for good and the link waited ack_timeout).
             written = 0
             for item in batch:
                 self._in_flight[item.message_id] = len(item.sealed)
                 written += len(item.sealed)
             self._in_flight_bytes += written
+            await pump.send_all([MessageFrame(item.sealed) for item in batch])
             self._unsent_bytes = max(0, self._unsent_bytes - written)
             if len(batch) == len(items) < min(_BATCH, room):
                 self._unsent_bytes = 0  # the outbox is empty past this batch

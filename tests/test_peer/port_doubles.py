@@ -76,12 +76,17 @@ class MemoryStreamLike:
     def __init__(self, stream: trio.abc.HalfCloseableStream) -> None:
         self.raw = stream
         self.ended: str | None = None  # "close" or "reset", whichever the part called first
+        self.gate: trio.Event | None = None  # writes after the first (HELLO) wait for it
+        self.writes = 0
 
     async def read(self, n: int | None = None) -> bytes:
         return await self.raw.receive_some(n)
 
     async def write(self, data: bytes) -> None:
         await self.raw.send_all(data)
+        self.writes += 1
+        if self.gate is not None and self.writes > 1:
+            await self.gate.wait()  # the bytes are on their way; the writer is held back
 
     async def close(self) -> None:
         self.ended = self.ended or "close"
@@ -199,6 +204,7 @@ class RecordingDialer(Recorder):
         self.stream_failure: Exception = trio.TooSlowError()
         self.stream_timeouts: list[float | None] = []  # each open_stream's (None: its own)
         self.connected: set[PeerId] = set()
+        self.write_gate: trio.Event | None = None  # holds every write of new streams
         self._send, self._receive = trio.open_memory_channel[FarSide](math.inf)
 
     def is_connected(self, peer: PeerId) -> bool:
@@ -224,6 +230,7 @@ class RecordingDialer(Recorder):
             self.fail_streams -= 1
             raise self.stream_failure
         ours, far = stream_pair()
+        ours.gate = self.write_gate
         self._send.send_nowait(far)
         return ours
 

@@ -96,6 +96,32 @@ async def test_pending_copies_are_pipelined_and_acks_reported_in_arrival_order(
     assert r.counts["delivery_interruptions"] == 0
 
 
+async def test_an_ack_that_comes_while_its_batch_is_still_being_written_counts(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The receiver acks the first copies of a batch before the write of the batch returns:
+    those acks must count, or the copies stay "in flight" for good and the link writes
+    nothing more until ack_timeout (seen as a 5 s stall in room catch-up)."""
+    one, two, three = item(1), item(2), item(3)
+    r = rig(one, two)
+    gate = r.dialer.write_gate = trio.Event()
+    async with running(r.link):
+        far = await r.dialer.accept()
+        far_hello = await far.hello()
+        assert far_hello == HelloFrame(*HELLO)
+        assert await far.read_messages(2) == [one.sealed, two.sealed]
+        await far.send(AckFrame((one.message_id, two.message_id)))
+        await r.outbox.wait_for("acked", 1)  # while the writer is still in its write
+        gate.set()
+        r.outbox.add(three)
+        r.link.kick(len(three.sealed))
+        with trio.fail_after(5):  # well within ack_timeout (30 s)
+            assert await far.read_messages(1) == [three.sealed]
+        await far.send(AckFrame((three.message_id,)))
+        await r.outbox.wait_for("acked", 2)
+    assert r.counts["delivery_interruptions"] == 0
+
+
 async def test_an_error_with_ref_fails_that_message_and_the_stream_goes_on(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
