@@ -144,7 +144,7 @@ class RoomOperations:
         """Remove, promote or demote the `member` of `room`; the room as it is then."""
         node = self.node
         summary = node.room(_text(args, "room"))
-        await change(summary.id, _member(node, summary.id, _text(args, "member")))
+        await change(summary.id, _text(args, "member"))  # a name in the room, contact or ID
         return self._room(summary.id.hex())
 
     async def room_rename(self, args: dict[str, Any], emit: Emit) -> Any:
@@ -172,11 +172,3 @@ def _hex_id(ref: str) -> bytes | None:
         return bytes.fromhex(ref) if len(ref) == 32 else None
     except ValueError:
         return None
-
-
-def _member(node: Node, room: bytes, ref: str) -> Any:
-    """A member by its name in the room, a contact's name, or its peer ID."""
-    for member in node.members(room):
-        if member.name == ref or str(member.peer) == ref:
-            return member.peer
-    return ref  # a contact name or peer ID: Rooms resolves it

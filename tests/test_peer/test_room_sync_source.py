@@ -39,15 +39,21 @@ async def _asked(sync: RoomSync, sender: RecordingSender) -> list[Any]:
         await job()
 
 
-async def test_a_source_that_keeps_forwarding_stays_asked_until_the_cap(tmp_path: Path) -> None:
+def _alice_then_bob_ahead(tmp_path: Path) -> tuple[Store, bytes, RecordingSender, RoomSync]:
+    """A room this node holds; alice, then bob, show they hold messages it lacks (alice is
+    asked, bob is remembered)."""
     store = Store(tmp_path / "store.db")
     room = store.rooms.create(create_entry(ME, "team", NOW_MS), NOW_MS)
     sender = RecordingSender()
     sync = RoomSync(ME, lambda: store, sender, lambda peer: None)  # type: ignore[arg-type]
     ahead = SyncSummary((), (AuthorMark(CAROL.peer_id, 9, 9),))
-
     sync.answer(room, ALICE.peer_id, ahead, now=0.0)
-    sync.answer(room, BOB.peer_id, ahead, now=1.0)  # also ahead: remembered, not asked
+    sync.answer(room, BOB.peer_id, ahead, now=1.0)
+    return store, room, sender, sync
+
+
+async def test_a_source_that_keeps_forwarding_stays_asked_until_the_cap(tmp_path: Path) -> None:
+    store, room, sender, sync = _alice_then_bob_ahead(tmp_path)
     assert await _asked(sync, sender) == [ALICE.peer_id]
 
     for now in range(4, 50, 4):  # alice keeps forwarding: no one else is asked
@@ -63,13 +69,7 @@ async def test_a_source_that_keeps_forwarding_stays_asked_until_the_cap(tmp_path
 
 
 async def test_a_silent_source_is_left_after_the_wait(tmp_path: Path) -> None:
-    store = Store(tmp_path / "store.db")
-    room = store.rooms.create(create_entry(ME, "team", NOW_MS), NOW_MS)
-    sender = RecordingSender()
-    sync = RoomSync(ME, lambda: store, sender, lambda peer: None)  # type: ignore[arg-type]
-    ahead = SyncSummary((), (AuthorMark(CAROL.peer_id, 9, 9),))
-    sync.answer(room, ALICE.peer_id, ahead, now=0.0)
-    sync.answer(room, BOB.peer_id, ahead, now=1.0)
+    store, _, sender, sync = _alice_then_bob_ahead(tmp_path)
     sync.ask_next(CATCH_UP_WAIT - 0.1)
     assert await _asked(sync, sender) == [ALICE.peer_id]
     sync.ask_next(CATCH_UP_WAIT + 0.1)
