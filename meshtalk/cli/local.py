@@ -155,28 +155,42 @@ def rendezvous(args: argparse.Namespace) -> int:
 
     from ..discovery.point import open_rendezvous_point
     from ..net.host import parse_multiaddrs
+    from ..net.relay import RelayLimits
 
     profile = profile_of(args)
     listen = args.listen or [DEFAULT_RENDEZVOUS_LISTEN]
     parse_multiaddrs(listen)
     key, _ = load_or_create_identity(profile)
 
+    relay = RelayLimits() if args.relay else None
+
     async def serve() -> None:
-        async with open_rendezvous_point(key, listen) as (point, addresses):
+        async with open_rendezvous_point(key, listen, relay=relay) as (point, addresses):
             if wants_json(args):
-                emit_json({"peer_id": str(key.peer_id), "addresses": addresses})
+                emit_json(
+                    {"peer_id": str(key.peer_id), "addresses": addresses, "relay": args.relay}
+                )
             else:
-                print(f"rendezvous point {key.peer_id} (meshtalk {__version__})")
+                what = "rendezvous point and relay" if relay else "rendezvous point"
+                print(f"{what} {key.peer_id} (meshtalk {__version__})")
                 for address in addresses:
                     print(f"  {address}")
                 print("nodes use it with: meshtalk config set rendezvous <one address above>")
+                if relay is not None:
+                    print(
+                        f"relaying: circuits of up to {relay.circuit_seconds // 3600} h and "
+                        f"{relay.circuit_bytes // (1024 * 1024)} MiB, {relay.reservations} "
+                        f"reservations, {relay.circuits} circuits at most"
+                    )
                 print("ready (Ctrl-C stops it)", flush=True)
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for _ in signals:
                     break
             stats = point.statistics()
+            relayed = point.relay.statistics().circuits_total if point.relay else None
         if not wants_json(args):
-            print(f"stopped ({stats.registry.registrations} registrations held)")
+            circuits = f", {relayed} circuits relayed" if relayed is not None else ""
+            print(f"stopped ({stats.registry.registrations} registrations held{circuits})")
 
     trio.run(serve)
     return 0

@@ -341,6 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MULTIADDR",
         help=f"where to listen (repeatable; default {DEFAULT_RENDEZVOUS_LISTEN})",
     )
+    p.add_argument(
+        "--relay",
+        action="store_true",
+        help="also relay for nodes behind NAT: they reserve here and are reached through it "
+        "(it carries only encrypted bytes; docs/reach.md)",
+    )
 
     p = command("config", "show or change this profile's settings (config.toml)")
     actions = p.add_subparsers(dest="action", metavar="ACTION")

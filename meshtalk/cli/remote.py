@@ -59,6 +59,12 @@ def status(args: argparse.Namespace) -> int:
         print(f"rendezvous none configured ({hint})")
     mdns = info["mdns"]
     print(f"mDNS      {mdns['state'] if mdns else 'off'}")
+    reach = info.get("reach")
+    if reach:  # a daemon of an older version sends none
+        print(f"reachable {reach['summary']}")
+        for relay in reach["relays"]:
+            error = f" ({clean_reason(relay['error'])})" if relay["error"] else ""
+            print(f"relay     {relay['relay'][:20]}… {relay['state']}{error}")
     online = info["contacts_online"]
     print(
         f"contacts  {info['contacts']} ({len(online)} online{': ' if online else ''}"
@@ -88,7 +94,7 @@ def peers(args: argparse.Namespace) -> int:
         [
             p["name"] or ("(rendezvous point)" if p.get("rendezvous_point") else "-"),
             p["peer_id"],
-            "yes" if p["online"] else "no",
+            (p.get("connection") or "yes") if p["online"] else "no",
             ago(p["last_seen_ms"]),
             ", ".join(p["sources"]) or "contact",
             p["trust"] or "not a contact",

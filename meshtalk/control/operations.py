@@ -29,7 +29,14 @@ from ..protocol.keys import PeerId
 from .arguments import arg, limit_arg, message_id_arg, reader_arg
 from .room_operations import ROOM_OPERATION_NAMES, RoomOperations
 from .server import Emit, Operation
-from .views import agent_view, connections_view, contact_view, message_view, peer_view
+from .views import (
+    agent_view,
+    connections_view,
+    contact_view,
+    message_view,
+    peer_view,
+    reach_view,
+)
 
 __all__ = ["DEFAULT_READER", "OPERATION_NAMES", "Operations", "build_operations"]
 
@@ -171,6 +178,7 @@ class Operations:
             "received": stats.counters.get("received", 0),
             "refused": stats.counters.get("refused", 0),
             "connections": connections_view(stats),
+            "reach": reach_view(node.reach.status()),
         }
 
     async def whoami(self, args: dict[str, Any], emit: Emit) -> Any:
@@ -180,7 +188,7 @@ class Operations:
             "name": node.config.name or self.profile_name,
             "profile": self.profile_name,
             "mesh": node.config.mesh,
-            "addresses": list(node.listen_addrs),
+            "addresses": node.own_addresses(),
             "version": __version__,
         }
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..peer.models import Contact, KnownPeer, Message
+from ..peer.reach import ReachStatus
 from ..peer.stats import NodeStatistics
 from ..peer.store import RoomSummary
 from ..protocol.keys import PeerId
@@ -50,6 +51,7 @@ def peer_view(peer: KnownPeer) -> dict[str, Any]:
         "contact": peer.trust is not None,
         "trust": peer.trust.value if peer.trust is not None else None,
         "online": peer.online,
+        "connection": peer.connection,
         "last_seen_ms": peer.last_seen_ms,
         "sources": list(peer.sources),
         "addresses": list(peer.addresses),
@@ -172,4 +174,23 @@ def connections_view(stats: NodeStatistics) -> dict[str, Any]:
         "dials_yielded": dials.yielded,
         "refused_inbound": accepts.refused_at_budget if accepts else 0,
         "accept_errors": accepts.accept_errors if accepts else 0,
+    }
+
+
+def reach_view(reach: ReachStatus) -> dict[str, Any]:
+    """How the node is reached: a summary line, NAT guess, what relays observe, reservations."""
+    return {
+        "summary": reach.summary,
+        "behind_nat": reach.behind_nat,
+        "observed": list(reach.observed),
+        "relays": [
+            {
+                "relay": str(r.relay),
+                "address": r.address,
+                "state": r.state,
+                "error": r.error,
+                "expires_ms": int(r.expires * 1000) if r.state == "reserved" else None,
+            }
+            for r in reach.reservations
+        ],
     }

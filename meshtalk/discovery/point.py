@@ -40,6 +40,7 @@ from ..net.host import (
     remote_peer,
     safe_handler,
 )
+from ..net.relay import RelayLimits, RelayServer
 from ..protocol.errors import InvalidSignedRecord, MeshtalkError, RendezvousError
 from ..protocol.keys import NodeKey
 from ..protocol.rendezvous import (
@@ -77,6 +78,7 @@ class RendezvousPoint:
         idle_timeout: float = 60.0,
     ) -> None:
         self.registry = Registry(limits)
+        self.relay: RelayServer | None = None  # set when the point is also a relay
         self.clock = clock
         self.idle_timeout = idle_timeout
         self.counters: collections.Counter[_Request] = collections.Counter()
@@ -224,15 +226,24 @@ async def open_rendezvous_point(
     key: NodeKey,
     listen: Sequence[str] = ("/ip4/127.0.0.1/tcp/0",),
     limits: RegistryLimits | None = None,
+    relay: RelayLimits | None = None,
 ) -> AsyncIterator[tuple[RendezvousPoint, list[str]]]:
-    """Run a standalone rendezvous point on its own host; yields it and its addresses."""
+    """Run a standalone rendezvous point on its own host; yields it and its addresses.
+
+    With `relay`, the point is also a circuit relay with those limits (`point.relay`)."""
     quiet_libp2p_logging()
     point = RendezvousPoint(limits)
     host = build_host(key)
     point.attach(host)
     try:
-        async with host.run(parse_multiaddrs(list(listen))):
-            yield point, announce_addrs(host)
+        async with host.run(parse_multiaddrs(list(listen))), trio.open_nursery() as nursery:
+            if relay is not None:
+                point.relay = RelayServer(host, relay)
+                await nursery.start(point.relay.run)
+            try:
+                yield point, announce_addrs(host)
+            finally:
+                nursery.cancel_scope.cancel()
     except NETWORK_ERRORS as exc:
         raise RendezvousError(
             f"the rendezvous point could not listen on {list(listen)}: {exc}"

@@ -217,6 +217,11 @@ class RendezvousSession:
         self._refresh_at = 0.0
         self._wake = trio.Event()
 
+    def addresses_changed(self) -> None:
+        """The node's addresses changed: register them now, not at the next refresh."""
+        self._must_register = True
+        self._wake.set()
+
     def discover_now(self) -> None:
         """Ask the point again without waiting for the next round (a peer is being looked up)."""
         self._wake.set()

@@ -72,6 +72,8 @@ def node_config(settings: dict[str, Any]) -> NodeConfig:
         mesh=settings["mesh"],
         rendezvous=settings["rendezvous"],
         bootstrap=settings["bootstrap"],
+        relays=settings["relays"],
+        serve_relay=settings["serve_relay"],
         mdns=settings["mdns"],
         mdns_interfaces=settings["mdns_interfaces"] or None,
         accept=settings["accept"],

@@ -5,7 +5,8 @@ moment both succeed and keep two TCP connections, and its own per-peer trimming 
 connection with the fewest streams, which each side judges differently, so each may close the
 one the other kept. The keeper replaces that trimming (net/host.py turns it off):
 
-- **Duplicates** are resolved the same way on both sides without a word between them: the
+- **Duplicates** are resolved the same way on both sides without a word between them: a direct
+  connection beats a relayed one (a hole punch or a direct dial replaces a circuit); then the
   connection dialed by the peer with the lower peer ID stays (among several dialed by the same
   side, the newest). The other is taken out of the swarm's table at once, so no new stream
   opens on it, and closed once its streams have ended or after `DRAIN_SECONDS`. Streams on it
@@ -28,6 +29,8 @@ from typing import TYPE_CHECKING, Final
 import trio
 from libp2p.abc import INetConn, INetStream, INetwork, INotifee
 from libp2p.rcmgr.metrics import Direction
+
+from .relay import is_relayed
 
 if TYPE_CHECKING:
     from libp2p.abc import IHost
@@ -68,14 +71,17 @@ class ConnectionKeeper:
         on_superseded: Callable[[ID, frozenset[object]], None],
         on_inbound: Callable[[ID], None] = lambda peer: None,
         clock: Callable[[], float] = trio.current_time,
+        on_relayed: Callable[[ID, bool], None] = lambda peer, inbound: None,
     ) -> None:
         """`on_superseded(peer, old)`: streams to `peer` on these muxed connections should move
         to the one kept once idle. `on_inbound(peer)`: `peer` connected to us (a dial of ours
-        to it may stop). `clock`: seconds, for idleness."""
+        to it may stop). `clock`: seconds, for idleness. `on_relayed(peer, inbound)`: a
+        connection through a relay opened (the accepting end tries to punch through)."""
         self._own = own.to_bytes()
         self.budget = budget
         self._on_superseded = on_superseded
         self._on_inbound = on_inbound
+        self._on_relayed = on_relayed
         self._clock = clock
         self._host: IHost | None = None
         self._draining: dict[INetConn, float] = {}  # superseded connection -> when
@@ -103,8 +109,11 @@ class ConnectionKeeper:
         """A connection was registered: resolve a duplicate, then keep within the budget."""
         peer = conn.muxed_conn.peer_id
         self.touch(peer)
-        if getattr(conn, "direction", None) == Direction.INBOUND:
+        inbound = getattr(conn, "direction", None) == Direction.INBOUND
+        if inbound:
             self._on_inbound(peer)
+        if is_relayed(conn):
+            self._on_relayed(peer, inbound)
         conns = [c for c in self._connections().get(peer, []) if not c.is_closed]
         if len(conns) > 1:
             self._resolve(peer, conns)
@@ -114,10 +123,10 @@ class ConnectionKeeper:
     def _resolve(self, peer: ID, conns: list[INetConn]) -> None:
         own_is_lower = self._own < peer.to_bytes()
 
-        def rank(item: tuple[int, INetConn]) -> tuple[bool, int]:
+        def rank(item: tuple[int, INetConn]) -> tuple[bool, bool, int]:
             order, conn = item
             outbound = getattr(conn, "direction", None) == Direction.OUTBOUND
-            return (outbound == own_is_lower, order)
+            return (not is_relayed(conn), outbound == own_is_lower, order)
 
         _, keep = max(enumerate(conns), key=rank)
         table = self._connections()

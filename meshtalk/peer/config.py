@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..discovery.registry import RegistryLimits
+from ..net.relay import RelayLimits
 from ..protocol.frames import DEFAULT_MAX_FRAME_SIZE
 from ..protocol.sealing import DEFAULT_MAX_AGE_MS, DEFAULT_MAX_FUTURE_SKEW_MS
 from .contacts import Accept
@@ -60,6 +61,11 @@ class NodeConfig:
     rendezvous_point: bool = False  # serve /rendezvous/1.0.0 for others too
     rendezvous_limits: RegistryLimits | None = None
     bootstrap: list[str] = field(default_factory=list)  # peers to dial at start, with /p2p/
+    # reach (docs/reach.md): relays to reserve at (rendezvous points are tried as relays too),
+    # and whether this node relays for others
+    relays: list[str] = field(default_factory=list)  # /ip4/../tcp/../p2p/<id>
+    serve_relay: bool = False
+    relay_limits: RelayLimits | None = None
     mdns: bool = True
     mdns_interfaces: list[str] | None = None  # IPv4 addresses to use; None: every interface
     # trust: "contacts" accepts messages from trusted contacts only, "anyone" from every peer

@@ -17,11 +17,17 @@ whether the peer connected to us meanwhile, which also saves most of the duplica
 of two nodes dialing each other. A connection that works is reused,
 never closed to redial: only a `fresh` dial (the link could not open a stream on it within the
 handshake timeout) drops it first.
+
+The ladder (docs/reach.md): direct addresses first, one after the other; relayed (circuit)
+addresses once the direct ones failed or `RELAY_HEAD_START` seconds passed, whichever is first
+(a NATed peer's private address usually times out rather than refuses), and the first
+connection that works ends the others. A relayed connection is later replaced by a direct one
+when hole punching works (net/relay.py, net/connections.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -36,6 +42,7 @@ from ..net.host import (
     to_libp2p_id,
     without_peer_id,
 )
+from ..net.relay import is_circuit, is_relayed
 from ..protocol.errors import PeerUnreachable
 from .models import KnownPeer
 from .store import AddressSource, KnownAddress
@@ -48,9 +55,10 @@ if TYPE_CHECKING:
     from .ports import Clock, StreamLike
     from .store import AddressBook
 
-__all__ = ["Connector", "DialStatistics", "YIELD_SECONDS"]
+__all__ = ["Connector", "DialStatistics", "RELAY_HEAD_START", "YIELD_SECONDS"]
 
 YIELD_SECONDS: Final = 3.0
+RELAY_HEAD_START: Final = 2.0
 
 
 @dataclass(frozen=True)
@@ -79,12 +87,15 @@ class Connector:
         lookup: Callable[[PeerId], None],
         max_dials: int = 2,
         handshake_timeout: float = 60.0,
+        relayed_dial: Callable[[PeerId, str], Awaitable[None]] | None = None,
     ) -> None:
         """`host()`: the running py-libp2p host (raises NodeClosed otherwise); `lookup(peer)`:
         ask discovery for fresh addresses of `peer`; `max_dials`: dials in flight at most;
         `dial_timeout`: a TCP connect (the host bounds it); `handshake_timeout`: a peer that
-        answered, for the handshake and for each new stream."""
+        answered, for the handshake and for each new stream; `relayed_dial(peer, address)`:
+        connect through the relay a circuit address names (None: circuits are skipped)."""
         self._host = host
+        self._relayed_dial = relayed_dial
         self._book = book
         self._contacts = contacts
         self._clock = clock
@@ -108,6 +119,14 @@ class Connector:
         """Whether the host holds an open connection to `peer` now."""
         conns = self._host().get_network().connections.get(to_libp2p_id(peer), ())
         return any(not conn.is_closed for conn in conns)
+
+    def connection_kind(self, peer: PeerId) -> str | None:
+        """ "direct" or "relayed" (the connection new streams use), None when not connected."""
+        conns = self._host().get_network().connections.get(to_libp2p_id(peer), ())
+        kinds = [
+            "relayed" if is_relayed(conn) else "direct" for conn in conns if not conn.is_closed
+        ]
+        return kinds[0] if kinds else None
 
     async def dial(self, peer: PeerId, fresh: bool = False) -> None:
         """Connect to `peer` unless connected: each known address in turn (most recent first),
@@ -152,29 +171,63 @@ class Connector:
         return False
 
     async def _dial_addresses(self, peer: PeerId) -> None:
-        host = self._host()
         addresses = self.addresses_of(peer)
-        errors = []
-        for address in addresses:
-            # py-libp2p dials only the first address it holds for a peer and refuses to redial
-            # for 60 s after a failure: start each attempt from a clean slate.
-            forget_dial_state(host, peer)
-            try:
-                # The host bounds the TCP connect by the dial timeout (net/quirks.py).
-                with trio.fail_after(self._dial_timeout + self._handshake_timeout):
-                    await host.connect(peer_info(peer, [address]))
-            except (*NETWORK_ERRORS, trio.TooSlowError) as exc:
-                if isinstance(exc, trio.TooSlowError):  # it answered, then did not finish
-                    self._slow.add(peer)
-                errors.append(f"{address}: {type(exc).__name__} {exc}".rstrip())
-                continue
+        direct = [a for a in addresses if not is_circuit(a)]
+        relayed = [a for a in addresses if is_circuit(a)] if self._relayed_dial else []
+        errors: list[str] = []
+        connected: list[str] = []
+        async with trio.open_nursery() as nursery:
+            give_way = trio.Event()  # the direct addresses failed: relays need not wait
+
+            async def direct_ladder() -> None:
+                for address in direct:
+                    if await self._attempt(peer, address, errors):
+                        connected.append(address)
+                        nursery.cancel_scope.cancel()
+                        return
+                give_way.set()
+
+            async def relayed_ladder() -> None:
+                with trio.move_on_after(RELAY_HEAD_START if direct else 0):
+                    await give_way.wait()
+                for address in relayed:
+                    if await self._attempt(peer, address, errors):
+                        connected.append(address)
+                        nursery.cancel_scope.cancel()
+                        return
+
+            nursery.start_soon(direct_ladder)
+            if relayed:
+                nursery.start_soon(relayed_ladder)
+        if connected:
             self._slow.discard(peer)
-            self._book().learn(peer, [address], AddressSource.CONNECTION, self._clock())
+            self._book().learn(peer, connected[:1], AddressSource.CONNECTION, self._clock())
             return
         self._lookup(peer)
         if not addresses:
             raise PeerUnreachable(f"no known address for {peer} yet; asking discovery")
         raise PeerUnreachable(f"{peer} is unreachable: " + "; ".join(errors))
+
+    async def _attempt(self, peer: PeerId, address: str, errors: list[str]) -> bool:
+        """One address; whether it connected (a failure is added to `errors`)."""
+        host = self._host()
+        try:
+            # The host bounds the TCP connect by the dial timeout (net/quirks.py).
+            with trio.fail_after(self._dial_timeout + self._handshake_timeout):
+                if is_circuit(address):
+                    assert self._relayed_dial is not None
+                    await self._relayed_dial(peer, address)
+                else:
+                    # py-libp2p dials only the first address it holds for a peer and refuses
+                    # to redial for 60 s after a failure: start each attempt from a clean slate.
+                    forget_dial_state(host, peer)
+                    await host.connect(peer_info(peer, [address]))
+        except (*NETWORK_ERRORS, ConnectionError, trio.TooSlowError) as exc:
+            if isinstance(exc, trio.TooSlowError):  # it answered, then did not finish
+                self._slow.add(peer)
+            errors.append(f"{address}: {type(exc).__name__} {exc}".rstrip())
+            return False
+        return True
 
     def statistics(self) -> DialStatistics:
         """Dials in flight and queued now, the limit, and dials (and failures) so far."""
@@ -224,8 +277,9 @@ class Connector:
                 await learned.wait()
         raise PeerUnreachable(f"no address of {peer} was found within {timeout} s")
 
-    def peers(self, online: Callable[[PeerId], bool]) -> list[KnownPeer]:
-        """Every peer this node knows: contacts and discovered peers, most recently seen first."""
+    def peers(self, connection: Callable[[PeerId], str | None]) -> list[KnownPeer]:
+        """Every peer this node knows: contacts and discovered peers, most recently seen first;
+        `connection(peer)`: "direct", "relayed" or None (offline)."""
         contacts = {c.peer_id: c for c in self._contacts.all()}
         found: dict[PeerId, list[KnownAddress]] = {}
         for address in self._book().everything():
@@ -244,7 +298,8 @@ class Connector:
                     addresses=tuple(dict.fromkeys(k.address for k in known)),
                     sources=tuple(sorted({k.source.value for k in known})),
                     last_seen_ms=max(seen) if seen else None,
-                    online=online(peer),
+                    online=(kind := connection(peer)) is not None,
+                    connection=kind,
                 )
             )
         peers.sort(key=lambda p: -(p.last_seen_ms or 0))

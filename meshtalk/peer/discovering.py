@@ -121,6 +121,11 @@ class NodeDiscovery:
             # Not awaited: zeroconf's registration takes ~0.5 s and the node is usable before.
             nursery.start_soon(self.mdns.run, name="meshtalk mdns")
 
+    def addresses_changed(self) -> None:
+        """This node's addresses changed (a relay reservation came or went): register again."""
+        for session in self.sessions:
+            session.addresses_changed()
+
     def own_addresses(self) -> list[str]:
         """The addresses this node tells others about (listen_addrs has no 0.0.0.0 or ::)."""
         return [without_peer_id(a) for a in self._listen_addrs()]

@@ -83,6 +83,7 @@ class KnownPeer:
     sources: tuple[str, ...]  # rendezvous, mdns, bootstrap, identify, connection, contact
     last_seen_ms: int | None
     online: bool
+    connection: str | None = None  # "direct" or "relayed" while online
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,8 +33,10 @@ from ..net.host import (
     close_host,
     parse_multiaddrs,
     quiet_libp2p_logging,
+    split_peer_address,
     to_libp2p_id,
 )
+from ..net.relay import RelayClient, RelayServer
 from ..profile.identity import load_or_create_identity
 from ..profile.lock import ProfileLock
 from ..protocol.connection import PROTOCOL_VERSIONS
@@ -53,9 +55,11 @@ from .links import LinkSet
 from .listen import ensure_listening, preferred_listen_addrs
 from .models import KnownPeer
 from .node_contacts import NodeContacts
+from .node_reach import NodeReach
 from .node_rooms import NodeRooms
 from .outbound import PeerLink
 from .pairing import Pairing
+from .reach import Reach
 from .receiving import MessageStream, Receiver
 from .retention import keep_pruned
 from .rooms import Rooms
@@ -73,7 +77,7 @@ __all__ = ["Node", "NodeConfig", "NodeState", "NodeStatistics", "MessageStream",
 logger = logging.getLogger("meshtalk.node")
 
 
-class Node(NodeContacts, NodeRooms):
+class Node(NodeContacts, NodeRooms, NodeReach):
     """One meshtalk node on one profile folder. Start it with `open_node` or `serve`."""
 
     def __init__(self, profile: str | Path, config: NodeConfig | None = None) -> None:
@@ -91,6 +95,8 @@ class Node(NodeContacts, NodeRooms):
         self.statistics_counter: collections.Counter[str] = collections.Counter()
         self._store: Store | None = None
         self._host: IHost | None = None
+        self._relay_client: RelayClient | None = None
+        self.relay_server: RelayServer | None = None
         self._lock: ProfileLock | None = None
         self._cancel: trio.CancelScope | None = None
         self._stopped = trio.Event()
@@ -110,12 +116,19 @@ class Node(NodeContacts, NodeRooms):
             self.peer_id, lambda: self.store.contacts, clock, config.accept, self._links.retry
         )
         self.discovery = NodeDiscovery(
-            self.key, config, clock, lambda: self.store.book, lambda: self.listen_addrs,
+            self.key, config, clock, lambda: self.store.book, self.own_addresses,
             self._addresses_learned, count,
         )  # fmt: skip
         self._connector = Connector(
             lambda: self.host, lambda: self.store.book, self._contacts, clock, config.dial_timeout,
             self.discovery.lookup, config.max_dials_in_flight, config.handshake_timeout,
+            lambda peer, address: self.relay_client.dial(peer, address),
+        )  # fmt: skip
+        self.reach = Reach(
+            lambda: self.host, lambda: self.relay_client,
+            [split_peer_address(a) for a in config.relays],
+            [split_peer_address(a) for a in config.rendezvous], self.discovery.addresses_changed,
+            config.dial_timeout, config.retry_max,
         )  # fmt: skip
         self._events = NodeLinkEvents(
             self._contacts, self.discovery, self._links, lambda: self.store.book, clock,
@@ -124,8 +137,9 @@ class Node(NodeContacts, NodeRooms):
         )  # fmt: skip
         events = self._events  # the keeper's budget is set when the node starts (peer/hosting.py)
         self.connections = ConnectionKeeper(
-            to_libp2p_id(self.peer_id), 0, events.superseded, events.inbound
-        )
+            to_libp2p_id(self.peer_id), 0, events.superseded, events.inbound,
+            on_relayed=self._relayed_connection,
+        )  # fmt: skip
         guard = AgentGuard(config.guards) if config.guards is not None else None
         self._sender = Sender(
             self.key, lambda: self.store, clock, self._recipient, self._links.kick, guard, count
@@ -133,7 +147,7 @@ class Node(NodeContacts, NodeRooms):
         self._receiver = Receiver(self.peer_id, lambda: self.store, clock, count)
         self._rooms = Rooms(
             self.key, lambda: self.store, self._contacts, self._sender, self._receiver, clock,
-            (self.profile.name, lambda: self.listen_addrs),
+            (self.profile.name, self.own_addresses),
             (lambda peer: self._links.get(peer).rewind(), self._addresses_learned),
         )  # fmt: skip
         self._inbound = InboundHandler(
@@ -207,6 +221,9 @@ class Node(NodeContacts, NodeRooms):
             )
             self.discovery.attach(host)
             self.pairing.attach(host)
+            self._relay_client = RelayClient(host, self.config.dial_timeout)
+            if self.config.serve_relay:
+                self.relay_server = RelayServer(host, self.config.relay_limits)
             with trio.CancelScope() as self._cancel:
                 await self._run(host, self._store, task_status)
         finally:
@@ -225,10 +242,14 @@ class Node(NodeContacts, NodeRooms):
                     nursery.start_soon(keep_wal_short, store, self.config.checkpoint_interval)
                     nursery.start_soon(keep_pruned, store, self.config)  # retain_days, _mib
                     nursery.start_soon(self.connections.run)
+                    await nursery.start(self.relay_client.run)
+                    if self.relay_server is not None:
+                        await nursery.start(self.relay_server.run)
                     self._links.start(nursery)
                     for peer in store.outbox.recipients_with_pending():
                         self._links.get(peer).kick()
                     self.discovery.run(nursery)
+                    self.reach.run(nursery)
                     self._rooms.sync.start()
                     self.state = NodeState.RUNNING
                     task_status.started(self)
@@ -239,6 +260,7 @@ class Node(NodeContacts, NodeRooms):
 
     def _close(self) -> None:
         self._host = None
+        self._relay_client = self.relay_server = None
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -278,7 +300,9 @@ class Node(NodeContacts, NodeRooms):
     def peers(self) -> list[KnownPeer]:
         """Every peer this node knows: contacts and discovered peers, most recently seen first."""
         running = self._host is not None
-        return self._connector.peers(lambda peer: running and self._connector.is_connected(peer))
+        return self._connector.peers(
+            lambda peer: self._connector.connection_kind(peer) if running else None
+        )
 
     # -- sending and receiving ---------------------------------------------------------------
 

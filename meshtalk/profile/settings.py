@@ -147,6 +147,14 @@ SETTINGS: Final = {
         Setting(
             "bootstrap", [], _peer_multiaddrs, "peers to dial at start (/ip4/../tcp/../p2p/<id>)"
         ),
+        Setting(
+            "relays",
+            [],
+            _peer_multiaddrs,
+            "relays to reserve at when behind a NAT (/ip4/../tcp/../p2p/<id>; "
+            "rendezvous points are tried as relays too)",
+        ),
+        Setting("serve_relay", False, _boolean, "also relay for nodes behind NAT (docs/reach.md)"),
         Setting("mdns", True, _boolean, "find and announce peers on the LAN with mDNS"),
         Setting(
             "mdns_interfaces",
