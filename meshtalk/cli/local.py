@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ..profile.identity import load_identity, load_or_create_identity
@@ -18,8 +18,12 @@ from ..profile.settings import (
     parse_value,
     save_setting,
 )
+from ..protocol.errors import ConfigError
 from .output import command_hint, emit_json, profile_of, status_line, wants_json
 from .parser import DEFAULT_RENDEZVOUS_LISTEN
+
+if TYPE_CHECKING:
+    from ..net.relay import RelayLimits
 
 __all__ = ["init", "id", "up", "down", "config", "rendezvous", "selfcheck"]
 
@@ -155,14 +159,13 @@ def rendezvous(args: argparse.Namespace) -> int:
 
     from ..discovery.point import open_rendezvous_point
     from ..net.host import parse_multiaddrs
-    from ..net.relay import RelayLimits
 
     profile = profile_of(args)
     listen = args.listen or [DEFAULT_RENDEZVOUS_LISTEN]
     parse_multiaddrs(listen)
     key, _ = load_or_create_identity(profile)
 
-    relay = RelayLimits() if args.relay else None
+    relay = relay_limits(args)
 
     async def serve() -> None:
         async with open_rendezvous_point(key, listen, relay=relay) as (point, addresses):
@@ -178,8 +181,8 @@ def rendezvous(args: argparse.Namespace) -> int:
                 print("nodes use it with: meshtalk config set rendezvous <one address above>")
                 if relay is not None:
                     print(
-                        f"relaying: circuits of up to {relay.circuit_seconds // 3600} h and "
-                        f"{relay.circuit_bytes // (1024 * 1024)} MiB, {relay.reservations} "
+                        f"relaying: circuits of up to {relay.circuit_seconds / 3600:g} h and "
+                        f"{relay.circuit_bytes / (1024 * 1024):g} MiB, {relay.reservations} "
                         f"reservations, {relay.circuits} circuits at most"
                     )
                 print("ready (Ctrl-C stops it)", flush=True)
@@ -194,6 +197,27 @@ def rendezvous(args: argparse.Namespace) -> int:
 
     trio.run(serve)
     return 0
+
+
+def relay_limits(args: argparse.Namespace) -> RelayLimits | None:
+    """The relay limits `rendezvous --relay [--circuit-mib M] [--circuit-hours H]` asks for."""
+    from ..net.relay import RelayLimits
+
+    mib, hours = args.circuit_mib, args.circuit_hours
+    if not args.relay:
+        if mib is not None or hours is not None:
+            raise ConfigError("--circuit-mib and --circuit-hours need --relay")
+        return None
+    for name, value in (("--circuit-mib", mib), ("--circuit-hours", hours)):
+        if value is not None and not 0 < value <= 1_000_000:
+            raise ConfigError(f"{name} must be a positive number, not {value:g}")
+    defaults = RelayLimits()
+    return RelayLimits(
+        circuit_bytes=int(mib * 1024 * 1024) if mib is not None else defaults.circuit_bytes,
+        circuit_seconds=max(1, int(hours * 3600))
+        if hours is not None
+        else (defaults.circuit_seconds),
+    )
 
 
 def selfcheck(args: argparse.Namespace) -> int:

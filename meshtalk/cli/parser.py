@@ -347,6 +347,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="also relay for nodes behind NAT: they reserve here and are reached through it "
         "(it carries only encrypted bytes; docs/reach.md)",
     )
+    p.add_argument(
+        "--circuit-mib",
+        type=float,
+        metavar="MIB",
+        help="with --relay: cut a circuit after this many MiB, both ways (default 256)",
+    )
+    p.add_argument(
+        "--circuit-hours",
+        type=float,
+        metavar="H",
+        help="with --relay: cut a circuit after this many hours (default 12)",
+    )
 
     p = command("config", "show or change this profile's settings (config.toml)")
     actions = p.add_subparsers(dest="action", metavar="ACTION")

@@ -183,6 +183,7 @@ def reach_view(reach: ReachStatus) -> dict[str, Any]:
         "summary": reach.summary,
         "behind_nat": reach.behind_nat,
         "observed": list(reach.observed),
+        "hole_punches": dict(reach.punches),
         "relays": [
             {
                 "relay": str(r.relay),

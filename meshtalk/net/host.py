@@ -85,14 +85,19 @@ def quiet_libp2p_logging() -> None:
     On import py-libp2p gives its logger no handler and propagate=False, so its warnings reach
     stderr through `logging.lastResort` as bare lines; and its auto-connector logger sets its own
     INFO level. Route everything into the application's logging instead, at WARNING, or
-    everything at DEBUG with MESHTALK_DEBUG=1.
+    everything at DEBUG with MESHTALK_DEBUG=1, or only the loggers it names with
+    MESHTALK_DEBUG=libp2p.relay,libp2p.network (comma-separated).
     """
-    debug = bool(os.environ.get("MESHTALK_DEBUG"))
+    setting = os.environ.get("MESHTALK_DEBUG", "")
+    debug = setting == "1"
     root = logging.getLogger("libp2p")
     root.propagate = True
     root.setLevel(logging.DEBUG if debug else logging.CRITICAL)
     for name in ("libp2p.network.auto_connector", "multiaddr"):
         logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.CRITICAL)
+    if setting and not debug:
+        for name in filter(None, (n.strip() for n in setting.split(","))):
+            logging.getLogger(name).setLevel(logging.DEBUG)
 
 
 def parse_multiaddrs(addresses: Sequence[str]) -> list[multiaddr.Multiaddr]:

@@ -6,6 +6,7 @@ one module, so that a py-libp2p upgrade means reading one file.
 
 from __future__ import annotations
 
+import contextvars
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -110,6 +111,11 @@ def _bound_and_track_dials(host: IHost, tcp: TCP, connect_timeout: float) -> Non
     host._meshtalk_dialed_sockets = dialed  # type: ignore[attr-defined]
 
 
+_responder_dial: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "meshtalk_responder_dial", default=False
+)
+
+
 class _InboundConnectionClosed(Exception):
     """Ends py-libp2p's per-connection inbound task once the connection is closed."""
 
@@ -144,7 +150,23 @@ def _patch_swarm(host: IHost) -> None:
             muxed = await upgrade(raw_conn, maddr)
         finally:
             host._meshtalk_handshaking -= 1  # type: ignore[attr-defined]
+        if _responder_dial.get():
+            return muxed
         await muxed.event_closed.wait()
         raise _InboundConnectionClosed
 
     swarm.upgrade_inbound_raw_conn = upgrade_then_wait_closed
+
+    # 5. A DCUtR hole punch dials and then upgrades as the responder, through the same
+    #    `upgrade_inbound_raw_conn`: that dial must get its connection back, not wait for it to
+    #    close (it did, until the punch's dial timeout cancelled it and closed the connection).
+    dial_as_responder = swarm.dial_addr_as_responder
+
+    async def dial_addr_as_responder(*args: Any, **kwargs: Any) -> Any:
+        token = _responder_dial.set(True)
+        try:
+            return await dial_as_responder(*args, **kwargs)
+        finally:
+            _responder_dial.reset(token)
+
+    swarm.dial_addr_as_responder = dial_addr_as_responder

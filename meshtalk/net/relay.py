@@ -124,13 +124,44 @@ class RelayStatistics:
     refused: dict[str, int]
 
 
+class _NoSharedCleanup(dict[Any, Any]):
+    """py-libp2p 0.8.1 files open circuits by peer ID, and a circuit that ends closes the
+    streams filed under its peer: those of a newer circuit of the same peer (a node that
+    restarted and dialed again while its old circuit was still draining). Claiming to hold no
+    peer makes that cleanup skip; `_Protocol._relay_data` closes each circuit's own streams.
+    Nothing is kept (the host's close ends every circuit's streams)."""
+
+    def __contains__(self, key: object) -> bool:
+        return False
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        return None
+
+
+class _Protocol(CircuitV2Protocol):
+    """py-libp2p's relay protocol, with each circuit cleaning up only its own streams."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._active_relays = _NoSharedCleanup()
+
+    async def _relay_data(
+        self, src_stream: INetStream, dst_stream: INetStream, *args: Any, **kwargs: Any
+    ) -> None:
+        try:
+            await super()._relay_data(src_stream, dst_stream, *args, **kwargs)
+        finally:
+            for stream in (src_stream, dst_stream):
+                await self._close_stream(stream)
+
+
 class RelayServer:
     """Serves circuit relay v2 (hop) on one host, within `limits`."""
 
     def __init__(self, host: IHost, limits: RelayLimits | None = None) -> None:
         self.limits = limits or RelayLimits()
         self._host = host
-        self._protocol = CircuitV2Protocol(host, limits=self.limits.libp2p(), allow_hop=True)
+        self._protocol = _Protocol(host, limits=self.limits.libp2p(), allow_hop=True)
         self._open: collections.Counter[bytes] = collections.Counter()  # hop streams by source
         self.circuits_total = 0
         self.refused: collections.Counter[str] = collections.Counter()
@@ -171,7 +202,7 @@ class RelayServer:
         manager._clean_expired()
         return RelayStatistics(
             reservations=len(manager._reservations),
-            circuits=len(self._protocol._active_relays),
+            circuits=sum(self._open.values()),
             circuits_total=self.circuits_total,
             refused=dict(self.refused),
         )

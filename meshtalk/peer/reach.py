@@ -56,6 +56,7 @@ class ReachStatus:
     behind_nat: bool | None  # None: no relay observed this node yet
     observed: tuple[str, ...]
     reservations: tuple[Reservation, ...]
+    punches: dict[str, int]  # hole punches that ended "direct" and that stayed "relayed"
 
     @property
     def summary(self) -> str:
@@ -115,7 +116,7 @@ class Reach:
         ips = {address.split("/")[2] for address in observed if address.startswith("/ip4/")}
         behind = (not ips <= local) if ips else None
         shown = [r for r in self.reservations.values() if r.state != "not a relay"]
-        return ReachStatus(behind, tuple(observed), tuple(shown))
+        return ReachStatus(behind, tuple(observed), tuple(shown), dict(self._client().punches))
 
     async def _keep(self, reservation: Reservation) -> None:
         backoff = 0.5
