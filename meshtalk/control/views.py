@@ -184,6 +184,7 @@ def reach_view(reach: ReachStatus) -> dict[str, Any]:
         "behind_nat": reach.behind_nat,
         "observed": list(reach.observed),
         "hole_punches": dict(reach.punches),
+        "circuits": list(reach.circuits),
         "relays": [
             {
                 "relay": str(r.relay),

@@ -18,8 +18,10 @@ for dialing is STOP only and reservations are explicit.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -47,6 +49,7 @@ __all__ = [
     "RelayLimits",
     "RelayServer",
     "RelayStatistics",
+    "announce_circuits",
     "circuit_address",
     "is_circuit",
     "is_relayed",
@@ -88,6 +91,25 @@ def is_relayed(conn: Any) -> bool:
         return str(getattr(raw, "connection_type", "")).endswith("RELAYED")
     except Exception:
         return False
+
+
+def announce_circuits(host: IHost, circuits: Callable[[], list[str]]) -> None:
+    """Make `host.get_addrs()` (what identify tells peers) include `circuits()`.
+
+    py-libp2p 0.8.1 strips the first /p2p/ of every announced address and appends the host's
+    own, which turns a circuit address into the relay's address with the wrong peer ID; so the
+    circuits are appended after that step, each ending with this host's /p2p/."""
+    own = f"/p2p/{host.get_id()}"
+    plain = host.get_addrs
+
+    def with_circuits() -> list[multiaddr.Multiaddr]:
+        extra = []
+        for address in circuits():
+            with contextlib.suppress(Exception):  # a bad address is skipped, not announced
+                extra.append(multiaddr.Multiaddr(address + own))
+        return [*plain(), *extra]
+
+    host.get_addrs = with_circuits  # type: ignore[method-assign]
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from ..net.host import (
     split_peer_address,
     to_libp2p_id,
 )
-from ..net.relay import RelayClient, RelayServer
+from ..net.relay import RelayClient, RelayServer, announce_circuits
 from ..profile.identity import load_or_create_identity
 from ..profile.lock import ProfileLock
 from ..protocol.connection import PROTOCOL_VERSIONS
@@ -222,6 +222,7 @@ class Node(NodeContacts, NodeRooms, NodeReach):
             self.discovery.attach(host)
             self.pairing.attach(host)
             self._relay_client = RelayClient(host, self.config.dial_timeout)
+            announce_circuits(host, self.reach.circuit_addresses)
             if self.config.serve_relay:
                 self.relay_server = RelayServer(host, self.config.relay_limits)
             with trio.CancelScope() as self._cancel:

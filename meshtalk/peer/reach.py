@@ -57,6 +57,7 @@ class ReachStatus:
     observed: tuple[str, ...]
     reservations: tuple[Reservation, ...]
     punches: dict[str, int]  # hole punches that ended "direct" and that stayed "relayed"
+    circuits: tuple[str, ...] = ()  # where this node can be reached through relays now
 
     @property
     def summary(self) -> str:
@@ -116,7 +117,9 @@ class Reach:
         ips = {address.split("/")[2] for address in observed if address.startswith("/ip4/")}
         behind = (not ips <= local) if ips else None
         shown = [r for r in self.reservations.values() if r.state != "not a relay"]
-        return ReachStatus(behind, tuple(observed), tuple(shown), dict(self._client().punches))
+        punches = dict(self._client().punches)
+        circuits = tuple(self.circuit_addresses())
+        return ReachStatus(behind, tuple(observed), tuple(shown), punches, circuits)
 
     async def _keep(self, reservation: Reservation) -> None:
         backoff = 0.5
@@ -175,9 +178,19 @@ class Reach:
             self._on_change()
 
 
-def _not_a_relay(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return "protocol" in text and ("not supported" in text or "negotiat" in text)
+def _not_a_relay(exc: BaseException | None) -> bool:
+    """Whether the peer answered that it does not speak the relay protocol (multistream "na";
+    py-libp2p wraps that in a StreamFailure)."""
+    for _ in range(8):  # the chain of causes, bounded
+        if exc is None:
+            return False
+        if (
+            "protocol not supported" in str(exc).lower()
+            or "protocols not supported" in str(exc).lower()
+        ):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def observed_addresses(host: IHost) -> list[str]:

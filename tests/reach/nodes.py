@@ -127,6 +127,12 @@ def pair(offerer: Box, joiner: Box, timeout: int = 60) -> None:
             offer.communicate(timeout=10)
 
 
+def pair_by_invite(inviter: Box, joiner: Box, timeout: int = 60) -> None:
+    """Pair two nodes with a one-time invite token (it carries the inviter's circuit address)."""
+    token = inviter.json("invite")["token"]
+    joiner.ok("join", token, "--timeout", str(timeout), timeout=timeout + 30)
+
+
 def connection_to(box: Box, name: str) -> str | None:
     """ "direct", "relayed" or None: how `box`'s node is connected to its contact `name`."""
     for peer in box.json("peers"):

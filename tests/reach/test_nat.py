@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from .nodes import Box, RelayPoint, bodies_from, connection_to, node, pair, wait_for
+from .nodes import (
+    Box,
+    RelayPoint,
+    bodies_from,
+    connection_to,
+    node,
+    pair,
+    pair_by_invite,
+    wait_for,
+)
 from .topology import NatKind, Network, nat_network, netns_available
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -31,8 +40,11 @@ class Setup:
 
 
 @contextmanager
-def two_nats(tmp_path: Path, kind_a: NatKind, kind_b: NatKind, *relay_args: str) -> Iterator[Setup]:
-    """The network, the point-and-relay, and a paired node on each private host."""
+def two_nats(
+    tmp_path: Path, kind_a: NatKind, kind_b: NatKind, *relay_args: str, invite: bool = False
+) -> Iterator[Setup]:
+    """The network, the point-and-relay, and a node on each private host, paired by code (or
+    by an invite token)."""
     with nat_network(kind_a, kind_b) as net:
         relay = RelayPoint(Box(net.public, tmp_path / "relay"), net.public_ip, *relay_args)
         a, b = Box(net.a, tmp_path / "a"), Box(net.b, tmp_path / "b")
@@ -42,7 +54,7 @@ def two_nats(tmp_path: Path, kind_a: NatKind, kind_b: NatKind, *relay_args: str)
             node(b, "bob", point)
             for box in (a, b):
                 wait_for("a reservation", lambda box=box: reserved(box), timeout=30)
-            pair(a, b)
+            (pair_by_invite if invite else pair)(a, b)
             yield Setup(net, relay, a, b)
         except BaseException:
             for box in (a, b):
@@ -84,7 +96,7 @@ def test_port_preserving_nats_pair_talk_relayed_then_directly(tmp_path: Path) ->
 
 
 def test_symmetric_nat_on_one_side_stays_relayed_and_messages_flow(tmp_path: Path) -> None:
-    with two_nats(tmp_path, "preserving", "symmetric") as s:
+    with two_nats(tmp_path, "preserving", "symmetric", invite=True) as s:
         for i in range(10):
             assert s.a.ok("send", "bob", f"m{i}").strip() == "delivered to bob"
             assert s.b.ok("send", "alice", f"r{i}").strip() == "delivered to alice"
