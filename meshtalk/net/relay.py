@@ -59,6 +59,8 @@ __all__ = [
 logger = logging.getLogger("meshtalk.relay")
 
 CIRCUIT: Final = "/p2p-circuit"
+PUNCH_RETRY_AFTER: Final = 300.0
+"""A peer whose hole punch failed is not punched again, on a new circuit, for this long (s)."""
 
 
 def is_circuit(address: str) -> bool:
@@ -254,6 +256,7 @@ class RelayClient:
         self._dcutr._auto_drive_loop = _no_auto_drive  # type: ignore[method-assign]
         self._nursery: trio.Nursery | None = None
         self._punching: set[PeerId] = set()
+        self._failed: dict[PeerId, float] = {}  # peer -> when punching it last failed
         self.punches: collections.Counter[str] = collections.Counter()
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -299,6 +302,9 @@ class RelayClient:
 
     def relayed_connection(self, peer: PeerId, inbound: bool) -> None:
         """A relayed connection to `peer` opened: the accepting end tries to punch through."""
+        failed = self._failed.get(peer)
+        if failed is not None and trio.current_time() - failed < PUNCH_RETRY_AFTER:
+            return  # its routers did not let a punch through a moment ago: stay relayed
         if inbound and self._nursery is not None and peer not in self._punching:
             self._punching.add(peer)
             self._nursery.start_soon(self._punch, peer)
@@ -309,11 +315,15 @@ class RelayClient:
             with trio.move_on_after(60):
                 for _ in range(3):
                     if await self._dcutr.initiate_hole_punch(to_libp2p_id(peer)):
+                        self._failed.pop(peer, None)
                         self.punches["direct"] += 1
                         logger.info("%s: a direct connection replaced the relayed one", peer)
                         return
                     await trio.sleep(1)
             self.punches["relayed"] += 1
+            self._failed[peer] = trio.current_time()
+            if len(self._failed) > 4096:  # bounded: forget the oldest
+                del self._failed[next(iter(self._failed))]
             logger.info("%s: hole punching failed; the connection stays relayed", peer)
         except Exception:  # a DCUtR bug must not end the node: the link stays relayed
             logger.exception("hole punching with %s failed", peer)

@@ -78,6 +78,7 @@ class Reach:
 
     def __init__(
         self,
+        own: PeerId,
         host: Callable[[], IHost],
         client: Callable[[], RelayClient],
         relays: list[tuple[PeerId, str]],
@@ -93,7 +94,8 @@ class Reach:
         self._on_change = on_change
         self._dial_timeout = dial_timeout
         self._retry_max = retry_max
-        candidates = dict.fromkeys([*relays, *points])
+        # a node that is itself one of the relays or points does not reserve at itself
+        candidates = dict.fromkeys(c for c in [*relays, *points] if c[0] != own)
         self._configured = {peer for peer, _ in relays}
         self.reservations = {peer: Reservation(peer, address) for peer, address in candidates}
 
