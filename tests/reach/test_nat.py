@@ -109,10 +109,10 @@ def test_symmetric_nat_on_one_side_stays_relayed_and_messages_flow(tmp_path: Pat
 def test_a_circuit_cut_by_its_data_limit_is_redialed_and_nothing_is_lost_or_doubled(
     tmp_path: Path,
 ) -> None:
-    # 0.05 MiB per circuit: a few dozen messages of 1 KiB each cut it several times
-    with two_nats(tmp_path, "symmetric", "symmetric", "--circuit-mib", "0.05") as s:
+    # 0.02 MiB per circuit: a dozen or so messages of 1 KiB each cut it, several times over
+    with two_nats(tmp_path, "symmetric", "symmetric", "--circuit-mib", "0.02") as s:
         text = "x" * 1000
-        sent = [f"{i} {text}" for i in range(120)]
+        sent = [f"{i} {text}" for i in range(60)]
         for body in sent:
             assert s.a.ok("send", "bob", body, "--timeout", "60").strip() == "delivered to bob"
         assert bodies_from(s.b, "alice") == sent
