@@ -38,6 +38,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -836,7 +837,24 @@ def log_summary(tmp: Path) -> None:
         say(f"  {n:5d} x {text}")
 
 
+class Terminated(Exception):
+    """SIGTERM or SIGHUP arrived: stop like on Ctrl-C (every process, every namespace)."""
+
+
 async def main(args: argparse.Namespace) -> None:
+    async with trio.open_nursery() as nursery:
+
+        async def on_signal() -> None:
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+                async for number in signals:
+                    raise Terminated(signal.Signals(number).name)
+
+        nursery.start_soon(on_signal)
+        await measure(args)
+        nursery.cancel_scope.cancel()
+
+
+async def measure(args: argparse.Namespace) -> None:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="meshtalk-reach-") as name:
         tmp = Path(name)
@@ -912,6 +930,9 @@ if __name__ == "__main__":
         leaves = list(leaf_exceptions(exc))
         if any(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
             sys.exit("interrupted (every process stopped, every namespace removed)")
+        ended = [leaf for leaf in leaves if isinstance(leaf, Terminated)]
+        if ended:
+            sys.exit(f"stopped by {ended[0]} (every process stopped, every namespace removed)")
         failed = [leaf for leaf in leaves if isinstance(leaf, BenchError)]
         if failed:
             sys.exit(f"bench/reach.py failed: {failed[0]}")
