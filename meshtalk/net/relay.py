@@ -41,7 +41,7 @@ from ..protocol.keys import PeerId
 from .host import remote_peer, safe_handler, to_libp2p_id
 
 if TYPE_CHECKING:
-    from libp2p.abc import IHost, INetConn, INetStream
+    from libp2p.abc import IHost, INetStream
 
 __all__ = [
     "HOP_PROTOCOL",
@@ -295,10 +295,8 @@ class RelayClient:
 
     async def dial(self, peer: PeerId, address: str) -> None:
         """Connect to `peer` through the relay a circuit `address` names (raises on failure)."""
-        full = multiaddr.Multiaddr(f"{address}/p2p/{peer}")
-        conn: INetConn = await self._transport.dial(full)
+        await self._transport.dial(multiaddr.Multiaddr(f"{address}/p2p/{peer}"))
         logger.debug("connected to %s through %s", peer, relay_of(address))
-        del conn
 
     def relayed_connection(self, peer: PeerId, inbound: bool) -> None:
         """A relayed connection to `peer` opened: the accepting end tries to punch through."""

@@ -125,8 +125,8 @@ class Node(NodeContacts, NodeRooms, NodeReach):
             lambda peer, address: self.relay_client.dial(peer, address),
         )  # fmt: skip
         self.reach = Reach(
-            self.peer_id, lambda: self.host, lambda: self.relay_client,
-            [split_peer_address(a) for a in config.relays],
+            self.peer_id, lambda: self.host, self._connector.is_connected,
+            lambda: self.relay_client, [split_peer_address(a) for a in config.relays],
             [split_peer_address(a) for a in config.rendezvous], self.discovery.addresses_changed,
             config.dial_timeout, config.retry_max,
         )  # fmt: skip

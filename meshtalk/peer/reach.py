@@ -29,7 +29,6 @@ from ..net.host import (
     identify_peer,
     local_ipv4_addresses,
     peer_info,
-    to_libp2p_id,
 )
 from ..net.relay import Reservation, circuit_address
 from ..protocol.errors import MeshtalkError
@@ -80,6 +79,7 @@ class Reach:
         self,
         own: PeerId,
         host: Callable[[], IHost],
+        connected: Callable[[PeerId], bool],
         client: Callable[[], RelayClient],
         relays: list[tuple[PeerId, str]],
         points: list[tuple[PeerId, str]],
@@ -87,9 +87,11 @@ class Reach:
         dial_timeout: float,
         retry_max: float,
     ) -> None:
-        """`relays`: (peer, address) of configured relays; `points`: rendezvous points, tried
-        as relays too; `on_change()`: the circuit addresses changed (announce them again)."""
+        """`connected(peer)`: whether the host holds a connection to it; `relays`: (peer,
+        address) of configured relays; `points`: rendezvous points, tried as relays too;
+        `on_change()`: the circuit addresses changed (announce them again)."""
         self._host = host
+        self._connected = connected
         self._client = client
         self._on_change = on_change
         self._dial_timeout = dial_timeout
@@ -166,10 +168,6 @@ class Reach:
                 self._set(reservation, "reserving", error="the connection to the relay closed")
                 return
             await trio.sleep(_POLL)
-
-    def _connected(self, peer: PeerId) -> bool:
-        conns = self._host().get_network().connections.get(to_libp2p_id(peer), ())
-        return any(not conn.is_closed for conn in conns)
 
     def _set(
         self, reservation: Reservation, state: str, error: str | None, announce: bool = True
