@@ -32,6 +32,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"discovery"}),
     frozenset({"peer"}),
     frozenset({"control"}),
+    frozenset({"http"}),
     frozenset({"facade"}),
     frozenset({"cli", "integrations", "", "__main__"}),
 )

@@ -21,7 +21,7 @@ from .parser import UsageError, build_parser
 
 __all__ = ["main"]
 
-# command -> module in meshtalk.cli that has a function of the same name (minus dashes)
+# command -> module in meshtalk.cli that has a function of the same name (dashes as _)
 _COMMANDS = {
     "init": "local",
     "id": "local",
@@ -48,6 +48,8 @@ _COMMANDS = {
     "room": "rooms",
     "export": "transcripts",
     "verify": "transcripts",
+    "http-key": "http_api",
+    "http-url": "http_api",
 }
 EXIT_NO_NODE = 3
 EXIT_REFUSED = 4
@@ -84,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
     """Run the parsed command; every failure becomes one line (or JSON object) and an exit code."""
     module = importlib.import_module(f".{_COMMANDS[args.command]}", __name__)
     try:
-        return int(getattr(module, args.command)(args) or 0)
+        return int(getattr(module, args.command.replace("-", "_"))(args) or 0)
     except (Exception, KeyboardInterrupt) as exc:
         # trio wraps a task's error in exception groups: report the one error inside
         code = _failed(args, unwrap_group(exc))

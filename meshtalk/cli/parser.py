@@ -145,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="start with the last N lines (default 50; 0: the whole file)",
     )
     command("status", "the running node: addresses, rendezvous points, contacts online, outbox")
+    command("http-key", "print the API key of the local HTTP API (docs/http.md)")
+    command("http-url", "print the running node's HTTP API address")
     command("peers", "discovered peers and contacts: online, last seen, found via")
 
     p = command("contacts", "list, add, remove, rename, trust or block contacts")

@@ -59,6 +59,10 @@ def status(args: argparse.Namespace) -> int:
         print(f"rendezvous none configured ({hint})")
     mdns = info["mdns"]
     print(f"mDNS      {mdns['state'] if mdns else 'off'}")
+    http = info.get("http")
+    if http:  # a daemon of an older version sends none
+        shown = http["url"] or http["error"] or ""
+        print(f"http      {shown} ({http['state']})" if shown else f"http      {http['state']}")
     reach = info.get("reach")
     if reach:  # a daemon of an older version sends none
         print(f"reachable {reach['summary']}")

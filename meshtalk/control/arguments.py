@@ -10,7 +10,9 @@ from typing import Any
 
 from ..protocol.errors import ConfigError
 
-__all__ = ["arg", "limit_arg", "message_id_arg", "reader_arg"]
+__all__ = ["MAX_LABEL", "arg", "label_arg", "limit_arg", "message_id_arg", "reader_arg"]
+
+MAX_LABEL = 64
 
 
 def arg(args: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
@@ -52,3 +54,14 @@ def reader_arg(args: dict[str, Any], default: str | None, name: str = "reader") 
     if reader is not None and not 0 < len(reader) <= 64:
         raise ConfigError(f"control argument {name!r} must be a name of 1 to 64 characters")
     return reader
+
+
+def label_arg(args: dict[str, Any]) -> dict[str, str]:
+    """The `label` a client gives itself in a message's metadata (a display name only: the
+    signature says who wrote it), as metadata to add: {} when there is none."""
+    label: str | None = arg(args, "label", str, None)
+    if label is None:
+        return {}
+    if not 0 < len(label) <= MAX_LABEL or not label.isprintable():
+        raise ConfigError(f"control argument 'label' must be 1 to {MAX_LABEL} printable characters")
+    return {"label": label}

@@ -26,7 +26,7 @@ from ..protocol.envelope import direct_conversation_id
 from ..protocol.errors import ConfigError, EmptyMessage
 from ..protocol.invite_tokens import ROOM_TOKEN_PREFIX, parse_room_token
 from ..protocol.keys import PeerId
-from .arguments import arg, limit_arg, message_id_arg, reader_arg
+from .arguments import arg, label_arg, limit_arg, message_id_arg, reader_arg
 from .room_operations import ROOM_OPERATION_NAMES, RoomOperations
 from .server import Emit, Operation
 from .views import (
@@ -235,13 +235,13 @@ class Operations:
         if not text.strip():  # every client's sends come here: Mesh, MCP, the CLI, chat
             raise EmptyMessage("the message is empty (or only blanks): nothing was sent")
         wait, timeout = arg(args, "wait", bool, True), arg(args, "timeout", (int, float), None)
-        via = arg(args, "via", str, "agent")
+        metadata = {"via": arg(args, "via", str, "agent"), **label_arg(args)}
         explicit = self.conversation_of(arg(args, "conversation", str, None))
         chosen = message_id_arg(arg(args, "id", str, None))  # a retry names the same id
         room = node.room_named(to) if explicit is None else None
         if room is not None:  # `to` names a room (and no contact)
             summary = node.room(room)
-            message_id = await node.send(to, text, metadata={"via": via}, message_id=chosen)
+            message_id = await node.send(to, text, metadata=metadata, message_id=chosen)
             await emit({"queued": message_id.hex(), "to": summary.name, "room": summary.name})
             conversation = room
         else:
@@ -249,7 +249,7 @@ class Operations:
             conversation = explicit or direct_conversation_id(node.peer_id, contact.peer_id)
             # The node checks an agent's message against the conversation guards (GuardTripped).
             message_id = await node.send(
-                contact.peer_id, text, conversation=explicit, metadata={"via": via},
+                contact.peer_id, text, conversation=explicit, metadata=metadata,
                 message_id=chosen,
             )  # fmt: skip
             await emit({"queued": message_id.hex(), "to": contact.name or str(contact.peer_id)})

@@ -91,7 +91,17 @@ def message_view(
         "lamport": message.lamport,
         "status": message.status.value,
         "error": message.error,
+        "label": message_label(message),
     }
+
+
+def message_label(message: Message) -> str | None:
+    """The display label the author's client gave itself (metadata `label`), if it is one:
+    text chosen by the author, never proof of who wrote the message."""
+    label = (message.metadata or {}).get("label")
+    if isinstance(label, str) and 0 < len(label) <= 64 and label.isprintable():
+        return label
+    return None
 
 
 def room_order(view: dict[str, Any]) -> tuple[int, str, str]:

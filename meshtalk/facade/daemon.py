@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ..control.client import connect_control
+from ..profile.http_access import HttpBind, http_bind
 from ..profile.identity import load_or_create_identity
 from ..profile.lock import profile_in_use
 from ..profile.logfile import DAEMON_LOGGER, LOG_FILE_NAME, configure_logging, last_lines, log_path
@@ -38,7 +39,8 @@ if TYPE_CHECKING:  # trio and the node load on first use: `meshtalk down` needs 
     from trio import CancelScope
     from trio_typing import TaskStatus  # py-libp2p's trio-typing stubs stand in for trio's
 
-    from ..control.server import Operation
+    from ..control.server import Emit, Operation
+    from ..http.server import HttpApi
     from ..peer.models import Message
     from ..peer.node import Node, NodeConfig
 
@@ -92,11 +94,13 @@ async def serve_profile(
     settings: dict[str, Any],
     *,
     task_status: TaskStatus[Started] | None = None,
+    say: Say | None = None,
 ) -> None:
     """Run a profile's node and its control socket until a `shutdown` request (or cancel).
 
     Reports `started((node, operations))` once the node listens and the socket answers. This
-    is what `meshtalk up` runs and what `Mesh` embeds when no node runs for the profile.
+    is what `meshtalk up` runs and what `Mesh` embeds when no node runs for the profile. The
+    HTTP API (setting `http`) starts just after, and `say`s where it listens.
     """
     import trio
 
@@ -107,12 +111,48 @@ async def serve_profile(
     stopping = trio.Event()
     async with open_node(profile, node_config(settings)) as node, trio.open_nursery() as nursery:
         operations = build_operations(node, profile.name, stopping.set, settings)
+        http = _HttpTask(node, operations, profile, http_bind(settings["http"]))
+        operations["status"] = http.with_status(operations["status"])
         await nursery.start(ControlServer(operations).serve, control_socket_path(profile))
+        nursery.start_soon(http.run, say)  # after: the control socket answers without waiting
         if task_status is not None:
             task_status.started((node, operations))
         await stopping.wait()
         await trio.sleep(0.2)  # the reply to `shutdown` goes out first
         nursery.cancel_scope.cancel()
+
+
+class _HttpTask:
+    """The node's HTTP API, loaded and started in the background (its imports take a moment),
+    and its state in `status`."""
+
+    def __init__(
+        self, node: Node, operations: dict[str, Operation], profile: Path, bind: HttpBind | None
+    ) -> None:
+        self._args = node, operations, profile
+        self._bind = bind
+        self._api: HttpApi | None = None
+
+    def with_status(self, status: Operation) -> Operation:
+        """The `status` operation with the API's state in "http"."""
+
+        async def with_http(args: dict[str, Any], emit: Emit) -> Any:
+            shown = await status(args, emit)
+            if self._bind is None:
+                return {**shown, "http": {"url": None, "state": "off", "error": None}}
+            state = self._api.status() if self._api is not None else {"url": None,
+                "state": "starting", "error": None}  # fmt: skip
+            return {**shown, "http": state}
+
+        return with_http
+
+    async def run(self, say: Say | None) -> None:
+        if self._bind is None:
+            return
+        from ..http.server import HttpApi
+
+        self._api = HttpApi(*self._args, self._bind)
+        await self._api.serve(say)
 
 
 async def _run(profile: Path, settings: dict[str, Any], say: Say) -> None:
@@ -123,7 +163,7 @@ async def _run(profile: Path, settings: dict[str, Any], say: Say) -> None:
     async with trio.open_nursery() as nursery:
 
         async def node_then_stop(task_status: TaskStatus[Started]) -> None:
-            await serve_profile(profile, settings, task_status=task_status)
+            await serve_profile(profile, settings, task_status=task_status, say=say)
             nursery.cancel_scope.cancel()  # `meshtalk down`: the other tasks end too
 
         node, _ = await nursery.start(node_then_stop)

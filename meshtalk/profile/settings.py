@@ -21,6 +21,7 @@ import tomli_w
 
 from ..protocol.errors import ConfigError, MeshtalkError
 from ..protocol.keys import PeerId
+from .http_access import check_http_setting
 from .paths import FILE_MODE, private_profile_dir
 
 __all__ = [
@@ -170,6 +171,13 @@ SETTINGS: Final = {
             "who may deliver messages: trusted contacts only, or anyone not blocked",
         ),
         Setting("serve_rendezvous", False, _boolean, "also act as a rendezvous point for others"),
+        Setting(
+            "http",
+            "on",
+            check_http_setting,
+            "the local HTTP API (docs/http.md): on (127.0.0.1:7747, or the next free port), "
+            "off, PORT or HOST:PORT",
+        ),
         Setting(
             "durability",
             "normal",

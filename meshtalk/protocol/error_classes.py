@@ -56,6 +56,7 @@ __all__ = [
     "NodeNotRunning",
     "ControlTimeout",
     "NotQueued",
+    "AccessDenied",
     "EmptyMessage",
     "REMOTE_PREFIX",
 ]
@@ -379,3 +380,10 @@ class NotQueued(ControlError):
     """The node went away before it queued a message: nothing was stored or sent; send again."""
 
     code = 803
+
+
+class AccessDenied(ControlError):
+    """The local HTTP API refused a request: no or a wrong API key (`meshtalk http-key` prints
+    it), or a Host header that does not name this machine's loopback."""
+
+    code = 804

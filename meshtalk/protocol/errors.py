@@ -54,7 +54,8 @@ is never mistaken for a check this node made itself (`remote = False`). The tree
     ├── ControlError 800
     │   ├── NodeNotRunning 801
     │   ├── ControlTimeout 802
-    │   └── NotQueued 803
+    │   ├── NotQueued 803
+    │   └── AccessDenied 804
     └── RoomError 900
         ├── InvalidRoomEntry 901
         ├── NotAMember 902
@@ -73,6 +74,7 @@ from typing import Final
 
 from .error_classes import (
     REMOTE_PREFIX,
+    AccessDenied,
     AuthorMismatch,
     BadSignature,
     ClockSkew,
@@ -180,6 +182,7 @@ __all__ = [  # the names of error_classes.__all__ and room_errors.__all__, then 
     "NodeNotRunning",
     "ControlTimeout",
     "NotQueued",
+    "AccessDenied",
     "EmptyMessage",
     "REMOTE_PREFIX",
     "RoomError",

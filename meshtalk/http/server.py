@@ -1,0 +1,185 @@
+"""Serving the local HTTP API inside the node's own trio loop, with Hypercorn's trio worker.
+
+Why Starlette and Hypercorn: the node runs on trio, and the API must run in that same loop (it
+calls the node directly, as the control socket does). Starlette is an ASGI toolkit on anyio, so
+it runs on trio as it is, and it is small (no data-model layer: the operations check their own
+arguments). Hypercorn is the ASGI server with a trio worker (uvicorn is asyncio only); h11
+parses HTTP/1.1 there, with a cap on incomplete requests.
+
+This module binds the socket itself, so that the default ("on") can fall back to the next
+ports, writes the base URL to `http.url` in the profile for `meshtalk http-url`, and reports
+its state for `meshtalk status`.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+from hypercorn.config import Config, Sockets
+from hypercorn.trio import serve
+
+from ..profile.http_access import HTTP_URL_FILE, HttpBind, load_or_create_api_key
+from ..profile.paths import FILE_MODE
+from .app import LOOPBACK_HOSTS, build_app
+from .events import EventFeed, FeedPorts
+from .labels import Labels
+from .pairing import PairingOffers
+
+if TYPE_CHECKING:
+    from ..control.server import Operation
+    from ..peer.node import Node
+
+__all__ = ["HttpApi", "bind_socket"]
+
+logger = logging.getLogger("meshtalk.http")
+
+
+def bind_socket(bind: HttpBind) -> socket.socket:
+    """A listening socket at `bind`: with `fallback`, the first of its ports that is free.
+    OSError when none is (or the address is not this machine's)."""
+    family = socket.AF_INET6 if ":" in bind.host else socket.AF_INET
+    last: OSError | None = None
+    for port in bind.candidates():
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart after a crash
+            sock.bind((bind.host, port))
+            sock.listen(128)
+            sock.setblocking(False)
+            return sock
+        except OSError as exc:
+            sock.close()
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            last = exc
+    assert last is not None
+    raise last
+
+
+class _BoundConfig(Config):
+    """Hypercorn's config, serving a socket bound beforehand."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
+        self._socket = sock
+
+    def create_sockets(self) -> Sockets:
+        return Sockets(secure_sockets=[], insecure_sockets=[self._socket], quic_sockets=[])
+
+
+def _names_of(bind: HttpBind) -> frozenset[str]:
+    """The host names a client on another machine may send: the bound address, or for
+    0.0.0.0 and :: every address of this machine's interfaces."""
+    if bind.host not in ("0.0.0.0", "::"):
+        return frozenset({bind.host})
+    import ifaddr
+
+    found = {bind.host}
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            found.add(ip.ip if isinstance(ip.ip, str) else ip.ip[0])
+    return frozenset(found)
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class HttpApi:
+    """One node's HTTP API: `serve` it in the node's nursery; `status()` says where it is."""
+
+    def __init__(
+        self, node: Node, operations: dict[str, Operation], profile: Path, bind: HttpBind
+    ) -> None:
+        self._node = node
+        self._operations = operations
+        self._profile = profile
+        self._bind = bind
+        self.url: str | None = None
+        self.error: str | None = None
+
+    def status(self) -> dict[str, Any]:
+        """Where the API listens (url), or why it does not (error)."""
+        state = "serving" if self.url else "failed" if self.error else "starting"
+        return {"url": self.url, "state": state, "error": self.error,
+                "loopback_only": self._bind.loopback}  # fmt: skip
+
+    def _feed(self, labels: Labels) -> EventFeed:
+        node, ops = self._node, self._operations
+        messages = node.store.messages
+
+        async def messages_after(cursor: int, limit: int) -> list[dict[str, Any]]:
+            views: list[dict[str, Any]] = await ops["history"]({"after": cursor, "limit": limit},
+                                                               _ignore)  # fmt: skip
+            return views
+
+        async def peers() -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = await ops["peers"]({}, _ignore)
+            return found
+
+        def statuses(ids: list[str]) -> dict[str, tuple[str, str | None]]:
+            found = {}
+            for message_id in ids:
+                message = messages.message(node.peer_id, bytes.fromhex(message_id))
+                if message is not None:
+                    found[message_id] = (message.status.value, message.error)
+            return found
+
+        ports = FeedPorts(messages_after, statuses, peers, lambda: node.incoming_changed,
+                          messages.last_cursor)  # fmt: skip
+        return EventFeed(ports, labels)
+
+    async def serve(self, say: Callable[[str], None] | None = None) -> None:
+        """Bind, then serve until cancelled; a bind that fails is logged and left off (the
+        node goes on without its HTTP API)."""
+        key = load_or_create_api_key(self._profile)
+        try:
+            sock = bind_socket(self._bind)
+        except OSError as exc:
+            where = f"{self._bind.host}:{self._bind.port}"
+            self.error = f"cannot listen on {where}: {exc.strerror or exc}"
+            logger.error("the HTTP API is off: %s (setting `http`)", self.error)
+            return
+        hosts = LOOPBACK_HOSTS if self._bind.loopback else LOOPBACK_HOSTS | _names_of(self._bind)
+        labels = Labels(str(self._node.peer_id), self._node.contacts)
+        offers = PairingOffers(self._operations["pair.offer"])
+        app = build_app(self._operations, labels, self._feed(labels), offers, key=key, hosts=hosts)
+        config = _BoundConfig(sock)
+        config.errorlog = logger
+        config.accesslog = None
+        config.graceful_timeout = 1.0
+        config.h11_max_incomplete_size = 64 * 1024
+        url_file = self._profile / HTTP_URL_FILE
+        try:
+            self.url = _url(sock)
+            _write_private(url_file, self.url + "\n")
+            if not self._bind.loopback:
+                logger.warning("the HTTP API listens on %s: other machines can reach it "
+                               "(each request still needs the API key)", self.url)  # fmt: skip
+            if say is not None:
+                say(f"  http        {self.url} (key: `meshtalk http-key`)")
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(offers.run)
+                await serve(app, config, mode="asgi")  # type: ignore[arg-type]
+        finally:
+            sock.close()
+            url_file.unlink(missing_ok=True)
+            self.url = None
+
+
+async def _ignore(event: dict[str, Any]) -> None:
+    """The feed's operations emit nothing it needs."""
+
+
+def _write_private(path: Path, text: str) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    with os.fdopen(os.open(path, flags, FILE_MODE), "w", encoding="utf-8") as file:
+        file.write(text)
