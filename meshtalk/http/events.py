@@ -3,8 +3,8 @@
 Each message, incoming or sent here, is one `message` event whose `id` is its store cursor, so
 a client that reconnects with `Last-Event-ID` (browsers' EventSource does so by itself) gets
 every message after the last one it saw, none twice. `status` events (a message this node sent
-was delivered or failed) and `peer` events (a peer came online or went) carry no id: they are
-what happens while connected; after a reconnect, the messages themselves (history) say where
+was delivered or failed) and `peer` events (a peer came online or went; a new stream starts
+with one for each peer online then) carry no id: they are what happens while connected; after a reconnect, the messages themselves (history) say where
 each stands. A comment line every 15 s keeps proxies and idle timers from closing the stream.
 """
 
@@ -64,7 +64,7 @@ class EventFeed:
         """The events after `cursor`, until the client goes away."""
         ports = self._ports
         yield "retry: 1000\n\n"
-        online = {p["peer_id"]: p for p in await ports.peers() if p["online"]}
+        online: dict[str, dict[str, Any]] = {}  # the first round shows who is online now
         pending: dict[str, str] = {}  # own messages not delivered yet: id -> status
         peers_due = keepalive_due = trio.current_time()
         while True:
