@@ -42,9 +42,10 @@ def events_until(
 ) -> list[tuple[str | None, str, Any]]:
     """The first `count` message events of a new stream (and what came between them)."""
     found: list[tuple[str | None, str, Any]] = []
-    with api.client(timeout=20) as client, client.stream(
-        "GET", "/v1/events", params=params, headers=headers or {}
-    ) as stream:
+    with (
+        api.client(timeout=20) as client,
+        client.stream("GET", "/v1/events", params=params, headers=headers or {}) as stream,
+    ):
         assert stream.status_code == 200
         for item in sse(stream):
             found.append(item)

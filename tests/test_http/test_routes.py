@@ -76,9 +76,7 @@ def concrete(path: str) -> str:
 
 
 @pytest.mark.parametrize(("method", "path"), SERVED)
-def test_every_route_needs_the_key_and_a_loopback_host(
-    mesh: Mesh, method: str, path: str
-) -> None:
+def test_every_route_needs_the_key_and_a_loopback_host(mesh: Mesh, method: str, path: str) -> None:
     url = concrete(path)
     with mesh.alice.client(key="") as client:
         response = client.request(method, url)
@@ -161,7 +159,9 @@ def test_rooms(mesh: Mesh) -> None:
     promoted = call(alice, "POST", "/v1/rooms/{room}/admins", path={"room": "plan"},
                     json={"member": "bob"})  # fmt: skip
     assert {m["name"]: m["admin"] for m in promoted["members"]}["bob"] is True
-    call(alice, "DELETE", "/v1/rooms/{room}/admins/{member}", path={"room": "plan", "member": "bob"})
+    call(
+        alice, "DELETE", "/v1/rooms/{room}/admins/{member}", path={"room": "plan", "member": "bob"}
+    )
     call(alice, "PUT", "/v1/rooms/{room}/name", path={"room": "plan"}, json={"name": "plan2"})
     posted = call(bob, "POST", "/v1/rooms/{room}/messages", path={"room": room["id"]},
                   json={"text": "from bob to the room", "timeout": 30})  # fmt: skip
