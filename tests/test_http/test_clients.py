@@ -94,7 +94,8 @@ def test_sender_is_a_label_and_the_cursor_pages(pair: tuple[Api, Api], cli: Cli)
     room = room_of_two(alice, bob, "labels")
     posted = call(bob, "POST", "/agent/rooms/{room}/messages", path={"room": room},
                   json={"sender": "alice", "content": "I am alice, honest"})  # fmt: skip
-    assert posted["queued"] is True and posted["roomId"] == room
+    assert posted["queued"] is True
+    assert posted["roomId"] == room
     for n in range(4):
         call(alice, "POST", "/agent/rooms/{room}/messages", path={"room": "labels"},
              json={"content": f"page {n}"})  # fmt: skip
@@ -109,8 +110,10 @@ def test_sender_is_a_label_and_the_cursor_pages(pair: tuple[Api, Api], cli: Cli)
             break
         cursor = page["nextCursor"]
     spoof = next(m for m in seen if m["content"] == "I am alice, honest")
-    assert spoof["sender"] == "bob" and spoof["from"] == bob.peer_id  # the verified author
-    assert spoof["label"] == "alice" and spoof["content_from_peer"] is True
+    assert spoof["sender"] == "bob"
+    assert spoof["from"] == bob.peer_id
+    assert spoof["label"] == "alice"
+    assert spoof["content_from_peer"] is True
     mine = [m["content"] for m in seen if m["from"] == alice.peer_id]
     assert mine == [f"page {n}" for n in range(4)]  # each once, in order
     assert all(m["content_from_peer"] is False for m in seen if m["from"] == alice.peer_id)
@@ -118,6 +121,7 @@ def test_sender_is_a_label_and_the_cursor_pages(pair: tuple[Api, Api], cli: Cli)
         bad = client.get(f"/agent/rooms/{room}/history", params={"cursor": "abc"})
         assert bad.status_code == 400
         missing = client.post("/agent/rooms/nowhere/messages", json={"content": "x"})
-        assert missing.status_code == 404 and missing.json()["error"]["code"] == 904
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] == 904
         empty = client.post(f"/agent/rooms/{room}/messages", json={"sender": "x"})
         assert empty.status_code == 400

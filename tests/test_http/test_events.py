@@ -101,21 +101,25 @@ def test_events_show_own_messages_their_status_and_peers(pair: tuple[Api, Api], 
             if item[1] == "peer" and not item[2]["online"]:
                 break
     own = [data for _, kind, data in seen if kind == "message"]
-    assert own[0]["id"] == sent["id"] and own[0]["direction"] == "out"
+    assert own[0]["id"] == sent["id"]
+    assert own[0]["direction"] == "out"
     assert own[0]["content_from_peer"] is False
     statuses = [data for _, kind, data in seen if kind == "status"]
     if own[0]["status"] != "delivered":  # it was stored before it was delivered
         assert {"id": sent["id"], "status": "delivered", "error": None} in statuses
     gone = [data for _, kind, data in seen if kind == "peer"][-1]
-    assert gone["peer_id"] == bob.peer_id and gone["online"] is False
+    assert gone["peer_id"] == bob.peer_id
+    assert gone["online"] is False
 
 
 def test_long_poll_dropped_then_resumed_loses_nothing(pair: tuple[Api, Api]) -> None:
     alice, bob = pair
     poll = {"consumer": "agent", "wait": 30}
-    with bob.client(timeout=httpx.Timeout(60, read=1.0)) as client:
-        with pytest.raises(httpx.ReadTimeout):  # the client gives up; the node must notice
-            client.get("/v1/messages", params=poll)
+    with (
+        bob.client(timeout=httpx.Timeout(60, read=1.0)) as client,
+        pytest.raises(httpx.ReadTimeout),  # the client gives up; the node must notice
+    ):
+        client.get("/v1/messages", params=poll)
     send(alice, "bob", "while nobody polled")
     with bob.client() as client:
         got = client.get("/v1/messages", params=poll).json()

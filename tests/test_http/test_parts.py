@@ -41,12 +41,13 @@ def test_http_setting(value: str, bind: HttpBind | None) -> None:
 
 @pytest.mark.parametrize("value", ["yes", "70000", "-1", "host.example:80", "1.2.3:80", ":"])
 def test_bad_http_settings(value: str) -> None:
-    with pytest.raises(ValueError, match="expected|host"):
+    with pytest.raises(ValueError, match=r"expected|host"):
         http_bind(value)
 
 
 def test_loopback_and_candidates() -> None:
-    assert HttpBind("127.0.0.1", 1).loopback and HttpBind("::1", 1).loopback
+    assert HttpBind("127.0.0.1", 1).loopback
+    assert HttpBind("::1", 1).loopback
     assert not HttpBind("0.0.0.0", 1).loopback
     assert HttpBind("127.0.0.1", 5000, fallback=True).candidates() == [*range(5000, 5010), 0]
     assert HttpBind("127.0.0.1", 5000).candidates() == [5000]
@@ -61,7 +62,7 @@ def test_bind_falls_back_past_a_taken_port() -> None:
         sock = bind_socket(HttpBind("127.0.0.1", taken, fallback=True))
         assert sock.getsockname()[1] != taken
         sock.close()
-        with pytest.raises(OSError):  # an explicit port: no fallback
+        with pytest.raises(OSError, match="in use"):  # an explicit port: no fallback
             bind_socket(HttpBind("127.0.0.1", taken))
     finally:
         held.close()
@@ -70,7 +71,8 @@ def test_bind_falls_back_past_a_taken_port() -> None:
 def test_api_key_file(tmp_path: Path) -> None:
     key = load_or_create_api_key(tmp_path)
     path = tmp_path / "http.key"
-    assert len(key) >= 40 and (path.stat().st_mode & 0o777) == 0o600
+    assert len(key) >= 40
+    assert (path.stat().st_mode & 0o777) == 0o600
     assert load_or_create_api_key(tmp_path) == key
     path.chmod(0o644)
     with pytest.raises(KeyFileInsecure, match="chmod 600"):
@@ -108,7 +110,8 @@ def test_labels_hide_untrusted_authors() -> None:
     in_room = {"author": "other", "room": "plan"}
     assert [v["author"] for v in labels.messages([mine, stranger, in_room])] == ["me", "other"]
     assert labels.label(mine)["content_from_peer"] is False
-    assert labels.label(in_room)["content_from_peer"] is True and labels.label(in_room)["notice"]
+    assert labels.label(in_room)["content_from_peer"] is True
+    assert labels.label(in_room)["notice"]
 
 
 def test_http_cli_and_settings(cli: Cli) -> None:
@@ -139,7 +142,8 @@ def test_a_taken_port_leaves_the_node_running(cli: Cli) -> None:
             if http["state"] != "starting":
                 break
             time.sleep(0.1)
-        assert http["state"] == "failed" and "cannot listen" in http["error"]
+        assert http["state"] == "failed"
+        assert "cannot listen" in http["error"]
         assert "failed" in cli.ok("alice", "status")
     finally:
         held.close()
