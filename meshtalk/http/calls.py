@@ -57,13 +57,18 @@ async def _ignore(event: dict[str, Any]) -> None:
     """Progress events have no place in a plain HTTP answer."""
 
 
-async def run_operation(request: Request, operation: Operation, args: dict[str, Any]) -> Any:
+async def run_operation(
+    request: Request, operation: Operation, args: dict[str, Any], *, watch: bool = True
+) -> Any:
     """The operation's result; ClientGone if the client hung up first (the operation is then
-    cancelled, as the control socket cancels a request whose client went away)."""
+    cancelled, as the control socket cancels a request whose client went away). `watch=False`
+    for one that cannot wait long: it skips the watching task (about 0.2 ms a request)."""
+    if not watch:
+        return await operation(args, _ignore)
     result: Any = None
     gone = False
 
-    async def watch(cancel: trio.CancelScope) -> None:
+    async def watch_for_hang_up(cancel: trio.CancelScope) -> None:
         nonlocal gone
         while (await request.receive())["type"] != "http.disconnect":
             pass
@@ -72,7 +77,7 @@ async def run_operation(request: Request, operation: Operation, args: dict[str, 
 
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(watch, nursery.cancel_scope)
+            nursery.start_soon(watch_for_hang_up, nursery.cancel_scope)
             result = await operation(args, _ignore)
             nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:

@@ -4,8 +4,9 @@ Each message, incoming or sent here, is one `message` event whose `id` is its st
 a client that reconnects with `Last-Event-ID` (browsers' EventSource does so by itself) gets
 every message after the last one it saw, none twice. `status` events (a message this node sent
 was delivered or failed) and `peer` events (a peer came online or went; a new stream starts
-with one for each peer online then) carry no id: they are what happens while connected; after a reconnect, the messages themselves (history) say where
-each stands. A comment line every 15 s keeps proxies and idle timers from closing the stream.
+with one for each peer online then) carry no id: they are what happens while connected; after
+a reconnect, the messages themselves (history) say where each stands. A comment line every
+15 s keeps proxies and idle timers from closing the stream.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from ..protocol.errors import ConfigError
 
-__all__ = ["QUERY_TYPES", "ROUTES", "BodyField", "Route", "query_arguments"]
+__all__ = ["QUERY_TYPES", "ROUTES", "BodyField", "Route", "may_wait", "query_arguments"]
 
 QUERY_TYPES: Final[dict[str, type]] = {
     "after": int,
@@ -52,6 +52,25 @@ class Route:
     path_args: dict[str, str] = field(default_factory=dict)
     fixed: dict[str, Any] = field(default_factory=dict)
     messages: bool = False  # the result is a list of stored messages, labelled for agents
+
+
+_WAITING: Final[dict[str, Any]] = {
+    "receive": lambda args: bool(args.get("wait")),
+    "send": lambda args: args.get("wait", True) is not False,
+    "pair.join": None,
+    "invite.join": None,
+    "room.join": None,
+    "room.invite": None,
+}
+
+
+def may_wait(op: str, args: dict[str, Any]) -> bool:
+    """Whether an operation with these arguments may wait long (for a peer, a message): then
+    it is cancelled when its client hangs up."""
+    if op not in _WAITING:
+        return False
+    check = _WAITING[op]
+    return check is None or bool(check(args))
 
 
 def query_arguments(route: Route, query: list[tuple[str, str]]) -> dict[str, Any]:

@@ -1,10 +1,9 @@
 """Serving the local HTTP API inside the node's own trio loop, with Hypercorn's trio worker.
 
-Why Starlette and Hypercorn: the node runs on trio, and the API must run in that same loop (it
-calls the node directly, as the control socket does). Starlette is an ASGI toolkit on anyio, so
-it runs on trio as it is, and it is small (no data-model layer: the operations check their own
-arguments). Hypercorn is the ASGI server with a trio worker (uvicorn is asyncio only); h11
-parses HTTP/1.1 there, with a cap on incomplete requests.
+Why Starlette: the node runs on trio, and the API must run in that same loop (it calls the
+node directly, as the control socket does). Starlette is an ASGI toolkit on anyio, so it runs
+on trio as it is, and it is small (no data-model layer: the operations check their own
+arguments). It is served by `asgi_server.py` (h11 on trio); see there why not Hypercorn.
 
 This module binds the socket itself, so that the default ("on") can fall back to the next
 ports, writes the base URL to `http.url` in the profile for `meshtalk http-url`, and reports
@@ -22,12 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import trio
-from hypercorn.config import Config, Sockets
-from hypercorn.trio import serve
 
 from ..profile.http_access import HTTP_URL_FILE, HttpBind, load_or_create_api_key
 from ..profile.paths import FILE_MODE
 from .app import LOOPBACK_HOSTS, build_app
+from .asgi_server import AsgiServer
 from .events import EventFeed, FeedPorts
 from .labels import Labels
 from .pairing import PairingOffers
@@ -61,17 +59,6 @@ def bind_socket(bind: HttpBind) -> socket.socket:
             last = exc
     assert last is not None
     raise last
-
-
-class _BoundConfig(Config):
-    """Hypercorn's config, serving a socket bound beforehand."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        super().__init__()
-        self._socket = sock
-
-    def create_sockets(self) -> Sockets:
-        return Sockets(secure_sockets=[], insecure_sockets=[self._socket], quic_sockets=[])
 
 
 def _names_of(bind: HttpBind) -> frozenset[str]:
@@ -152,11 +139,6 @@ class HttpApi:
         labels = Labels(str(self._node.peer_id), self._node.contacts)
         offers = PairingOffers(self._operations["pair.offer"])
         app = build_app(self._operations, labels, self._feed(labels), offers, key=key, hosts=hosts)
-        config = _BoundConfig(sock)
-        config.errorlog = logger
-        config.accesslog = None
-        config.graceful_timeout = 1.0
-        config.h11_max_incomplete_size = 64 * 1024
         url_file = self._profile / HTTP_URL_FILE
         try:
             self.url = _url(sock)
@@ -168,7 +150,7 @@ class HttpApi:
                 say(f"  http        {self.url} (key: `meshtalk http-key`)")
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(offers.run)
-                await serve(app, config, mode="asgi")  # type: ignore[arg-type]
+                await AsgiServer(app).serve(sock)
         finally:
             sock.close()
             url_file.unlink(missing_ok=True)
