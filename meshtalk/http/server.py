@@ -24,6 +24,7 @@ import trio
 
 from ..profile.http_access import HTTP_URL_FILE, HttpBind, load_or_create_api_key
 from ..profile.paths import FILE_MODE
+from ..protocol.errors import MeshtalkError
 from .app import LOOPBACK_HOSTS, build_app
 from .asgi_server import AsgiServer
 from .events import EventFeed, FeedPorts
@@ -127,12 +128,13 @@ class HttpApi:
     async def serve(self, say: Callable[[str], None] | None = None) -> None:
         """Bind, then serve until cancelled; a bind that fails is logged and left off (the
         node goes on without its HTTP API)."""
-        key = load_or_create_api_key(self._profile)
         try:
+            key = load_or_create_api_key(self._profile)
             sock = bind_socket(self._bind)
-        except OSError as exc:
+        except (MeshtalkError, OSError) as exc:
             where = f"{self._bind.host}:{self._bind.port}"
-            self.error = f"cannot listen on {where}: {exc.strerror or exc}"
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            self.error = f"cannot listen on {where}: {reason}"
             logger.error("the HTTP API is off: %s (setting `http`)", self.error)
             return
         hosts = LOOPBACK_HOSTS if self._bind.loopback else LOOPBACK_HOSTS | _names_of(self._bind)
@@ -151,6 +153,9 @@ class HttpApi:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(offers.run)
                 await AsgiServer(app).serve(sock)
+        except Exception as exc:  # the node goes on without its HTTP API
+            self.error = f"the HTTP API stopped: {exc!r}"
+            logger.exception("the HTTP API stopped; the node goes on")
         finally:
             sock.close()
             url_file.unlink(missing_ok=True)
