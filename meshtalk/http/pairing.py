@@ -20,6 +20,7 @@ __all__ = ["Offer", "PairingOffers"]
 
 MAX_OFFERS: Final = 16
 _KEEP_DONE: Final = 600.0  # a finished offer's outcome stays readable this long
+_CODE_WITHIN: Final = 30.0  # the operation makes its code at once; this only bounds the wait
 
 
 @dataclass
@@ -59,7 +60,8 @@ class PairingOffers:
         send_code, coded = trio.open_memory_channel[Offer | MeshtalkError](1)
         self._nursery.start_soon(self._wait, args, send_code)
         async with coded:
-            first: Offer | MeshtalkError = await coded.receive()
+            with trio.fail_after(_CODE_WITHIN):
+                first: Offer | MeshtalkError = await coded.receive()
         if isinstance(first, MeshtalkError):
             raise first
         return first
