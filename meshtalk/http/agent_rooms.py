@@ -26,6 +26,7 @@ from ..control.server import Operation
 from ..protocol.errors import ConfigError
 from .calls import answer, json_body, run_operation
 from .labels import Labels
+from .routes import whole_number
 
 __all__ = ["agent_room_routes"]
 
@@ -45,18 +46,20 @@ def _cursor(request: Request) -> int:
     text = request.query_params.get("cursor", "").strip()
     if text in ("", "null", "None"):
         return 0
-    if not text.isdigit():
+    cursor = whole_number(text)
+    if cursor is None:
         raise ConfigError(f"cursor must be the nextCursor a history page gave, not {text[:40]!r}")
-    return int(text)
+    return cursor
 
 
 def _limit(request: Request) -> int:
     text = request.query_params.get("limit", "").strip()
     if not text:
         return _PAGE
-    if not text.isdigit() or not 1 <= int(text) <= 1000:
+    limit = whole_number(text)
+    if limit is None or not 1 <= limit <= 1000:
         raise ConfigError("limit must be from 1 to 1000")
-    return int(text)
+    return limit
 
 
 def agent_message(view: dict[str, Any]) -> dict[str, Any]:

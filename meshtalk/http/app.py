@@ -9,8 +9,8 @@ operation (`routes.py`); errors are JSON (`errors.py`), unknown routes too.
 
 from __future__ import annotations
 
+import copy
 import hmac
-from collections.abc import AsyncIterator
 from typing import Any, Final
 
 import trio
@@ -32,6 +32,7 @@ from .events import EventFeed
 from .labels import Labels
 from .openapi import openapi_document
 from .pairing import PairingOffers
+from .routes import whole_number
 
 __all__ = ["LOOPBACK_HOSTS", "Guard", "build_app"]
 
@@ -142,28 +143,41 @@ def _events_route(feed: EventFeed) -> Route:
     """GET /v1/events (events.py), at most MAX_EVENT_STREAMS at once."""
     streams = 0
 
-    async def events(request: Request) -> Response:
+    async def events(scope: Scope, receive: Receive, send: Send) -> None:
         nonlocal streams
-        after = request.query_params.get("after")
-        if after is not None and not after.isdigit():
-            return error_response(ConfigError("after must be a cursor (a whole number)"))
-        if streams >= MAX_EVENT_STREAMS:
-            return error_response(NodeError(f"{MAX_EVENT_STREAMS} event streams are open"), 503)
-        cursor = feed.start_cursor(request.headers.get("last-event-id"), _int(after))
-
-        async def counted() -> AsyncIterator[str]:
-            nonlocal streams
+        request = Request(scope, receive)
+        given = request.query_params.get("after")
+        after = whole_number(given) if given is not None else None
+        if given is not None and after is None:
+            refused = error_response(ConfigError("after must be a cursor (a whole number)"))
+        elif request.method == "HEAD":  # a stream with no body would never end
+            refused = error_response(ConfigError("GET the event stream, not HEAD"), 405)
+        elif streams >= MAX_EVENT_STREAMS:
+            refused = error_response(NodeError(f"{MAX_EVENT_STREAMS} event streams are open"), 503)
+        else:
+            cursor = feed.start_cursor(request.headers.get("last-event-id"), after)
+            stream = StreamingResponse(feed.stream(cursor), media_type="text/event-stream",
+                                       headers={"Cache-Control": "no-cache"})  # fmt: skip
             streams += 1
-            try:
-                async for event in feed.stream(cursor):
-                    yield event
+            try:  # counted around the whole response: the stream's end frees its place
+                await stream(scope, receive, send)
             finally:
                 streams -= 1
+            return
+        await refused(scope, receive, send)
 
-        return StreamingResponse(counted(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})  # fmt: skip
+    return Route("/v1/events", _AsgiEndpoint(events), methods=["GET"])
 
-    return Route("/v1/events", events, methods=["GET"])
+
+class _AsgiEndpoint:
+    """An ASGI function as a route's endpoint (Starlette takes a plain function as one that
+    gets a Request and returns a Response)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
 
 
 def _offer_routes(offers: PairingOffers) -> list[Route]:
@@ -183,7 +197,7 @@ def _offer_routes(offers: PairingOffers) -> list[Route]:
 
         await run_operation(request, wait, args)
         if made.error is not None:
-            raise made.error
+            raise copy.copy(made.error)  # not the same object each time: its traceback grows
         if not made.done.is_set():
             return JSONResponse({"paired": False, "code": made.code,
                                  "expires_ms": made.expires_ms}, status_code=202)  # fmt: skip
@@ -198,10 +212,6 @@ def _offer_routes(offers: PairingOffers) -> list[Route]:
         Route("/v1/pairing/offers/{code}", plain(outcome), methods=["GET"]),
         Route("/v1/pairing/offers/{code}", plain(withdraw), methods=["DELETE"]),
     ]
-
-
-def _int(text: str | None) -> int | None:
-    return int(text) if text is not None else None
 
 
 async def _no_route(request: Request, exc: Exception) -> Response:

@@ -22,22 +22,25 @@ from urllib.parse import unquote
 
 import h11
 import trio
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp
 
 __all__ = ["AsgiServer"]
 
 MAX_HEAD: Final = 64 * 1024
-MAX_CONNECTIONS: Final = 512
+MAX_CONNECTIONS: Final = 256
 MAX_DRAIN: Final = 1024 * 1024
 IDLE_TIMEOUT: Final = 120.0  # a keep-alive connection with no request coming
 HEAD_TIMEOUT: Final = 10.0  # from the first byte of a request to the end of its head
 IO_TIMEOUT: Final = 30.0  # each body chunk read, each write
+BODY_TIMEOUT: Final = 60.0  # a whole request body
 _READ: Final = 64 * 1024
 logger = logging.getLogger("meshtalk.http")
 
 
-class _Closed(Exception):
-    """The connection is over (the client left, broke the protocol, or was too slow)."""
+class _Closed(OSError):
+    """The connection is over (the client left, broke the protocol, or was too slow); an
+    OSError, as ASGI asks of a send on a closed connection."""
 
 
 class AsgiServer:
@@ -60,8 +63,8 @@ class AsgiServer:
                     await _refuse(stream)
                     return
                 await _Connection(self._app, stream).run()
-        except (_Closed, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass  # _Closed is an OSError too
         except Exception:
             logger.exception("an HTTP connection failed; the API goes on")
         finally:
@@ -94,6 +97,8 @@ class _Connection:
         self._client = _address(stream.socket)
         local = stream.socket.getsockname()
         self._server = (str(local[0]), int(local[1]))
+        self.served = 0  # requests so far: the first one must start within HEAD_TIMEOUT
+        self.no_drain = False  # answered a client waiting for 100-continue: it sends no body
 
     async def run(self) -> None:
         while True:
@@ -105,7 +110,8 @@ class _Connection:
             if not isinstance(event, h11.Request):
                 return  # the client closed between requests
             await _Exchange(self, event).run()
-            if self._h11.their_state is h11.SEND_BODY:
+            self.served += 1
+            if self._h11.their_state is h11.SEND_BODY and not self.no_drain:
                 await self._drain()
             if self._h11.our_state is not h11.DONE or self._h11.their_state is not h11.DONE:
                 return  # a body left unread, an answer cut short, or Connection: close
@@ -116,7 +122,10 @@ class _Connection:
         up to MAX_DRAIN bytes, so that the connection can serve the next request."""
         left = MAX_DRAIN
         while left > 0:
-            event = self._h11.next_event()
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError:
+                raise _Closed from None
             if event is h11.NEED_DATA:
                 await self.read(trio.current_time() + IO_TIMEOUT)
             elif isinstance(event, h11.Data):
@@ -126,7 +135,7 @@ class _Connection:
 
     async def _request_head(self) -> h11.Request | None:
         """The next request's head (None when the client closes first)."""
-        deadline = trio.current_time() + IDLE_TIMEOUT
+        deadline = trio.current_time() + (IDLE_TIMEOUT if self.served else HEAD_TIMEOUT)
         while True:
             event = self._h11.next_event()
             if event is h11.NEED_DATA:
@@ -178,6 +187,7 @@ class _Exchange:
         self._disconnected = False
         self._head: h11.Response | None = None
         self._finished = False
+        self._body_deadline = trio.current_time() + BODY_TIMEOUT
 
     def _scope(self) -> dict[str, Any]:
         request, connection = self._request, self._connection
@@ -200,8 +210,8 @@ class _Exchange:
     async def run(self) -> None:
         try:
             await self._connection._app(self._scope(), self.receive, self.send)
-        except (_Closed, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            raise _Closed from None  # OSError: our send's "the client disconnected"
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, ClientDisconnect):
+            raise _Closed from None  # our send's "the client disconnected", as Starlette says it
         except Exception:
             logger.exception("the HTTP app failed on %s", self._request.target[:200])
             if self._head is None:
@@ -219,9 +229,16 @@ class _Exchange:
             try:
                 event = connection._h11.next_event()
             except h11.RemoteProtocolError:
+                self._disconnected = True
                 raise _Closed from None
             if event is h11.NEED_DATA:
-                await connection.read(trio.current_time() + IO_TIMEOUT)
+                try:
+                    await connection.read(
+                        min(self._body_deadline, trio.current_time() + IO_TIMEOUT)
+                    )
+                except _Closed:
+                    self._disconnected = True  # nothing more goes out on this connection
+                    raise
             elif isinstance(event, h11.Data):
                 return {"type": "http.request", "body": bytes(event.data), "more_body": True}
             elif isinstance(event, h11.EndOfMessage):
@@ -254,15 +271,21 @@ class _Exchange:
             headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", [])]
             self._head = h11.Response(status_code=int(message["status"]), headers=headers)
             return
+        if self._finished and self._request.method == b"HEAD":
+            raise _Closed("the answer to HEAD is complete")  # ends a streaming body
         if kind != "http.response.body" or self._head is None or self._finished:
             raise RuntimeError(f"unexpected ASGI message {kind!r}")
         events: list[Any] = []
-        if self._head is not None and self._connection._h11.our_state is h11.SEND_RESPONSE:
+        h11_state = self._connection._h11
+        if self._head is not None and h11_state.our_state is h11.SEND_RESPONSE:
+            if h11_state.client_is_waiting_for_100_continue:
+                self._connection.no_drain = True  # it will not send the body now: close after
             events.append(self._head)
         body = message.get("body", b"")
-        if body and self._request.method != b"HEAD":
+        head_only = self._request.method == b"HEAD"  # the head, then the end: nothing streams
+        if body and not head_only:
             events.append(h11.Data(data=body))
-        if not message.get("more_body", False):
+        if head_only or not message.get("more_body", False):
             events.append(h11.EndOfMessage())
             self._finished = True
         try:

@@ -13,7 +13,7 @@ import logging
 from typing import Any, Final
 
 import trio
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from ..control.server import Operation
@@ -105,6 +105,8 @@ async def answer(work: Any) -> Response:
         result = await work
     except ClientGone:
         return Response(status_code=499)  # nobody reads it
+    except (OSError, ClientDisconnect):
+        raise  # the connection is gone or broken: nothing to answer
     except MeshtalkError as exc:
         return error_response(exc)
     except Exception as exc:

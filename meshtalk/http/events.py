@@ -6,7 +6,8 @@ every message after the last one it saw, none twice. `status` events (a message 
 was delivered or failed) and `peer` events (a peer came online or went; a new stream starts
 with one for each peer online then) carry no id: they are what happens while connected; after
 a reconnect, the messages themselves (history) say where each stands. A comment line every
-15 s keeps proxies and idle timers from closing the stream.
+15 s keeps proxies and idle timers from closing the stream; it and the stream's first lines
+carry the cursor as an id too, so a reconnect before any message still resumes where it was.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Final
 import trio
 
 from .labels import Labels
+from .routes import whole_number
 
 __all__ = ["EventFeed", "FeedPorts", "sse_event"]
 
@@ -55,8 +57,9 @@ class EventFeed:
 
     def start_cursor(self, last_event_id: str | None, after: int | None) -> int:
         """Where a stream starts: after `Last-Event-ID`, else `after`, else now."""
-        if last_event_id is not None and last_event_id.strip().isdigit():
-            return int(last_event_id.strip())
+        resumed = whole_number(last_event_id) if last_event_id is not None else None
+        if resumed is not None:
+            return resumed
         if after is not None:
             return max(0, after)
         return self._ports.last_cursor()
@@ -64,7 +67,7 @@ class EventFeed:
     async def stream(self, cursor: int) -> AsyncIterator[str]:
         """The events after `cursor`, until the client goes away."""
         ports = self._ports
-        yield "retry: 1000\n\n"
+        yield f"id: {cursor}\nretry: 1000\n\n"  # a reconnect resumes here, even before a message
         online: dict[str, dict[str, Any]] = {}  # the first round shows who is online now
         pending: dict[str, str] = {}  # own messages not delivered yet: id -> status
         peers_due = keepalive_due = trio.current_time()
@@ -91,7 +94,7 @@ class EventFeed:
                     yield sse_event("peer", event)
             if now >= keepalive_due:
                 keepalive_due = now + _KEEPALIVE
-                yield ": keepalive\n\n"
+                yield f": keepalive\nid: {cursor}\n\n"  # past messages hidden from this client too
             if len(views) == _BATCH:
                 continue
             with trio.move_on_after(_POLL):

@@ -8,6 +8,7 @@ answers with the new contact once paired (202 while it still waits); `DELETE` wi
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -43,6 +44,7 @@ class PairingOffers:
         self._pair_offer = pair_offer
         self._offers: dict[str, Offer] = {}
         self._nursery: trio.Nursery | None = None
+        self._starting = 0  # offers asked for whose code is not known yet
 
     async def run(self) -> None:
         """Hold the offers' tasks until cancelled (the offers end with it)."""
@@ -55,13 +57,20 @@ class PairingOffers:
         self._forget_old()
         if self._nursery is None:
             raise NodeError("the HTTP API is still starting; try again in a moment")
-        if sum(1 for o in self._offers.values() if not o.done.is_set()) >= MAX_OFFERS:
+        open_now = sum(1 for o in self._offers.values() if not o.done.is_set())
+        if open_now + self._starting >= MAX_OFFERS:
             raise ConfigError(f"{MAX_OFFERS} pairing offers are open already; withdraw one first")
         send_code, coded = trio.open_memory_channel[Offer | MeshtalkError](1)
-        self._nursery.start_soon(self._wait, args, send_code)
-        async with coded:
-            with trio.fail_after(_CODE_WITHIN):
-                first: Offer | MeshtalkError = await coded.receive()
+        self._starting += 1
+        try:
+            self._nursery.start_soon(self._wait, args, send_code)
+            async with coded:
+                with trio.fail_after(_CODE_WITHIN):
+                    first: Offer | MeshtalkError = await coded.receive()
+        except (trio.EndOfChannel, trio.TooSlowError):
+            raise NodeError("the pairing offer ended before it had a code; try again") from None
+        finally:
+            self._starting -= 1
         if isinstance(first, MeshtalkError):
             raise first
         return first
@@ -77,7 +86,7 @@ class PairingOffers:
             if offer is None and isinstance(event.get("code"), str):
                 offer = Offer(event["code"], int(event.get("expires_ms", 0)), scope)
                 self._offers[offer.code] = offer
-                send_code.send_nowait(offer)
+                _tell(send_code, offer)
 
         async with send_code:
             try:
@@ -92,7 +101,7 @@ class PairingOffers:
                 if not isinstance(error, MeshtalkError):
                     error = NodeError(f"internal error: {error!r}")
                 if offer is None:
-                    send_code.send_nowait(error)
+                    _tell(send_code, error)
                 else:
                     offer.error = error
             finally:
@@ -119,3 +128,11 @@ class PairingOffers:
         for code, offer in list(self._offers.items()):
             if offer.done_at is not None and now - offer.done_at > _KEEP_DONE:
                 del self._offers[code]
+
+
+def _tell(
+    channel: trio.MemorySendChannel[Offer | MeshtalkError], value: Offer | MeshtalkError
+) -> None:
+    """Give the requester the code (or the error); it may have gone already."""
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, trio.WouldBlock):
+        channel.send_nowait(value)

@@ -13,7 +13,9 @@ from typing import Any, Final
 
 from ..protocol.errors import ConfigError
 
-__all__ = ["QUERY_TYPES", "ROUTES", "BodyField", "Route", "may_wait", "query_arguments"]
+__all__ = [
+    "QUERY_TYPES", "ROUTES", "BodyField", "Route", "may_wait", "query_arguments", "whole_number",
+]  # fmt: skip
 
 QUERY_TYPES: Final[dict[str, type]] = {
     "after": int,
@@ -64,6 +66,14 @@ _WAITING: Final[dict[str, Any]] = {
 }
 
 
+def whole_number(text: str) -> int | None:
+    """`text` as a cursor or count: ASCII digits, below 2**63 (SQLite's integers); else None."""
+    text = text.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        return None
+    return int(text)
+
+
 def may_wait(op: str, args: dict[str, Any]) -> bool:
     """Whether an operation with these arguments may wait long (for a peer, a message): then
     it is cancelled when its client hangs up."""
@@ -90,7 +100,7 @@ def query_arguments(route: Route, query: list[tuple[str, str]]) -> dict[str, Any
                 found[name] = text
             else:
                 value = kind(text)
-                if value != value or value in (float("inf"), float("-inf")):  # NaN, infinity
+                if value != value or not -(2**63) < value < 2**63:  # NaN, infinity, too big
                     raise ValueError(text)
                 found[name] = value
         except ValueError:

@@ -137,14 +137,22 @@ class HttpApi:
             self.error = f"cannot listen on {where}: {reason}"
             logger.error("the HTTP API is off: %s (setting `http`)", self.error)
             return
-        hosts = LOOPBACK_HOSTS if self._bind.loopback else LOOPBACK_HOSTS | _names_of(self._bind)
-        labels = Labels(str(self._node.peer_id), self._node.contacts)
-        offers = PairingOffers(self._operations["pair.offer"])
-        app = build_app(self._operations, labels, self._feed(labels), offers, key=key, hosts=hosts)
         url_file = self._profile / HTTP_URL_FILE
         try:
+            hosts = (
+                LOOPBACK_HOSTS if self._bind.loopback else LOOPBACK_HOSTS | _names_of(self._bind)
+            )
+            labels = Labels(str(self._node.peer_id), self._node.contacts)
+            offers = PairingOffers(self._operations["pair.offer"])
+            app = build_app(
+                self._operations, labels, self._feed(labels), offers, key=key, hosts=hosts
+            )
             self.url = _url(sock)
             _write_private(url_file, self.url + "\n")
+            port = sock.getsockname()[1]
+            if self._bind.fallback and port != self._bind.port:
+                logger.warning("port %d was taken: the HTTP API is on %s (clients should ask "
+                               "`meshtalk http-url`)", self._bind.port, self.url)  # fmt: skip
             if not self._bind.loopback:
                 logger.warning("the HTTP API listens on %s: other machines can reach it "
                                "(each request still needs the API key)", self.url)  # fmt: skip

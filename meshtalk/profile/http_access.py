@@ -102,13 +102,20 @@ def load_or_create_api_key(profile: Path) -> str:
         pass
     private_profile_dir(profile)
     key = secrets.token_urlsafe(32)
+    # Written whole to a private file first, then linked into place: a reader never sees a
+    # half-written key, and of two processes making one at once, the first link wins.
+    draft = profile / f".{API_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     try:
-        fd = os.open(path, flags, FILE_MODE)
+        with os.fdopen(os.open(draft, flags, FILE_MODE), "w", encoding="ascii") as file:
+            file.write(key + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.link(draft, path)
     except FileExistsError:  # another process made it first: use that one
         return _read_key(path)
-    with os.fdopen(fd, "w", encoding="ascii") as file:
-        file.write(key + "\n")
+    finally:
+        draft.unlink(missing_ok=True)
     return key
 
 

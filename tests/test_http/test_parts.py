@@ -173,8 +173,32 @@ def test_hostile_bytes_on_the_http_port(cli: Cli) -> None:
             raw.settimeout(10)
             while raw.recv(65536):
                 pass
+    key = alice.key.encode()
+    for request in (  # with the key: cut short, waiting for 100-continue, HEAD on a stream
+        b"POST /v1/messages HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n"
+        b"Authorization: Bearer " + key + b'\r\n\r\n{"to"',
+        b"POST /v1/messages HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n"
+        b"Expect: 100-continue\r\n\r\n",
+        b"HEAD /v1/events HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer "
+        + key
+        + b"\r\n\r\n",
+    ):
+        with socket.create_connection((host, int(port)), timeout=20) as raw:
+            raw.sendall(request)
+            if b"Content-Length: 100\r\nAuth" in request:  # the client goes, body unsent
+                raw.shutdown(socket.SHUT_WR)
+                assert raw.recv(65536) == b""  # closed at once, no answer and no traceback
+                continue
+            assert raw.recv(65536).startswith(b"HTTP/1.1 ")  # an answer, not a hang
     with alice.client() as client:
         assert client.get("/v1/whoami").status_code == 200
+        for bad in ("\u00b2", "9" * 30):  # a digit int() refuses; past SQLite's integers
+            assert client.get("/v1/events", params={"after": bad}).status_code == 400
+            assert client.get("/v1/messages", params={"after": bad}).status_code == 400
+        with client.stream("GET", "/v1/events") as stream:  # resumable before any message
+            assert next(stream.iter_lines()).startswith("id: ")
+    time.sleep(0.5)
+    assert "Traceback" not in (cli.profile_dir("alice") / "node.log").read_text()
 
 
 def test_a_non_loopback_bind_warns(cli: Cli) -> None:
