@@ -220,6 +220,17 @@ class _Exchange:
         if not self._finished:
             raise _Closed  # the app ended without a whole answer: the client sees a cut
 
+    def _drainable(self) -> bool:
+        """Whether the unread rest of the body is small enough to read past afterwards."""
+        if self._connection.no_drain:
+            return False
+        for name, value in self._request.headers:
+            if name == b"content-length":
+                return int(value) <= MAX_DRAIN  # h11 checked it is a number
+            if name == b"transfer-encoding":
+                return False  # chunked: no length known in advance
+        return True  # no body
+
     async def receive(self) -> dict[str, Any]:
         """The body in chunks, then (once the client goes away) a disconnect."""
         connection = self._connection
@@ -280,7 +291,10 @@ class _Exchange:
         if self._head is not None and h11_state.our_state is h11.SEND_RESPONSE:
             if h11_state.client_is_waiting_for_100_continue:
                 self._connection.no_drain = True  # it will not send the body now: close after
-            events.append(self._head)
+            if not self._body_done and not self._drainable():
+                headers = [*self._head.headers.raw_items(), (b"connection", b"close")]
+                self._head = h11.Response(status_code=self._head.status_code, headers=headers)
+            events.append(self._head)  # with close, the client sends its next request anew
         body = message.get("body", b"")
         head_only = self._request.method == b"HEAD"  # the head, then the end: nothing streams
         if body and not head_only:

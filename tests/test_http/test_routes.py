@@ -242,7 +242,10 @@ def test_errors_are_json_with_the_control_codes(mesh: Mesh) -> None:
         error_of(client.post("/v1/messages", content=b"[" * 100_000), 400, 400)
         error_of(client.post("/v1/messages", json=["to", "bob"]), 400, 400)
         error_of(client.post("/v1/messages", json={"to": 5, "text": "x"}), 400, 400)
-        error_of(client.post("/v1/messages", content=b" " * (4 * 1024 * 1024 + 1)), 400, 400)
+        too_big = client.post("/v1/messages", content=b" " * (4 * 1024 * 1024 + 1))
+        error_of(too_big, 400, 400)
+        assert too_big.headers["connection"] == "close"  # the body is left: a new connection
+        assert "connection" not in client.get("/v1/whoami").headers  # kept alive otherwise
         error_of(client.get("/v1/messages", params={"after": "x"}), 400, 400)
         error_of(client.get("/v1/messages", params={"wait": "nan"}), 400, 400)
         error_of(client.get("/v1/messages", params={"color": "blue"}), 400, 400)
