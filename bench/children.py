@@ -12,8 +12,26 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from meshtalk.profile import save_settings
+
 PROFILE = bool(os.environ.get("BENCH_PROFILE_CHILDREN"))
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(home: Path, *args: str) -> str:
+    """Run the meshtalk CLI with MESHTALK_HOME=home and return what it printed."""
+    env = {**os.environ, "MESHTALK_HOME": str(home)}
+    result = subprocess.run([sys.executable, "-m", "meshtalk", *args], env=env, check=True,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    return result.stdout
+
+
+def profile(home: Path, name: str, **settings: Any) -> Path:
+    """A daemon's profile folder under home, on loopback port 0 without mDNS."""
+    folder = home / "profiles" / name
+    save_settings(folder, {"listen": ["/ip4/127.0.0.1/tcp/0"], "mdns": False, "name": name,
+                           **settings})  # fmt: skip
+    return folder
 
 
 def emit(value: dict[str, Any]) -> None:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,27 +24,14 @@ from pathlib import Path
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from children import percentiles
+from children import cli, percentiles, profile
 
 from meshtalk import Mesh
 from meshtalk.facade.daemon import node_config
 from meshtalk.peer.guards import AgentGuard, GuardLimits
 from meshtalk.peer.node import open_node
 from meshtalk.peer.store import STORE_FILE_NAME, Store
-from meshtalk.profile import default_settings, load_settings, save_settings
-
-
-def cli(home: Path, *args: str) -> str:
-    env = {**os.environ, "MESHTALK_HOME": str(home)}
-    result = subprocess.run([sys.executable, "-m", "meshtalk", *args], env=env, check=True,
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
-    return result.stdout
-
-
-def profile(home: Path, name: str) -> Path:
-    folder = home / "profiles" / name
-    save_settings(folder, {"listen": ["/ip4/127.0.0.1/tcp/0"], "mdns": False, "name": name})
-    return folder
+from meshtalk.profile import default_settings, load_settings
 
 
 async def trio_round_trips(alice: Path, count: int) -> list[float]:
@@ -89,7 +74,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=300)
     count = parser.parse_args().count
     home = Path(tempfile.mkdtemp(prefix="meshtalk-bench-facade-"))
-    alice, _ = profile(home, "alice"), profile(home, "bob")
+    alice, _ = profile(home, "alice", http="off"), profile(home, "bob", http="off")
     cli(home, "--profile", "bob", "up", "--detach")
     try:
         token = cli(home, "--profile", "bob", "invite").strip()

@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -37,28 +36,14 @@ import requests
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from children import cpu_seconds, percentiles
+from children import cli, cpu_seconds, percentiles, profile
 
 from meshtalk.control.client import connect_control
 from meshtalk.facade.daemon import node_config
 from meshtalk.peer.node import open_node
-from meshtalk.profile import load_settings, save_settings
+from meshtalk.profile import load_settings
 
 _WARM = 20
-
-
-def cli(home: Path, *args: str) -> str:
-    env = {**os.environ, "MESHTALK_HOME": str(home)}
-    result = subprocess.run([sys.executable, "-m", "meshtalk", *args], env=env, check=True,
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
-    return result.stdout
-
-
-def profile(home: Path, name: str) -> Path:
-    folder = home / "profiles" / name
-    save_settings(folder, {"listen": ["/ip4/127.0.0.1/tcp/0"], "mdns": False, "name": name,
-                           "http": "127.0.0.1:0"})  # fmt: skip
-    return folder
 
 
 def http_client(home: Path, name: str, **options: Any) -> httpx.Client:
@@ -285,7 +270,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=100)
     options = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="meshtalk-bench-http-"))
-    alice, _ = profile(home, "alice"), profile(home, "bob")
+    alice, _ = profile(home, "alice", http="127.0.0.1:0"), profile(home, "bob", http="127.0.0.1:0")
     cli(home, "--profile", "bob", "up", "--detach")
     try:
         token = cli(home, "--profile", "bob", "invite").strip()
