@@ -36,7 +36,7 @@ from ..protocol.errors import (
 )
 
 if TYPE_CHECKING:  # trio and the node load on first use: `meshtalk down` needs neither
-    from trio import CancelScope
+    from trio import CancelScope, Event
     from trio_typing import TaskStatus  # py-libp2p's trio-typing stubs stand in for trio's
 
     from ..control.server import Emit, Operation
@@ -55,6 +55,7 @@ __all__ = [
 ]
 
 _START_TIMEOUT: Final = 60.0
+_HTTP_SETTLE_TIMEOUT: Final = 10.0
 _MIB: Final = 1024 * 1024
 # Set by start_detached for the node it starts: that `meshtalk up` logs to node.log.
 _DETACHED_ENV: Final = "MESHTALK_DETACHED"
@@ -94,13 +95,14 @@ async def serve_profile(
     settings: dict[str, Any],
     *,
     task_status: TaskStatus[Started] | None = None,
-    say: Say | None = None,
+    http_settled: Event | None = None,
 ) -> None:
     """Run a profile's node and its control socket until a `shutdown` request (or cancel).
 
     Reports `started((node, operations))` once the node listens and the socket answers. This
     is what `meshtalk up` runs and what `Mesh` embeds when no node runs for the profile. The
-    HTTP API (setting `http`) starts just after, and `say`s where it listens.
+    HTTP API (setting `http`) starts just after; `http_settled` is set once it listens or has
+    failed (or at once when it is off), and `status` says which.
     """
     import trio
 
@@ -111,10 +113,10 @@ async def serve_profile(
     stopping = trio.Event()
     async with open_node(profile, node_config(settings)) as node, trio.open_nursery() as nursery:
         operations = build_operations(node, profile.name, stopping.set, settings)
-        http = _HttpTask(node, operations, profile, http_bind(settings["http"]))
+        http = _HttpTask(node, operations, profile, http_bind(settings["http"]), http_settled)
         operations["status"] = http.with_status(operations["status"])
         await nursery.start(ControlServer(operations).serve, control_socket_path(profile))
-        nursery.start_soon(http.run, say)  # after: the control socket answers without waiting
+        nursery.start_soon(http.run)  # after: the control socket answers without waiting
         if task_status is not None:
             task_status.started((node, operations))
         await stopping.wait()
@@ -127,10 +129,16 @@ class _HttpTask:
     and its state in `status`."""
 
     def __init__(
-        self, node: Node, operations: dict[str, Operation], profile: Path, bind: HttpBind | None
+        self,
+        node: Node,
+        operations: dict[str, Operation],
+        profile: Path,
+        bind: HttpBind | None,
+        settled: Event | None,
     ) -> None:
         self._args = node, operations, profile
         self._bind = bind
+        self._settled = settled
         self._api: HttpApi | None = None
 
     def with_status(self, status: Operation) -> Operation:
@@ -146,13 +154,21 @@ class _HttpTask:
 
         return with_http
 
-    async def run(self, say: Say | None) -> None:
+    async def run(self) -> None:
+        import trio
+
         if self._bind is None:
+            if self._settled is not None:
+                self._settled.set()
             return
         from ..http.server import HttpApi
 
         self._api = HttpApi(*self._args, self._bind)
-        await self._api.serve(say)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._api.serve)
+            if self._settled is not None:
+                await self._api.settled.wait()
+                self._settled.set()
 
 
 async def _run(profile: Path, settings: dict[str, Any], say: Say) -> None:
@@ -161,12 +177,15 @@ async def _run(profile: Path, settings: dict[str, Any], say: Say) -> None:
     from ..control.server import control_socket_path
 
     async with trio.open_nursery() as nursery:
+        http_settled = trio.Event()
 
         async def node_then_stop(task_status: TaskStatus[Started]) -> None:
-            await serve_profile(profile, settings, task_status=task_status, say=say)
+            await serve_profile(
+                profile, settings, task_status=task_status, http_settled=http_settled
+            )
             nursery.cancel_scope.cancel()  # `meshtalk down`: the other tasks end too
 
-        node, _ = await nursery.start(node_then_stop)
+        node, operations = await nursery.start(node_then_stop)
         say(f"meshtalk node {node.config.name or profile.name} {node.peer_id}")
         for address in node.listen_addrs:
             say(f"  listening   {address}")
@@ -174,10 +193,31 @@ async def _run(profile: Path, settings: dict[str, Any], say: Say) -> None:
             say(f"  rendezvous  {point}")
         say(f"  mDNS        {'on' if node.config.mdns else 'off'}")
         say(f"  control     {control_socket_path(profile)}")
+        say(f"  http        {await _http_line(operations, http_settled)}")
         say("ready (Ctrl-C or `meshtalk down` stops the node)")
         nursery.start_soon(_stop_on_signals, nursery.cancel_scope)
         nursery.start_soon(_report_messages, node, say)
     say("stopping")
+
+
+async def _http_line(operations: dict[str, Operation], settled: Event) -> str:
+    """Where the HTTP API listens, once it has bound or failed: it starts in the background
+    (its imports take a moment), and the header waits for it so its lines keep one order."""
+    import trio
+
+    async def ignore(event: dict[str, Any]) -> None:
+        """`status` emits nothing."""
+
+    with trio.move_on_after(_HTTP_SETTLE_TIMEOUT):
+        await settled.wait()
+    http = (await operations["status"]({}, ignore))["http"]
+    if http["state"] == "serving":
+        return f"{http['url']} (key: `meshtalk http-key`)"
+    if http["state"] == "off":
+        return "off (setting `http`)"
+    if http["state"] == "failed":
+        return f"off: {http['error']}"
+    return "starting (`meshtalk http-url` says where once it listens)"
 
 
 async def _stop_on_signals(scope: CancelScope) -> None:

@@ -16,7 +16,6 @@ import errno
 import logging
 import os
 import socket
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +92,7 @@ class HttpApi:
         self._bind = bind
         self.url: str | None = None
         self.error: str | None = None
+        self.settled = trio.Event()  # set once it listens or has failed
 
     def status(self) -> dict[str, Any]:
         """Where the API listens (url), or why it does not (error)."""
@@ -125,7 +125,7 @@ class HttpApi:
                           messages.last_cursor)  # fmt: skip
         return EventFeed(ports, labels)
 
-    async def serve(self, say: Callable[[str], None] | None = None) -> None:
+    async def serve(self) -> None:
         """Bind, then serve until cancelled; a bind that fails is logged and left off (the
         node goes on without its HTTP API)."""
         try:
@@ -136,6 +136,7 @@ class HttpApi:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             self.error = f"cannot listen on {where}: {reason}"
             logger.error("the HTTP API is off: %s (setting `http`)", self.error)
+            self.settled.set()
             return
         url_file = self._profile / HTTP_URL_FILE
         try:
@@ -156,14 +157,14 @@ class HttpApi:
             if not self._bind.loopback:
                 logger.warning("the HTTP API listens on %s: other machines can reach it "
                                "(each request still needs the API key)", self.url)  # fmt: skip
-            if say is not None:
-                say(f"  http        {self.url} (key: `meshtalk http-key`)")
+            self.settled.set()
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(offers.run)
                 await AsgiServer(app).serve(sock)
         except Exception as exc:  # the node goes on without its HTTP API
             self.error = f"the HTTP API stopped: {exc!r}"
             logger.exception("the HTTP API stopped; the node goes on")
+            self.settled.set()
         finally:
             sock.close()
             url_file.unlink(missing_ok=True)

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -113,3 +114,14 @@ def prepare(cli: Cli, profile: str, point: str | None) -> str:
     if point is not None:
         cli.ok(profile, "config", "set", "rendezvous", point)
     return peer_id
+
+
+def wait_for_line(log: Path, needle: str, timeout: float = 30) -> str:
+    """The first line of the log that holds `needle`, waiting for it to be written."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in log.read_text().splitlines():
+            if needle in line:
+                return line
+        time.sleep(0.1)
+    raise AssertionError(f"{needle!r} never reached {log}:\n{log.read_text()}")

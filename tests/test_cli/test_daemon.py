@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli.helpers import Cli, one_line_error, prepare, rendezvous_point
+from tests.test_cli.helpers import (
+    Cli,
+    one_line_error,
+    prepare,
+    rendezvous_point,
+    wait_for_line,
+)
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]  # every test here is over 6 s
 
@@ -202,6 +208,12 @@ def test_foreground_up_stops_cleanly_on_sigterm(cli: Cli) -> None:
         lines.append(node.stdout.readline())
         assert lines[-1], node.stderr.read() if node.stderr else ""
     assert lines[0].startswith("meshtalk node alice 12D3KooW")
+    # the HTTP API starts in the background; the header still waits for it, in one order
+    assert lines[-2].startswith("  http        http://127.0.0.1:"), lines
+    assert [line.split()[0] for line in lines[1:-2] if not line.startswith("  listening")] == [
+        "mDNS",
+        "control",
+    ], lines
     listening = [line for line in lines if "listening" in line]
     assert listening
     assert all(line.count("/p2p/") == 1 for line in listening)
@@ -239,17 +251,6 @@ def test_node_log_holds_message_bodies_only_with_log_bodies_and_down_is_clean(cl
         assert "the secret plan" not in log.read_text()
         logs = cli.ok("alice", "logs", "-n", "3")
         assert "line one" in logs
-
-
-def wait_for_line(log: Path, needle: str, timeout: float = 30) -> str:
-    """The first line of the log that holds `needle`, waiting for it to be written."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in log.read_text().splitlines():
-            if needle in line:
-                return line
-        time.sleep(0.1)
-    raise AssertionError(f"{needle!r} never reached {log}:\n{log.read_text()}")
 
 
 def test_verbose_up_detach_logs_routine_network_failures_the_default_does_not(cli: Cli) -> None:

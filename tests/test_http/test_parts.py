@@ -18,7 +18,7 @@ from meshtalk.http.routes import ROUTES, query_arguments
 from meshtalk.http.server import bind_socket
 from meshtalk.profile.http_access import HttpBind, http_bind, load_or_create_api_key
 from meshtalk.protocol.errors import ConfigError, KeyFileCorrupt, KeyFileInsecure
-from tests.test_cli.helpers import Cli, one_line_error, prepare
+from tests.test_cli.helpers import Cli, one_line_error, prepare, wait_for_line
 from tests.test_http.conftest import http_node, wait_for_url
 
 
@@ -145,6 +145,8 @@ def test_a_taken_port_leaves_the_node_running(cli: Cli) -> None:
         assert http["state"] == "failed"
         assert "cannot listen" in http["error"]
         assert "failed" in cli.ok("alice", "status")
+        log = cli.profile_dir("alice") / "node.log"
+        assert "off: cannot listen on 127.0.0.1:" in wait_for_line(log, "  http        ")
     finally:
         held.close()
 
