@@ -106,11 +106,14 @@ def rendezvous_point(cli: Cli) -> Iterator[str]:
         point.communicate(timeout=20)
 
 
-def prepare(cli: Cli, profile: str, point: str | None) -> str:
-    """init a profile for loopback-only tests (no mDNS); returns its peer ID."""
+def prepare(cli: Cli, profile: str, point: str | None, *, http: str | None = "127.0.0.1:0") -> str:
+    """init a profile for loopback-only tests (no mDNS, the HTTP API on an OS port rather than
+    the default 7747; `http=None` leaves the setting alone); returns its peer ID."""
     peer_id: str = cli.json(profile, "init", "--name", profile)["peer_id"]
     cli.ok(profile, "config", "set", "listen", "/ip4/127.0.0.1/tcp/0")
     cli.ok(profile, "config", "set", "mdns", "false")
+    if http is not None:
+        cli.ok(profile, "config", "set", "http", http)
     if point is not None:
         cli.ok(profile, "config", "set", "rendezvous", point)
     return peer_id
