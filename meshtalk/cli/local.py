@@ -83,7 +83,7 @@ def id(args: argparse.Namespace) -> int:
 
 def up(args: argparse.Namespace) -> int:
     """Run the node: in the foreground, or detached once it is ready (a running one is left)."""
-    from ..facade.daemon import run_foreground, start_detached
+    from ..facade.daemon import http_line, run_foreground, start_detached
 
     profile = profile_of(args)
     verbosity = int(getattr(args, "verbose", 0) or 0)
@@ -96,6 +96,8 @@ def up(args: argparse.Namespace) -> int:
     else:
         state = "is running" if started else "is already running"
         print(f"node {hello['peer_id']} {state} (profile {hello['profile']}, pid {hello['pid']})")
+        if hello.get("http"):
+            print(f"  http  {http_line(hello['http'])}")
     return 0
 
 

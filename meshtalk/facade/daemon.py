@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # trio and the node load on first use: `meshtalk down` needs 
 
 __all__ = [
     "LOG_FILE_NAME",
+    "http_line",
     "node_config",
     "serve_profile",
     "message_line",
@@ -210,7 +211,11 @@ async def _http_line(operations: dict[str, Operation], settled: Event) -> str:
 
     with trio.move_on_after(_HTTP_SETTLE_TIMEOUT):
         await settled.wait()
-    http = (await operations["status"]({}, ignore))["http"]
+    return http_line((await operations["status"]({}, ignore))["http"])
+
+
+def http_line(http: dict[str, Any]) -> str:
+    """The HTTP API's state (`status`'s "http") in a few words, for the lines `up` prints."""
     if http["state"] == "serving":
         return f"{http['url']} (key: `meshtalk http-key`)"
     if http["state"] == "off":
@@ -282,10 +287,12 @@ def run_foreground(profile: Path, say: Say, verbosity: int = 0) -> None:
 
 
 def start_detached(profile: Path, say: Say, verbosity: int = 0) -> tuple[dict[str, Any], bool]:
-    """Start the node in the background; returns its `hello` once it answers, and whether
-    this call started it (False: it was already running, and is left as it is)."""
+    """Start the node in the background; returns its `hello` once it answers and its HTTP API
+    has bound or failed (in "http", as `status` gives it, so a script's next `meshtalk
+    http-url` has an answer), and whether this call started it (False: it was already
+    running, and is left as it is)."""
     try:
-        return _hello(profile), False
+        return _with_http(profile, _hello(profile)), False
     except NodeNotRunning:
         pass
     load_settings(profile)
@@ -312,7 +319,7 @@ def start_detached(profile: Path, say: Say, verbosity: int = 0) -> tuple[dict[st
             start_new_session=True,
             close_fds=True,
         )
-    return _wait_until_ready(profile, process, say), True
+    return _with_http(profile, _wait_until_ready(profile, process, say)), True
 
 
 def _wait_until_ready(profile: Path, process: subprocess.Popen[bytes], say: Say) -> dict[str, Any]:
@@ -347,6 +354,18 @@ def stop_node(profile: Path, timeout: float = 30.0) -> bool:
             return True
         time.sleep(0.05)
     raise NodeError(f"the node did not stop within {timeout:g} s")
+
+
+def _with_http(profile: Path, hello: dict[str, Any]) -> dict[str, Any]:
+    """`hello` with the HTTP API's state, once it is past "starting" (or after
+    _HTTP_SETTLE_TIMEOUT: it starts in the background, its imports take a moment)."""
+    deadline = time.monotonic() + _HTTP_SETTLE_TIMEOUT
+    while True:
+        with connect_control(profile, timeout=5) as control:
+            http: dict[str, Any] | None = control.call("status").get("http")
+        if http is None or http["state"] != "starting" or time.monotonic() > deadline:
+            return {**hello, "http": http}
+        time.sleep(0.05)
 
 
 def _hello(profile: Path) -> dict[str, Any]:

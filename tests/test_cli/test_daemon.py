@@ -35,9 +35,14 @@ def offer_code(cli: Cli, profile: str) -> tuple[str, object]:
 def test_up_pair_send_history_peers_down(cli: Cli) -> None:
     with rendezvous_point(cli) as point:
         alice_id, bob_id = prepare(cli, "alice", point), prepare(cli, "bob", point)
-        assert "is running" in cli.ok("alice", "up", "--detach")
+        up_lines = cli.ok("alice", "up", "--detach").splitlines()
+        assert "is running" in up_lines[0]
+        assert up_lines[1].startswith("  http  http://127.0.0.1:"), up_lines
         hello = cli.json("bob", "up", "--detach")
         assert hello["peer_id"] == bob_id
+        # `up` returns once the HTTP API listens: the next command finds its address
+        assert hello["http"]["state"] == "serving"
+        assert cli.ok("bob", "http-url").strip() == hello["http"]["url"]
         socket_file = cli.profile_dir("alice") / "control.sock"
         assert stat.S_IMODE(socket_file.stat().st_mode) == 0o600
         again = cli.run("alice", "up", "--detach")  # already up: the same node, and it says so

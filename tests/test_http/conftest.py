@@ -3,9 +3,7 @@ and httpx clients for them."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,9 +12,7 @@ import pytest
 from tests.test_cli.conftest import cli  # the fixture, for these tests too
 from tests.test_cli.helpers import Cli, prepare
 
-__all__ = ["Api", "befriend", "cli", "http_node", "wait_for_url"]
-
-_UP_TIMEOUT = 30.0
+__all__ = ["Api", "befriend", "cli", "http_node"]
 
 
 @dataclass
@@ -36,24 +32,14 @@ class Api:
         return httpx.Client(base_url=self.url, headers=headers, **settings)
 
 
-def wait_for_url(profile: Path, timeout: float = _UP_TIMEOUT) -> str:
-    """The base URL the node wrote once its HTTP API listens."""
-    path = profile / "http.url"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and (text := path.read_text().strip()):
-            return text
-        time.sleep(0.05)
-    raise AssertionError(f"the node wrote no {path} within {timeout:g} s")
-
-
 def http_node(cli: Cli, name: str, **settings: str) -> Api:
     """A node on loopback (no mDNS), HTTP on 127.0.0.1 port 0, started in the background."""
     peer_id = prepare(cli, name, None)
     for key, value in {"http": "127.0.0.1:0", **settings}.items():
         cli.ok(name, "config", "set", key, value)
-    cli.ok(name, "up", "--detach")
-    url = wait_for_url(cli.profile_dir(name))
+    cli.ok(name, "up", "--detach")  # returns once the HTTP API listens
+    url = cli.ok(name, "http-url").strip()
+    assert (cli.profile_dir(name) / "http.url").read_text().strip() == url
     key = cli.ok(name, "http-key").strip()
     return Api(name, url, key, peer_id)
 
