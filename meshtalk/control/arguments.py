@@ -10,9 +10,13 @@ from typing import Any
 
 from ..protocol.errors import ConfigError
 
-__all__ = ["MAX_LABEL", "arg", "label_arg", "limit_arg", "message_id_arg", "reader_arg"]
+__all__ = [
+    "MAX_LABEL", "MAX_SECONDS", "arg", "label_arg", "limit_arg", "message_id_arg", "reader_arg",
+    "seconds_arg",
+]  # fmt: skip
 
 MAX_LABEL = 64
+MAX_SECONDS = 30 * 86400.0  # the longest wait, timeout or ttl a request may ask for
 
 
 def arg(args: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
@@ -25,6 +29,19 @@ def arg(args: dict[str, Any], name: str, kind: type | tuple[type, ...], default:
     if isinstance(value, bool) and kind in (int, float, (int, float)):
         raise ConfigError(f"control argument {name!r} has the wrong type")
     return value
+
+
+def seconds_arg(
+    args: dict[str, Any], name: str, default: float | None, most: float = MAX_SECONDS
+) -> float | None:
+    """A duration argument (a wait, timeout or ttl) in seconds, from 0 to `most`: a negative,
+    NaN or endless one is a ConfigError here, not a crash where it is used."""
+    value = arg(args, name, (int, float), default)
+    if value is None:
+        return None
+    if not 0 <= value <= most:  # NaN fails too
+        raise ConfigError(f"control argument {name!r} must be from 0 to {most:g} seconds")
+    return float(value)
 
 
 def limit_arg(args: dict[str, Any], default: int) -> int:

@@ -26,7 +26,7 @@ from ..protocol.envelope import direct_conversation_id
 from ..protocol.errors import ConfigError, EmptyMessage
 from ..protocol.invite_tokens import ROOM_TOKEN_PREFIX, parse_room_token
 from ..protocol.keys import PeerId
-from .arguments import arg, label_arg, limit_arg, message_id_arg, reader_arg
+from .arguments import arg, label_arg, limit_arg, message_id_arg, reader_arg, seconds_arg
 from .room_operations import ROOM_OPERATION_NAMES, RoomOperations
 from .server import Emit, Operation
 from .views import (
@@ -234,7 +234,7 @@ class Operations:
         to, text = arg(args, "to", str), arg(args, "text", str)
         if not text.strip():  # every client's sends come here: Mesh, MCP, the CLI, chat
             raise EmptyMessage("the message is empty (or only blanks): nothing was sent")
-        wait, timeout = arg(args, "wait", bool, True), arg(args, "timeout", (int, float), None)
+        wait, timeout = arg(args, "wait", bool, True), seconds_arg(args, "timeout", None)
         metadata = {"via": arg(args, "via", str, "agent"), **label_arg(args)}
         explicit = self.conversation_of(arg(args, "conversation", str, None))
         chosen = message_id_arg(arg(args, "id", str, None))  # a retry names the same id
@@ -265,7 +265,7 @@ class Operations:
         if after is None:
             after = readers.position(consumer) if consumer is not None else 0
         conversation = self.conversation_of(arg(args, "conversation", str, None))
-        wait = min(float(arg(args, "wait", (int, float), 0)), 300.0)
+        wait = min(seconds_arg(args, "wait", 0) or 0.0, 300.0)
         limit = limit_arg(args, 50)
         found: list[dict[str, Any]] = []
         with trio.move_on_after(wait):
@@ -367,7 +367,7 @@ class Operations:
 
     async def pair_offer(self, args: dict[str, Any], emit: Emit) -> Any:
         pairing = self.node.pairing
-        ttl = arg(args, "ttl", (int, float), self.pair_ttl)
+        ttl = seconds_arg(args, "ttl", self.pair_ttl) or 0.0
         offer = pairing.offer(ttl, arg(args, "name", str, None))
         await emit({"code": offer.code, "expires_ms": offer.expires_ms})
         try:
@@ -377,17 +377,17 @@ class Operations:
 
     async def pair_join(self, args: dict[str, Any], emit: Emit) -> Any:
         code, name = arg(args, "code", str), arg(args, "name", str, None)
-        timeout = arg(args, "timeout", (int, float), 60)
+        timeout = seconds_arg(args, "timeout", 60) or 0.0
         return contact_view(await self.node.pairing.join(code, timeout, name))
 
     async def invite_create(self, args: dict[str, Any], emit: Emit) -> Any:
-        ttl = arg(args, "ttl", (int, float), self.invite_ttl)
+        ttl = seconds_arg(args, "ttl", self.invite_ttl) or 0.0
         token, expires = self.node.pairing.invite(ttl)
         return {"token": token, "expires_ms": expires}
 
     async def invite_join(self, args: dict[str, Any], emit: Emit) -> Any:
         token, name = arg(args, "token", str), arg(args, "name", str, None)
-        timeout = arg(args, "timeout", (int, float), 30)
+        timeout = seconds_arg(args, "timeout", 30) or 0.0
         if token.strip().startswith(ROOM_TOKEN_PREFIX):  # pair, and join the room too
             room = await self.node.join_room_token(token, timeout)
             inviter = self.node.contact(parse_room_token(token).invite.peer_id)

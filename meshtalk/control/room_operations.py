@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..peer.transcripts import export_transcript
 from ..protocol.errors import ConfigError
 from ..protocol.invite_tokens import ROOM_TOKEN_PREFIX
-from .arguments import arg
+from .arguments import arg, seconds_arg
 from .views import member_view, room_view
 
 if TYPE_CHECKING:
@@ -50,8 +50,7 @@ def _text(args: dict[str, Any], name: str) -> str:
 
 
 def _timeout(args: dict[str, Any], default: float) -> float:
-    value: float = arg(args, "timeout", (int, float), default)
-    return value
+    return seconds_arg(args, "timeout", default) or 0.0
 
 
 class RoomOperations:
@@ -105,8 +104,7 @@ class RoomOperations:
 
     async def room_token(self, args: dict[str, Any], emit: Emit) -> Any:
         summary = self.node.room(_text(args, "room"))
-        ttl = arg(args, "ttl", (int, float), None)
-        ttl = 86400.0 if ttl is None else float(ttl)
+        ttl = seconds_arg(args, "ttl", 86400.0) or 0.0
         if not 0 < ttl <= _MAX_TOKEN_TTL:
             raise ConfigError(f"a room token's ttl must be 1 s to 30 days, not {ttl:g} s")
         token, expires = self.node.room_token(summary.id, ttl)

@@ -87,7 +87,7 @@ def _v1_endpoint(route: v1.Route, operation: Operation, labels: Labels) -> Any:
         args.update({arg: request.path_params[name] for name, arg in route.path_args.items()})
         args.update(route.fixed)
         result = await run_operation(request, operation, args, watch=v1.may_wait(route.op, args))
-        return labels.messages(result) if route.messages else result
+        return labels.shown(route.shown, result)
 
     async def endpoint(request: Request) -> Response:
         return await answer(work(request))

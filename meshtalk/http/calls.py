@@ -45,12 +45,17 @@ async def json_body(request: Request) -> dict[str, Any]:
     if not data.strip():
         return {}
     try:
-        value = json.loads(data)
+        value = json.loads(data, parse_constant=_not_json)
     except (ValueError, RecursionError):
         raise ConfigError("the request body is not JSON (send a JSON object)") from None
     if not isinstance(value, dict):
         raise ConfigError("the request body must be a JSON object of the operation's arguments")
     return value
+
+
+def _not_json(constant: str) -> Any:
+    """NaN and Infinity are not JSON, though Python's parser takes them."""
+    raise ValueError(f"{constant} is not JSON")
 
 
 async def _ignore(event: dict[str, Any]) -> None:

@@ -53,7 +53,9 @@ class Route:
     body: tuple[BodyField, ...] = ()
     path_args: dict[str, str] = field(default_factory=dict)
     fixed: dict[str, Any] = field(default_factory=dict)
-    messages: bool = False  # the result is a list of stored messages, labelled for agents
+    # what the result holds that a client may only partly see (labels.py): "messages" (stored
+    # messages, labelled for agents), "conversations" or "transcript"; "" for anything else
+    shown: str = ""
 
 
 _WAITING: Final[dict[str, Any]] = {
@@ -145,13 +147,14 @@ ROUTES: Final[tuple[Route, ...]] = (
           "received messages after a cursor; waits up to `wait` s for one (a long poll)",
           query=("after", "consumer", "conversation", "wait", "limit")),
     Route("GET", "/v1/inbox", "inbox", "messages a reader has not seen (marks them read)",
-          query=("reader", "peek", "limit"), messages=True),
+          query=("reader", "peek", "limit"), shown="messages"),
     Route("GET", "/v1/history", "history", "messages of every conversation",
-          query=("conversation", *_HISTORY), messages=True),
-    Route("GET", "/v1/conversations", "conversations", "every conversation"),
+          query=("conversation", *_HISTORY), shown="messages"),
+    Route("GET", "/v1/conversations", "conversations", "every conversation",
+          shown="conversations"),
     Route("GET", "/v1/conversations/{conversation}/messages", "history",
           "messages of one conversation (contact, room or id)", query=_HISTORY,
-          path_args={"conversation": "conversation"}, messages=True),
+          path_args={"conversation": "conversation"}, shown="messages"),
     Route("GET", "/v1/rooms", "room.list", "every room held here"),
     Route("POST", "/v1/rooms", "room.create", "a new room with this node as its admin",
           body=_body(("name", str, True))),
@@ -179,7 +182,7 @@ ROUTES: Final[tuple[Route, ...]] = (
           body=_body(("ttl", float, False, "seconds it is valid (default 1 day)")),
           path_args={"room": "room"}),
     Route("GET", "/v1/rooms/{room}/messages", "history", "a room's messages",
-          query=_HISTORY, path_args={"room": "conversation"}, messages=True),
+          query=_HISTORY, path_args={"room": "conversation"}, shown="messages"),
     Route("POST", "/v1/rooms/{room}/messages", "send", "post to a room",
           body=_SEND, path_args={"room": "to"}),
     Route("POST", "/v1/pairing/join", "pair.join", "pair with the code another node offers",
@@ -190,7 +193,7 @@ ROUTES: Final[tuple[Route, ...]] = (
           body=_body(("token", str, True), ("name", str), _WAIT)),
     Route("GET", "/v1/export/{conversation}", "export",
           "a conversation's verifiable transcript (base64 in `transcript`)",
-          path_args={"conversation": "conversation"}),
+          path_args={"conversation": "conversation"}, shown="transcript"),
     Route("POST", "/v1/prune", "prune", "forget old delivered and read messages",
           body=_body(("older_than_days", float), ("max_mib", float), ("dry_run", bool))),
     Route("POST", "/v1/shutdown", "shutdown", "stop the node"),

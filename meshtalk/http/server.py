@@ -1,4 +1,4 @@
-"""Serving the local HTTP API inside the node's own trio loop, with Hypercorn's trio worker.
+"""Serving the local HTTP API inside the node's own trio loop.
 
 Why Starlette: the node runs on trio, and the API must run in that same loop (it calls the
 node directly, as the control socket does). Starlette is an ASGI toolkit on anyio, so it runs
@@ -143,7 +143,9 @@ class HttpApi:
             hosts = (
                 LOOPBACK_HOSTS if self._bind.loopback else LOOPBACK_HOSTS | _names_of(self._bind)
             )
-            labels = Labels(str(self._node.peer_id), self._node.contacts)
+            store = self._node.store
+            labels = Labels(str(self._node.peer_id), self._node.contacts,
+                            store.rooms.is_held, store.messages.members)  # fmt: skip
             offers = PairingOffers(self._operations["pair.offer"])
             app = build_app(
                 self._operations, labels, self._feed(labels), offers, key=key, hosts=hosts

@@ -149,6 +149,14 @@ def test_messages_of_untrusted_peers_never_appear(cli: Cli) -> None:
         polled = client.get("/v1/messages", params={"after": 0, "wait": 0.5}).json()
         assert polled["messages"] == []
         assert client.get("/v1/inbox", params={"reader": "web"}).json() == []
+        assert client.get("/v1/conversations").json() == []
+        stranger = client.get(f"/v1/export/{stored[0]['conversation']}")
+        assert stranger.status_code == 404
+        assert "not a trusted contact" in stranger.text
     send(bob, "alice", "from a friend")
     shown = events_until(alice, 1, after=0)
     assert [d["text"] for _, kind, d in shown if kind == "message"] == ["from a friend"]
+    with alice.client() as client:
+        (listed,) = client.get("/v1/conversations").json()
+        assert set(listed["members"]) == {alice.peer_id, bob.peer_id}
+        assert client.get(f"/v1/export/{listed['id']}").json()["messages"] == 1

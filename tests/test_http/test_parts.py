@@ -16,8 +16,10 @@ from meshtalk.http.app import host_name
 from meshtalk.http.labels import Labels
 from meshtalk.http.routes import ROUTES, query_arguments
 from meshtalk.http.server import bind_socket
+from meshtalk.peer.models import Contact, Trust
 from meshtalk.profile.http_access import HttpBind, http_bind, load_or_create_api_key
-from meshtalk.protocol.errors import ConfigError, KeyFileCorrupt, KeyFileInsecure
+from meshtalk.protocol import NodeKey
+from meshtalk.protocol.errors import ConfigError, KeyFileCorrupt, KeyFileInsecure, UnknownPeer
 from tests.test_cli.helpers import Cli, one_line_error, prepare, wait_for_line
 from tests.test_http.conftest import http_node
 
@@ -104,7 +106,7 @@ def test_query_arguments() -> None:
 
 
 def test_labels_hide_untrusted_authors() -> None:
-    labels = Labels("me", list)
+    labels = Labels("me", list, lambda conversation: False, lambda conversation: ())
     mine = {"author": "me", "room": None}
     stranger = {"author": "other", "room": None}
     in_room = {"author": "other", "room": "plan"}
@@ -112,6 +114,21 @@ def test_labels_hide_untrusted_authors() -> None:
     assert labels.label(mine)["content_from_peer"] is False
     assert labels.label(in_room)["content_from_peer"] is True
     assert labels.label(in_room)["notice"]
+
+
+def test_labels_hide_conversations_with_untrusted_members() -> None:
+    peer = NodeKey.generate().peer_id
+    friend = Contact(peer, "bob", Trust.TRUSTED, (), 0, None)
+    members = {b"\x01" * 16: ("me", str(peer)), b"\x02" * 16: ("me", "stranger"),
+               b"\x03" * 16: ("me", "stranger")}  # fmt: skip
+    rooms = {b"\x03" * 16}
+    labels = Labels("me", lambda: [friend], rooms.__contains__, members.__getitem__)
+    views = [{"id": cid.hex()} for cid in members]
+    assert [v["id"] for v in labels.shown("conversations", views)] == [
+        (b"\x01" * 16).hex(), (b"\x03" * 16).hex()]  # fmt: skip
+    assert labels.shown("transcript", {"conversation": (b"\x01" * 16).hex()})
+    with pytest.raises(UnknownPeer, match="not a trusted contact"):
+        labels.shown("transcript", {"conversation": (b"\x02" * 16).hex()})
 
 
 def test_http_cli_and_settings(cli: Cli) -> None:

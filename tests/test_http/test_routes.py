@@ -248,6 +248,13 @@ def test_errors_are_json_with_the_control_codes(mesh: Mesh) -> None:
         assert "connection" not in client.get("/v1/whoami").headers  # kept alive otherwise
         error_of(client.get("/v1/messages", params={"after": "x"}), 400, 400)
         error_of(client.get("/v1/messages", params={"wait": "nan"}), 400, 400)
+        error_of(client.get("/v1/messages", params={"wait": "-1"}), 400, 400)
+        before = len(client.get("/v1/history").json())
+        for timeout in (b"-1", b"NaN", b"Infinity", b"1e999"):
+            body = b'{"to": "bob", "text": "late", "timeout": ' + timeout + b"}"
+            error_of(client.post("/v1/messages", content=body), 400, 400)
+        assert len(client.get("/v1/history").json()) == before  # refused before it was queued
+        error_of(client.post("/v1/invites", json={"ttl": -5}), 400, 400)
         error_of(client.get("/v1/messages", params={"color": "blue"}), 400, 400)
         error_of(client.get("/v1/messages", params={"limit": 0}), 400, 400)
         error_of(client.get("/v1/rooms/none-such"), 404, 904)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import stat
@@ -83,6 +84,15 @@ async def test_a_confused_or_hostile_client_gets_typed_errors_and_the_node_goes_
             )
         with pytest.raises(ConfigError, match="wrong type"):
             await trio.to_thread.run_sync(lambda: call(profile, "history", limit="many"))
+        durations = [
+            ("receive", "wait", -1.0), ("receive", "wait", float("nan")),
+            ("pair.join", "timeout", float("inf")), ("invite.create", "ttl", -1),
+            ("pair.offer", "ttl", float("nan")),
+        ]  # fmt: skip
+        for op, name, value in durations:  # refused where they are read, not a crash later
+            bad = functools.partial(call, profile, op, code="1-a-b", **{name: value})
+            with pytest.raises(ConfigError, match=f"'{name}' must be from 0 to"):
+                await trio.to_thread.run_sync(bad)
 
         # a second server on the same socket is refused; the first one still answers
         with pytest.raises(ProfileLocked):
