@@ -54,8 +54,13 @@ class Guard:
 
     def __init__(self, app: ASGIApp, key: str, hosts: frozenset[str]) -> None:
         self.app = app
-        self._expected = f"Bearer {key}".encode()
+        self._expected = key.encode()
         self._hosts = hosts
+
+    def _has_key(self, authorization: str) -> bool:
+        scheme, _, token = authorization.strip().partition(" ")
+        given = token.strip().encode("utf-8", "replace")  # the scheme is case-insensitive
+        return scheme.lower() == "bearer" and hmac.compare_digest(given, self._expected)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,7 +71,7 @@ class Guard:
             refused = error_response(AccessDenied(
                 "the Host header must name this machine's loopback (localhost or 127.0.0.1); "
                 "the local API answers nothing else"), 403)  # fmt: skip
-        elif not hmac.compare_digest(headers.get("authorization", "").encode(), self._expected):
+        elif not self._has_key(headers.get("authorization", "")):
             refused = error_response(
                 AccessDenied("send the API key as 'Authorization: Bearer <key>'; "
                              "`meshtalk http-key` prints it"),

@@ -62,8 +62,8 @@ def bind_socket(bind: HttpBind) -> socket.socket:
 
 
 def _names_of(bind: HttpBind) -> frozenset[str]:
-    """The host names a client on another machine may send: the bound address, or for
-    0.0.0.0 and :: every address of this machine's interfaces."""
+    """The host names a client may send besides the loopback names: the bound address, or
+    for 0.0.0.0 and :: every address of this machine's interfaces."""
     if bind.host not in ("0.0.0.0", "::"):
         return frozenset({bind.host})
     import ifaddr
@@ -140,9 +140,7 @@ class HttpApi:
             return
         url_file = self._profile / HTTP_URL_FILE
         try:
-            hosts = (
-                LOOPBACK_HOSTS if self._bind.loopback else LOOPBACK_HOSTS | _names_of(self._bind)
-            )
+            hosts = LOOPBACK_HOSTS | _names_of(self._bind)  # 127.0.0.2 is loopback too
             store = self._node.store
             labels = Labels(str(self._node.peer_id), self._node.contacts,
                             store.rooms.is_held, store.messages.members)  # fmt: skip

@@ -227,3 +227,11 @@ def test_a_non_loopback_bind_warns(cli: Cli) -> None:
         assert client.get("/v1/whoami").status_code == 200
         assert client.get("/v1/whoami", headers={"Host": "evil.example"}).status_code == 403
     assert alice.url.startswith("http://0.0.0.0:")
+
+
+def test_any_loopback_address_is_a_host_it_answers(cli: Cli) -> None:
+    alice = http_node(cli, "alice", http="127.0.0.2:0")
+    assert alice.url.startswith("http://127.0.0.2:")
+    with alice.client() as client:  # Host: 127.0.0.2:port, as clients send it
+        assert client.get("/v1/whoami").status_code == 200
+        assert client.get("/v1/whoami", headers={"Host": "evil.example"}).status_code == 403

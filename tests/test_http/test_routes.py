@@ -90,6 +90,16 @@ def test_every_route_needs_the_key_and_a_loopback_host(mesh: Mesh, method: str, 
         error_of(client.request(method, url, headers={"Host": "127.0.0.1.evil.example"}), 403, 804)
 
 
+def test_the_key_goes_in_a_bearer_header(mesh: Mesh) -> None:
+    key = mesh.alice.key
+    with mesh.alice.client(key="") as client:
+        for good in (f"Bearer {key}", f"bearer {key}", f"BEARER  {key}"):  # RFC 9110
+            assert client.get("/v1/whoami", headers={"Authorization": good}).status_code == 200
+        for bad in (f"Basic {key}", f"Bearer {key}x", "Bearer", key, f"Bearer{key}"):
+            refused = client.get("/v1/whoami", headers={"Authorization": bad})
+            error_of(refused, 401, 804)
+
+
 def test_no_cors_for_other_origins(mesh: Mesh) -> None:
     with mesh.alice.client() as client:
         preflight = client.options("/v1/whoami", headers={
