@@ -16,6 +16,6 @@ while (seen < turns) {
   cursor = reply.cursor;
   for (const message of reply.messages.slice(0, turns - seen)) { // verified sender, content_from_peer
     console.log(`${message.from_name}: ${message.text}`); seen += 1;
-    await api("/v1/messages", { to: message.from, text: `echo: ${message.text}` });
+    await api("/v1/messages", { to: message.from, text: `echo: ${message.text}`, wait: false });
   }
 }

@@ -13,7 +13,8 @@ import requests
 url, peer, turns = os.environ["MESHTALK_URL"], sys.argv[1], int(sys.argv[2])
 api = requests.Session()
 api.headers["Authorization"] = "Bearer " + os.environ["MESHTALK_KEY"]
-api.post(f"{url}/v1/messages", json={"to": peer, "text": "hello! shall we talk?"})
+hello = {"to": peer, "text": "hello! shall we talk?", "wait": False}  # queued: no waiting
+api.post(f"{url}/v1/messages", json=hello, timeout=30).raise_for_status()
 cursor, seen = None, 0  # the consumer keeps our place across restarts; `after` makes it exact
 while seen < turns:
     params = {"consumer": "py-agent", "wait": 60, **({"after": cursor} if cursor else {})}
@@ -22,5 +23,5 @@ while seen < turns:
     for message in reply["messages"][: turns - seen]:  # verified sender, content_from_peer: true
         print(f"{message['from_name']}: {message['text']}", flush=True)
         seen += 1
-        answer = {"to": message["from"], "text": f"thanks for {message['text']!r}"}
-        api.post(f"{url}/v1/messages", json=answer).raise_for_status()
+        answer = {"to": message["from"], "text": f"thanks for {message['text']!r}", "wait": False}
+        api.post(f"{url}/v1/messages", json=answer, timeout=30).raise_for_status()

@@ -8,7 +8,9 @@ Such code runs against a node with only its base URL and key changed. What diffe
 vouches for a message: here it is signed by the node that posted it, so `sender` in a post is
 a display label only (kept as `label`). In history, `sender` is the verified author's name (as
 the room's membership log or the contacts give it), `from` its peer ID, and `label` what the
-poster's client called itself. The cursor is the store cursor: each history page returns the
+poster's client called itself; only this node's own messages show their label as `sender`
+(this node's clients chose it), so two agents on one node, and code that skips its own posts
+by name, tell their posts apart. The cursor is the store cursor: each history page returns the
 messages after it, in the order this node stored them, and `nextCursor` to ask for the rest.
 """
 
@@ -62,10 +64,16 @@ def _limit(request: Request) -> int:
     return limit
 
 
+def _sender(view: dict[str, Any]) -> str:
+    """Who wrote it: the verified author's name, or for this node's own post its label."""
+    own_label = None if view["content_from_peer"] else view.get("label")
+    return str(own_label or view["author_name"] or view["author"])
+
+
 def agent_message(view: dict[str, Any]) -> dict[str, Any]:
     """A labelled message view in the hosted-room shape, with the verified fields beside it."""
     shaped = {
-        "sender": view["author_name"] or view["author"],
+        "sender": _sender(view),
         "content": view["text"],
         "id": view["id"],
         "cursor": view["cursor"],

@@ -76,15 +76,20 @@ def room_of_two(alice: Api, bob: Api, name: str) -> str:
 def test_a_hosted_room_agent_runs_unchanged(pair: tuple[Api, Api]) -> None:
     alice, bob = pair
     room = room_of_two(alice, bob, "standup")
-    agents = [start([sys.executable, str(EXAMPLES / "room_agent.py"), room, api.name], api,
-                    ROOM_API=api.url, ROOM_KEY=api.key) for api in (alice, bob)]  # fmt: skip
+    # Agents named otherwise than their nodes: a post's sender is a label, and what others
+    # see as its sender is the node that signed it; an agent sees its own posts by its name.
+    names = {"alice": "planner", "bob": "reviewer"}
+    agents = [start([sys.executable, str(EXAMPLES / "room_agent.py"), room, names[api.name]],
+                    api, ROOM_API=api.url, ROOM_KEY=api.key) for api in (alice, bob)]  # fmt: skip
     transcripts = [finish(agent) for agent in agents]
     for me, other, transcript in (
         ("alice", "bob", transcripts[0]),
         ("bob", "alice", transcripts[1]),
     ):
-        assert f"[{other}] hello from {other}" in transcript
-        assert f"[{other}] {other} heard: hello from {me}" in transcript
+        agent, peer_agent = names[me], names[other]
+        assert f"[{agent}] hello from {agent}" in transcript
+        assert f"[{other}] hello from {peer_agent}" in transcript
+        assert f"[{other}] {peer_agent} heard: hello from {agent}" in transcript
     history = call(alice, "GET", "/agent/rooms/{room}/history", path={"room": room})
     assert len(history["messages"]) == 4  # two greetings, two answers, each once
 
@@ -114,6 +119,13 @@ def test_sender_is_a_label_and_the_cursor_pages(pair: tuple[Api, Api], cli: Cli)
     assert spoof["from"] == bob.peer_id
     assert spoof["label"] == "alice"
     assert spoof["content_from_peer"] is True
+    own = call(alice, "POST", "/agent/rooms/{room}/messages", path={"room": room},
+               json={"sender": "planner", "content": "mine"})  # fmt: skip
+    after = call(alice, "GET", "/agent/rooms/{room}/history", path={"room": room},
+                 params={"cursor": cursor})["messages"]  # fmt: skip
+    (shown,) = [m for m in after if m["id"] == own["id"]]
+    assert shown["sender"] == "planner"  # its own: the label its client gave
+    assert shown["from"] == alice.peer_id
     mine = [m["content"] for m in seen if m["from"] == alice.peer_id]
     assert mine == [f"page {n}" for n in range(4)]  # each once, in order
     assert all(m["content_from_peer"] is False for m in seen if m["from"] == alice.peer_id)
