@@ -21,6 +21,7 @@ __all__ = ["Offer", "PairingOffers"]
 
 MAX_OFFERS: Final = 16
 _KEEP_DONE: Final = 600.0  # a finished offer's outcome stays readable this long
+_MAX_DONE: Final = 64  # and at most this many of them (the newest)
 _CODE_WITHIN: Final = 30.0  # the operation makes its code at once; this only bounds the wait
 
 
@@ -125,8 +126,9 @@ class PairingOffers:
 
     def _forget_old(self) -> None:
         now = trio.current_time()
-        for code, offer in list(self._offers.items()):
-            if offer.done_at is not None and now - offer.done_at > _KEEP_DONE:
+        done = sorted((o.done_at, code) for code, o in self._offers.items() if o.done_at is not None)
+        for position, (done_at, code) in enumerate(done):
+            if now - done_at > _KEEP_DONE or position < len(done) - _MAX_DONE:
                 del self._offers[code]
 
 
