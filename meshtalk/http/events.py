@@ -29,6 +29,7 @@ _POLL: Final = 0.5  # own messages and status changes; incoming messages wake th
 _PEERS_EVERY: Final = 1.0
 _KEEPALIVE: Final = 15.0
 _FINAL: Final = frozenset({"delivered", "failed", "received"})
+_MAX_PENDING: Final = 1000  # own messages whose status a stream watches (the newest)
 
 
 def sse_event(event: str, data: Any, event_id: int | None = None) -> str:
@@ -73,12 +74,16 @@ class EventFeed:
         peers_due = keepalive_due = trio.current_time()
         while True:
             changed = ports.changed()
-            views = await ports.messages_after(cursor, _BATCH)
+            views = []  # nothing stored after the cursor: no history page to build
+            if ports.last_cursor() > cursor:
+                views = await ports.messages_after(cursor, _BATCH)
             trusted = self._labels.trusted() if views else set()
             for view in views:
                 cursor = view["cursor"]
                 if view["direction"] == "out" and view["status"] not in _FINAL:
                     pending[view["id"]] = view["status"]
+                    if len(pending) > _MAX_PENDING:  # a room post waiting on an absent member
+                        del pending[next(iter(pending))]
                 if self._labels.visible(view, trusted):
                     yield sse_event("message", self._labels.label(view), cursor)
             for message_id, (status, error) in ports.statuses(list(pending)).items():

@@ -126,7 +126,7 @@ class PairingOffers:
 
     def _forget_old(self) -> None:
         now = trio.current_time()
-        done = sorted((o.done_at, code) for code, o in self._offers.items() if o.done_at is not None)
+        done = sorted((o.done_at, c) for c, o in self._offers.items() if o.done_at is not None)
         for position, (done_at, code) in enumerate(done):
             if now - done_at > _KEEP_DONE or position < len(done) - _MAX_DONE:
                 del self._offers[code]

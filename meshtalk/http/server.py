@@ -114,12 +114,8 @@ class HttpApi:
             return found
 
         def statuses(ids: list[str]) -> dict[str, tuple[str, str | None]]:
-            found = {}
-            for message_id in ids:
-                message = messages.message(node.peer_id, bytes.fromhex(message_id))
-                if message is not None:
-                    found[message_id] = (message.status.value, message.error)
-            return found
+            found = messages.statuses(node.peer_id, [bytes.fromhex(i) for i in ids])
+            return {message_id.hex(): status for message_id, status in found.items()}
 
         ports = FeedPorts(messages_after, statuses, peers, lambda: node.incoming_changed,
                           messages.last_cursor)  # fmt: skip

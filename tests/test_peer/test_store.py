@@ -116,6 +116,25 @@ def test_failure_stops_retries(store: Store, alice: NodeKey, bob: NodeKey) -> No
     assert "go away" in (message.error or "")
 
 
+def test_statuses_of_many_messages_in_one_call(store: Store, alice: NodeKey, bob: NodeKey) -> None:
+    first, _ = outgoing(store, alice, bob)
+    second, _ = outgoing(store, alice, bob)
+    store.outbox.fail(bob.peer_id, second.id, "NotAuthorized: go away")
+    unknown = bytes(16)
+    ids = [
+        first.id,
+        second.id,
+        unknown,
+        *(bytes([7, n % 256, n // 256]) * 5 + b"x" for n in range(600)),
+    ]
+    found = store.messages.statuses(alice.peer_id, ids)  # more than one query's worth of ids
+    assert found.keys() == {first.id, second.id}
+    assert found[first.id] == ("queued", None)
+    assert found[second.id][0] == "failed"
+    assert "go away" in (found[second.id][1] or "")
+    assert store.messages.statuses(bob.peer_id, [first.id]) == {}  # by author
+
+
 def test_build_failure_rolls_back(store: Store, alice: NodeKey, bob: NodeKey) -> None:
     conversation = direct_conversation_id(alice.peer_id, bob.peer_id)
 

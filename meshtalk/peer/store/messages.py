@@ -267,6 +267,20 @@ class Messages:
         found = self._select("author = ? AND id = ?", (author.to_bytes(), message_id), 1)
         return found[0] if found else None
 
+    def statuses(self, author: PeerId, ids: Sequence[bytes]) -> dict[bytes, tuple[str, str | None]]:
+        """The status and error of each of `author`'s messages `ids` (missing ones left out),
+        in one query per 500 ids."""
+        found: dict[bytes, tuple[str, str | None]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self._db.all(
+                "SELECT id, status, error FROM messages WHERE author = ? AND id IN "
+                f"({', '.join('?' * len(chunk))})",
+                (author.to_bytes(), *chunk),
+            )
+            found.update((row[0], (str(row[1]), row[2])) for row in rows)
+        return found
+
     def last_cursor(self) -> int:
         """The newest cursor in the store (0 when empty)."""
         return int(self._db.one("SELECT COALESCE(MAX(cursor), 0) FROM messages")[0])
