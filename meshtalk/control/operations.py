@@ -287,8 +287,11 @@ class Operations:
                     trusted = sender is not None and sender.trust is Trust.TRUSTED
                     if trusted or message.conversation in rooms:  # a room: only from members
                         found.append(agent_view(message, known, rooms, contact=trusted))
-                if found or len(batch) == limit:
+                if found:
                     break
+                if batch:  # all hidden; a page cut by size may have more behind it
+                    await trio.lowlevel.checkpoint()
+                    continue
                 await incoming.wait()
         if consumer is not None:  # with a conversation, only that conversation is read
             readers.advance(consumer, after, conversation)
@@ -339,6 +342,8 @@ class Operations:
                 after = view["cursor"]
             if reader is not None and found:  # emitted: shown to the reader
                 self.node.store.readers.displayed(reader, conversation, found)
+            if found:  # a backlog: the next page now, not after the poll
+                continue
             with trio.move_on_after(_FOLLOW_POLL):
                 await incoming.wait()
 

@@ -100,7 +100,8 @@ class EventFeed:
             if now >= keepalive_due:
                 keepalive_due = now + _KEEPALIVE
                 yield f": keepalive\nid: {cursor}\n\n"  # past messages hidden from this client too
-            if len(views) == _BATCH:
+            if views and ports.last_cursor() > cursor:  # a page cut by count or by size
+                await trio.lowlevel.checkpoint()
                 continue
             with trio.move_on_after(_POLL):
                 await changed.wait()

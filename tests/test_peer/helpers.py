@@ -64,6 +64,14 @@ async def collect(node: Node, count: int, timeout: float = 20.0, after: int = 0)
     raise AssertionError("unreachable")
 
 
+def every_incoming(node: Node) -> list[Message]:
+    """Every received message in the store, page after page (a page is cut by size too)."""
+    found: list[Message] = []
+    while page := node.store.messages.incoming(found[-1].cursor if found else 0, 1000):
+        found += page
+    return found
+
+
 def port_of(node: Node) -> int:
     """The TCP port a node listens on."""
     return int(node.listen_addrs[0].split("/tcp/")[1].split("/")[0])

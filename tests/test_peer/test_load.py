@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from tests.test_peer.helpers import running
+from tests.test_peer.helpers import every_incoming, running
 
 pytestmark = pytest.mark.slow  # each over 10 s
 
@@ -30,7 +30,7 @@ async def test_three_nodes_each_send_1000_to_the_other_two(tmp_path: Path) -> No
             for node in nodes:
                 assert await node.wait_flushed()
         for node, name in zip(nodes, names, strict=True):
-            incoming = node.store.messages.incoming(0, 10_000)
+            incoming = every_incoming(node)
             assert len(incoming) == 2 * per_target
             for other in names:
                 if other == name:
@@ -55,6 +55,6 @@ async def test_a_consumer_that_reads_nothing_for_30_seconds(tmp_path: Path) -> N
         assert link.state == "connected"
         assert alice.statistics_counter["delivery_interruptions"] == 0
         # Only now does the application look: everything is there, once.
-        incoming = bob.store.messages.incoming(0, 1_000_000)
+        incoming = every_incoming(bob)
         assert [m.body for m in incoming] == [body + str(i) for i in range(sent)]
         assert sent > 1000

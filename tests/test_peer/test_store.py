@@ -9,6 +9,7 @@ import pytest
 
 from meshtalk.peer.models import Contact, Direction, MessageStatus, Trust
 from meshtalk.peer.store import IncomingResult, Store
+from meshtalk.peer.store.rows import PAGE_BYTES
 from meshtalk.peer.store.schema import SCHEMA_VERSION
 from meshtalk.protocol import (
     ConfigError,
@@ -166,6 +167,37 @@ def test_incoming_dedup_and_conversations(store: Store, alice: NodeKey, bob: Nod
     [message] = store.messages.incoming(0, 10)
     assert message.body == "hello"
     assert message.author == alice.peer_id
+
+
+def test_pages_are_cut_by_stored_bytes(store: Store, alice: NodeKey, bob: NodeKey) -> None:
+    big = PAGE_BYTES // 3 - 1000  # three fit in a page (with their metadata), four do not
+    for n in range(6):
+        env = make_envelope(alice, bob, id=bytes([n]) * 16, lamport=n + 1, body=f"{n}" * big)
+        store.messages.store_incoming([(env, b"")], bob.peer_id, NOW_MS)
+    conversation = direct_conversation_id(alice.peer_id, bob.peer_id)
+    pages = {
+        "incoming": store.messages.incoming(0, 1000),
+        "history": store.messages.history(conversation, 0, 1000),
+        "all": store.messages.all_messages(0, 1000),
+        "unread": store.readers.unread("cli", 1000),
+    }
+    for name, page in pages.items():
+        assert [m.body[0] for m in page] == ["0", "1", "2"], name
+    newest = store.messages.latest(conversation, 1000)
+    assert [m.body[0] for m in newest] == ["3", "4", "5"]  # the newest that fit, oldest first
+    rest = store.messages.incoming(pages["incoming"][-1].cursor, 1000)
+    assert [m.body[0] for m in rest] == ["3", "4", "5"]
+    assert len(store.messages.incoming(0, 2)) == 2  # the count still cuts first
+
+
+def test_a_page_holds_its_first_message_whatever_its_size(
+    store: Store, alice: NodeKey, bob: NodeKey
+) -> None:
+    env = make_envelope(alice, bob, body="x" * (PAGE_BYTES + 10))
+    store.messages.store_incoming([(env, b"")], bob.peer_id, NOW_MS)
+    [message] = store.messages.incoming(0, 10)  # not an empty page a reader would stop at
+    assert len(message.body) == PAGE_BYTES + 10
+    store.contacts.upsert(bob.peer_id, "bob", (), Trust.TRUSTED, NOW_MS)  # a write after
 
 
 def test_group_membership_is_enforced(store: Store, alice: NodeKey, bob: NodeKey) -> None:

@@ -147,8 +147,8 @@ class Database:
         """Every row of a query."""
         return self._db.execute(sql, args).fetchall()
 
-    def rows(self, sql: str, args: Sequence[Any] = ()) -> Iterator[Any]:
-        """The rows of a query, read lazily (consume them before the next write)."""
+    def rows(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
+        """The rows of a query, read lazily (consume or close them before the next write)."""
         return self._db.execute(sql, args)
 
     # -- settings ---------------------------------------------------------------------------

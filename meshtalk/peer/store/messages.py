@@ -22,7 +22,7 @@ from ..admission import admit_incoming, claim_direct, create_conversation
 from ..models import Conversation, Direction, Message, MessageStatus
 from .database import Database
 from .pruning import forgotten_key
-from .rows import MESSAGE_COLUMNS, IncomingResult, load_value, message_from_row, pack_ids
+from .rows import MESSAGE_COLUMNS, IncomingResult, load_value, message_page, pack_ids
 
 __all__ = ["Messages"]
 
@@ -211,13 +211,15 @@ class Messages:
     def _select(
         self, where: str, args: Sequence[Any], limit: int, newest: bool = False
     ) -> list[Message]:
+        # Every page is at most `limit` messages and about PAGE_BYTES (rows.py): a short page
+        # does not mean there are no more.
         order = "DESC" if newest else "ASC"
-        rows = self._db.all(
+        rows = self._db.rows(
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE ({where}) AND {_VISIBLE} "
             f"ORDER BY cursor {order} LIMIT ?",
             (*args, limit),
         )
-        messages = [message_from_row(row) for row in rows]
+        messages = message_page(rows)
         return messages[::-1] if newest else messages
 
     def recent_authorship(self, conversation: bytes) -> Iterator[tuple[str, int, Any]]:
@@ -242,12 +244,12 @@ class Messages:
         if conversation is None:
             return self._select("1 = 1", (), limit, newest=True)
         if self._db.one("SELECT 1 FROM rooms WHERE id = ?", (conversation,)) is not None:
-            rows = self._db.all(
+            rows = self._db.rows(
                 f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation = ? AND {_VISIBLE} "
                 "ORDER BY lamport DESC, author DESC, id DESC LIMIT ?",
                 (conversation, limit),
             )
-            return [message_from_row(row) for row in rows][::-1]
+            return message_page(rows)[::-1]
         return self._select("conversation = ?", (conversation,), limit, newest=True)
 
     def history(self, conversation: bytes, after: int, limit: int) -> list[Message]:

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from ..models import Message
 from .database import Database
-from .rows import MESSAGE_COLUMNS, message_from_row
+from .rows import MESSAGE_COLUMNS, message_page
 
 __all__ = ["Readers", "ReaderState"]
 
@@ -92,10 +92,10 @@ class Readers:
             where, args = f"{where} AND m.conversation = ?3", [*args, conversation]
         if before is not None:
             where, args = f"{where} AND m.cursor < ?{len(args) + 1}", [*args, before]
-        rows = self._db.all(
+        rows = self._db.rows(
             f"SELECT {_COLUMNS} {where} ORDER BY m.cursor LIMIT ?{len(args) + 1}", [*args, limit]
         )
-        return [message_from_row(row) for row in rows]
+        return message_page(rows)
 
     def advance(self, reader: str, cursor: int, conversation: bytes | None = None) -> None:
         """`reader` has read every received message up to `cursor` (in `conversation`, or all)."""

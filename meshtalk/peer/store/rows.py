@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -20,6 +21,8 @@ CONTROL_KINDS_SQL: Final = ", ".join(f"'{kind}'" for kind in sorted(CONTROL_KIND
 
 __all__ = [
     "MESSAGE_COLUMNS",
+    "PAGE_BYTES",
+    "message_page",
     "OutboxItem",
     "IncomingResult",
     "chunks",
@@ -96,6 +99,29 @@ def message_from_row(row: sqlite3.Row) -> Message:
         error=row[13],
         stored_ms=row[14],
     )
+
+
+PAGE_BYTES: Final = 1024 * 1024
+"""The stored bytes (body and metadata) of one page of messages, past its first message.
+
+A page is also cut by count (`limit`), but 1,000 messages near the 1 MiB limit would be a GiB
+in the node's memory, and a reply far over the control socket's 8 MiB frame: a contact could
+make `history` unreadable. A view shows a body about twice (text and body; six times for bytes
+as hex), so a page's reply stays near 6 MiB at most. Readers page on with the last cursor."""
+
+
+def message_page(rows: sqlite3.Cursor, budget: int = PAGE_BYTES) -> list[Message]:
+    """The messages of `rows` (selected with MESSAGE_COLUMNS) up to `budget` stored bytes;
+    always the first one. The rest of the query is not read."""
+    page: list[Message] = []
+    used = 0
+    with contextlib.closing(rows):
+        for row in rows:
+            used += len(row[7] or b"") + len(row[11] or b"")
+            if page and used > budget:
+                break
+            page.append(message_from_row(row))
+    return page
 
 
 def contact_from_row(row: sqlite3.Row) -> Contact:
