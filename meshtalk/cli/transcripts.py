@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..control.client import connect_control
 from ..protocol.room_errors import InvalidTranscript
@@ -27,20 +27,37 @@ def export(args: argparse.Namespace) -> int:
         raise InvalidTranscript(
             "a transcript is binary: redirect it (`meshtalk export ROOM > file`) or give --output"
         )
-    with connect_control(profile_of(args)) as control:
-        found: dict[str, Any] = control.call("export", conversation=args.conversation)
-    data = found["transcript"]
-    if args.output is not None:
-        Path(args.output).write_bytes(data)
-    else:
-        sys.stdout.buffer.write(data)
+    if args.output is None:
+        found = _export(args, sys.stdout.buffer)
         sys.stdout.buffer.flush()
+    else:  # written beside it, then moved into place: a failed export leaves no short file
+        target = Path(args.output)
+        partial = target.with_name(f".{target.name}.partial")
+        try:
+            with partial.open("wb") as out:
+                found = _export(args, out)
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
     unsigned = (
         f"; {found['unsigned']} older message(s) had no signed bytes" if found["unsigned"] else ""
     )
     status_line(f"exported {found['messages']} message(s) of {found['kind']} conversation "
                 f"{found['conversation'][:12]}{unsigned}")  # fmt: skip
     return 0
+
+
+def _export(args: argparse.Namespace, out: BinaryIO) -> dict[str, Any]:
+    """Ask the node for the transcript and write its chunks to `out` as they come."""
+
+    def write(event: dict[str, Any]) -> None:
+        chunk = event.get("chunk")
+        if isinstance(chunk, bytes):
+            out.write(chunk)
+
+    with connect_control(profile_of(args)) as control:
+        found: dict[str, Any] = control.call("export", write, conversation=args.conversation)
+    return found
 
 
 def verify(args: argparse.Namespace) -> int:

@@ -155,13 +155,19 @@ class RoomOperations:
         ref = _text(args, "conversation")
         conversation = _hex_id(ref) or node.conversation_id(ref)
         found = export_transcript(node.store, conversation)
-        return {
-            "transcript": found.data,
+        summary = {
             "conversation": conversation.hex(),
             "kind": found.kind,
             "messages": found.messages,
             "unsigned": found.unsigned,
         }
+        await emit({"transcript": summary})
+        size = len(found.head)
+        await emit({"chunk": found.head})
+        for page in found.pages():  # a page per event: the node never holds the whole file
+            size += len(page)
+            await emit({"chunk": page})
+        return {**summary, "bytes": size}
 
 
 def _hex_id(ref: str) -> bytes | None:

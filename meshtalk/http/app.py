@@ -26,9 +26,10 @@ from ..control.server import Operation
 from ..protocol.errors import AccessDenied, ConfigError, NodeError
 from . import routes as v1
 from .agent_rooms import agent_room_routes
-from .calls import answer, json_body, run_operation
+from .calls import AsgiEndpoint, answer, json_body, run_operation
 from .errors import error_response
 from .events import EventFeed
+from .exports import export_route
 from .labels import Labels
 from .openapi import openapi_document
 from .pairing import PairingOffers
@@ -121,6 +122,7 @@ def build_app(
     ]
     routes += [
         _events_route(feed),
+        export_route(operations["export"], labels),
         *_offer_routes(offers),
         Route("/v1/openapi.json", plain(openapi), methods=["GET"]),
         *agent_room_routes(operations, labels),
@@ -171,18 +173,7 @@ def _events_route(feed: EventFeed) -> Route:
             return
         await refused(scope, receive, send)
 
-    return Route("/v1/events", _AsgiEndpoint(events), methods=["GET"])
-
-
-class _AsgiEndpoint:
-    """An ASGI function as a route's endpoint (Starlette takes a plain function as one that
-    gets a Request and returns a Response)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self._app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._app(scope, receive, send)
+    return Route("/v1/events", AsgiEndpoint(events), methods=["GET"])
 
 
 def _offer_routes(offers: PairingOffers) -> list[Route]:

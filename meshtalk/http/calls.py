@@ -15,15 +15,29 @@ from typing import Any, Final
 import trio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..control.server import Operation
 from ..protocol.errors import ConfigError, MeshtalkError, NodeError, unwrap_group
 from .errors import error_response
 
-__all__ = ["MAX_BODY", "ClientGone", "answer", "json_body", "jsonable", "run_operation"]
+__all__ = [
+    "MAX_BODY", "AsgiEndpoint", "ClientGone", "answer", "json_body", "jsonable", "run_operation",
+]  # fmt: skip
 
 MAX_BODY: Final = 4 * 1024 * 1024  # a 1 MiB message JSON-escaped, with room to spare
 logger = logging.getLogger("meshtalk.http")
+
+
+class AsgiEndpoint:
+    """An ASGI function as a route's endpoint, for an answer written as it goes (Starlette
+    takes a plain function as one that gets a Request and returns a Response)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
 
 
 class ClientGone(Exception):
@@ -93,7 +107,7 @@ async def run_operation(
 
 
 def jsonable(value: Any) -> Any:
-    """A result as JSON values: bytes (a transcript) become base64 text."""
+    """A result as JSON values: bytes become base64 text."""
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
     if isinstance(value, dict):

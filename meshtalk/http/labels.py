@@ -87,6 +87,4 @@ class Labels:
             return self.messages(result)
         if kind == "conversations":
             return self.conversations(result)
-        if kind == "transcript":
-            return self.transcript(result)
         return result

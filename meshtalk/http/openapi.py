@@ -29,6 +29,9 @@ _OTHERS: Final[tuple[tuple[str, str, str, tuple[str, ...], tuple[BodyField, ...]
      "(202 while it waits up to `wait` s)", ("wait",), ()),
     ("DELETE", "/v1/pairing/offers/{code}", "withdraw an offer", (), ()),
     ("GET", "/v1/openapi.json", "this document", (), ()),
+    ("GET", "/v1/export/{conversation}", "the control operation `export`: a conversation's "
+     "verifiable transcript as a file (application/octet-stream; `meshtalk verify` checks it); "
+     "X-Meshtalk-Messages, -Kind, -Unsigned headers", (), ()),
     ("POST", "/agent/demo/room", "hosted-room shape: make a room, answers {roomId}", (),
      (BodyField("name", str, True),)),
     ("POST", "/agent/rooms/{room}/messages", "hosted-room shape: post; sender is a display "

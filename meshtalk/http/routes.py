@@ -54,7 +54,7 @@ class Route:
     path_args: dict[str, str] = field(default_factory=dict)
     fixed: dict[str, Any] = field(default_factory=dict)
     # what the result holds that a client may only partly see (labels.py): "messages" (stored
-    # messages, labelled for agents), "conversations" or "transcript"; "" for anything else
+    # messages, labelled for agents) or "conversations"; "" for anything else
     shown: str = ""
 
 
@@ -191,9 +191,6 @@ ROUTES: Final[tuple[Route, ...]] = (
           body=_body(("ttl", float, False, "seconds it is valid"))),
     Route("POST", "/v1/invites/join", "invite.join", "pair (and join a room) with a token",
           body=_body(("token", str, True), ("name", str), _WAIT)),
-    Route("GET", "/v1/export/{conversation}", "export",
-          "a conversation's verifiable transcript (base64 in `transcript`)",
-          path_args={"conversation": "conversation"}, shown="transcript"),
     Route("POST", "/v1/prune", "prune", "forget old delivered and read messages",
           body=_body(("older_than_days", float), ("max_mib", float), ("dry_run", bool))),
     Route("POST", "/v1/shutdown", "shutdown", "stop the node"),

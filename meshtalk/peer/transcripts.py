@@ -8,10 +8,12 @@ none; they are counted, not exported.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..protocol.transcript import transcript_bytes
+from ..protocol.errors import StoreError
+from ..protocol.transcript import transcript_head, transcript_item
 
 if TYPE_CHECKING:
     from .store import Store
@@ -21,21 +23,45 @@ __all__ = ["Exported", "export_transcript"]
 
 @dataclass(frozen=True)
 class Exported:
-    """A transcript's bytes, how many messages it holds, and how many had no signed bytes."""
+    """A transcript to write a page at a time: `head`, then what `pages()` yields. It holds
+    the messages stored when it was made (up to cursor `upto`): later ones are not in it."""
 
-    data: bytes
+    store: Store
+    conversation: bytes
     kind: str
-    messages: int
-    unsigned: int
+    head: bytes
+    messages: int  # with signed bytes: the ones in the transcript
+    unsigned: int  # stored before signed bytes were kept: counted, not in it
+    upto: int
+
+    def pages(self) -> Iterator[bytes]:
+        """The transcript's messages after its head, in the conversation's order, about
+        PAGE_BYTES at a time (each page one query: nothing is held open between pages).
+
+        StoreError if messages were pruned meanwhile: the head has promised them."""
+        after, written = None, 0
+        while True:
+            page = self.store.room_messages.signed_page(self.conversation, self.upto, after)
+            if not page:
+                break
+            written += len(page)
+            after = page[-1][0]
+            yield b"".join(transcript_item(signed) for _, signed in page)
+        if written != self.messages:
+            raise StoreError(
+                f"{self.messages - written} message(s) of this conversation were pruned "
+                "during the export, so this transcript is cut short; export it again"
+            )
 
 
 def export_transcript(store: Store, conversation: bytes) -> Exported:
-    """The transcript of `conversation` (a room's with its membership log)."""
-    signed, unsigned = store.room_messages.signed(conversation)
+    """The transcript of `conversation` (a room's with its membership log), to write out."""
+    upto = store.messages.last_cursor()
     if store.rooms.is_held(conversation):
         kind, log = "room", store.rooms.log(conversation).entries()
     else:
         found = store.messages.conversations(conversation)
         kind, log = ("group" if found and found[0].kind == "group" else "direct"), ()
-    data = transcript_bytes(conversation, kind, log, signed)
-    return Exported(data, kind, len(signed), unsigned)
+    signed, unsigned = store.room_messages.signed_count(conversation, upto)
+    head = transcript_head(conversation, kind, log, signed)
+    return Exported(store, conversation, kind, head, signed, unsigned, upto)

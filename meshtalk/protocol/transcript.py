@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import msgpack
+
 from .codec import packb, unpackb_strict
 from .envelope import ID_LENGTH, Envelope, direct_conversation_id
 from .error_classes import MalformedEnvelope, MeshtalkError
@@ -37,6 +39,8 @@ __all__ = [
     "Checked",
     "TranscriptReport",
     "transcript_bytes",
+    "transcript_head",
+    "transcript_item",
     "verify_transcript",
 ]
 
@@ -53,17 +57,34 @@ def order_key(envelope: Envelope) -> tuple[int, bytes, bytes]:
     return envelope.lamport, envelope.author.to_bytes(), envelope.id
 
 
+def transcript_head(conversation: bytes, kind: str, log: Sequence[bytes], count: int) -> bytes:
+    """The bytes of a transcript before its messages. The file is this head, then each of
+    `count` messages' `transcript_item`, in the conversation's order: an exporter can write it
+    a page at a time, never holding the whole conversation."""
+    if kind not in _KINDS:
+        raise ValueError(f"a transcript's kind is one of {sorted(_KINDS)}")
+    packer = msgpack.Packer(use_bin_type=True)
+    fields = {"format": FORMAT, "version": VERSION, "conversation": conversation, "kind": kind,
+              "log": list(log)}  # fmt: skip
+    head: bytes = packer.pack_map_header(len(fields) + 1)
+    for name, value in fields.items():
+        head += packb(name) + packb(value)
+    array: bytes = packer.pack_array_header(count)
+    return head + packb("messages") + array
+
+
+def transcript_item(signed: bytes) -> bytes:
+    """One message of a transcript after its head: its signed bytes."""
+    return packb(signed)
+
+
 def transcript_bytes(
     conversation: bytes, kind: str, log: Sequence[bytes], signed: Sequence[bytes]
 ) -> bytes:
     """A transcript file's bytes; `signed` are sorted into the conversation's order here."""
-    if kind not in _KINDS:
-        raise ValueError(f"a transcript's kind is one of {sorted(_KINDS)}")
     ordered = sorted(signed, key=lambda data: order_key(verify_signed(data, None).envelope))
-    return packb(
-        {"format": FORMAT, "version": VERSION, "conversation": conversation, "kind": kind,
-         "log": list(log), "messages": ordered}
-    )  # fmt: skip
+    head = transcript_head(conversation, kind, log, len(ordered))
+    return head + b"".join(transcript_item(data) for data in ordered)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
 """Pages of large messages: a contact that sent many messages near the 1 MiB limit cannot make
-a history, receive or inbox reply too large to answer (the control socket's 8 MiB frame), and
-paging by cursor still reads every message once."""
+a history, receive or inbox reply too large to answer (the control socket's 8 MiB frame),
+paging by cursor still reads every message once, and a transcript over 8 MiB is exported a
+page at a time, over the control socket and over HTTP."""
 
 from __future__ import annotations
 
@@ -69,3 +70,13 @@ def test_pages_of_large_messages_fit_and_lose_nothing(cli: Cli) -> None:
     rest = json.loads(cli.ok("bob", "inbox", "--json"))
     assert [m["text"] for m in inbox + rest] == _bodies()[: len(inbox) + len(rest)]
 
+    transcript = cli.home / "alice.transcript"
+    cli.ok("bob", "export", "alice", "--output", str(transcript))
+    assert transcript.stat().st_size > 8 * 1024 * 1024  # more than one control frame holds
+    assert f"{_COUNT} of {_COUNT} message(s) verified" in cli.ok(None, "verify", str(transcript))
+    assert [p.name for p in cli.home.iterdir() if "partial" in p.name] == []
+    with bob.client() as client:
+        exported = client.get("/v1/export/alice")
+    assert exported.status_code == 200, exported.text
+    assert exported.headers["x-meshtalk-messages"] == str(_COUNT)
+    assert exported.content == transcript.read_bytes()

@@ -126,9 +126,9 @@ def test_labels_hide_conversations_with_untrusted_members() -> None:
     views = [{"id": cid.hex()} for cid in members]
     assert [v["id"] for v in labels.shown("conversations", views)] == [
         (b"\x01" * 16).hex(), (b"\x03" * 16).hex()]  # fmt: skip
-    assert labels.shown("transcript", {"conversation": (b"\x01" * 16).hex()})
+    assert labels.transcript({"conversation": (b"\x01" * 16).hex()})
     with pytest.raises(UnknownPeer, match="not a trusted contact"):
-        labels.shown("transcript", {"conversation": (b"\x02" * 16).hex()})
+        labels.transcript({"conversation": (b"\x02" * 16).hex()})
 
 
 def test_http_cli_and_settings(cli: Cli) -> None:

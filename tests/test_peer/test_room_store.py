@@ -369,7 +369,9 @@ def test_a_version_3_store_gets_rooms_and_signed_envelopes(path: Path) -> None:
     store = Store(path)
     envelope = make_envelope(ALICE, BOB)
     store.messages.store_incoming([(envelope, b"sealed")], BOB.peer_id, NOW_MS)
-    assert store.db.one("PRAGMA user_version")[0] == SCHEMA_VERSION == 5
+    assert store.db.one("PRAGMA user_version")[0] == SCHEMA_VERSION == 6
+    indexes = {row[1] for row in store.db.all("PRAGMA index_list(messages)")}
+    assert "messages_in_order" in indexes  # version 6: transcripts a page at a time
     assert store.db.get_setting("kept") == "yes"
     assert store.db.one("SELECT signed FROM messages") == (None,)
     room = store.rooms.create(new_create(), NOW_MS)

@@ -106,3 +106,11 @@ def test_a_room_transcript_without_its_log_fails() -> None:
 def test_what_is_not_a_transcript_is_one_clear_error(data: bytes) -> None:
     with pytest.raises(InvalidTranscript):
         verify_transcript(data)
+
+
+def test_a_transcript_written_in_parts_is_one_msgpack_map() -> None:
+    room, log = _room()
+    posts = [_post(room, BOB, 10 + n, f"post {n}") for n in range(3)]
+    whole = packb({"format": FORMAT, "version": 1, "conversation": room, "kind": "room",
+                   "log": log, "messages": posts})  # fmt: skip
+    assert transcript_bytes(room, "room", log, posts[::-1]) == whole  # sorted into order

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from ...protocol.room_wire import (
 )
 from ...protocol.sealing import verify_signed
 from .database import Database
-from .rows import CONTROL_KINDS_SQL, IncomingResult, load_value
+from .rows import CONTROL_KINDS_SQL, PAGE_BYTES, IncomingResult, load_value
 
 if TYPE_CHECKING:
     from .messages import Incoming, RoomVerdict
@@ -49,7 +50,11 @@ __all__ = [
     "MAX_HELD_PER_ROOM",
     "HELD_DAYS",
     "MAX_FORWARDS",
+    "OrderKey",
 ]
+
+OrderKey = tuple[int, bytes, bytes]
+"""A message's place in its conversation's order: (Lamport, author's peer ID bytes, id)."""
 
 MAX_HELD_PER_ROOM: Final = 1_000
 HELD_DAYS: Final = 7
@@ -146,16 +151,37 @@ class RoomMessages:
             )
             return cursor.rowcount
 
-    def signed(self, conversation: bytes) -> tuple[list[bytes], int]:
-        """The signed bytes of a conversation's messages (control kinds aside), and how many
-        of its messages have none (stored before signed bytes were kept)."""
-        rows = self._db.all(
-            "SELECT signed FROM messages WHERE conversation = ? "
-            f"AND kind NOT IN ({CONTROL_KINDS_SQL})",
-            (conversation,),
+    def signed_count(self, conversation: bytes, upto: int) -> tuple[int, int]:
+        """How many of a conversation's messages up to cursor `upto` (control kinds aside)
+        have signed bytes, and how many have none (stored before signed bytes were kept)."""
+        signed, every = self._db.one(
+            "SELECT COUNT(signed), COUNT(*) FROM messages WHERE conversation = ? "
+            f"AND cursor <= ? AND kind NOT IN ({CONTROL_KINDS_SQL})",
+            (conversation, upto),
         )
-        signed = [row[0] for row in rows if row[0] is not None]
-        return signed, len(rows) - len(signed)
+        return int(signed), int(every) - int(signed)
+
+    def signed_page(
+        self, conversation: bytes, upto: int, after: OrderKey | None, limit: int = 1000
+    ) -> list[tuple[OrderKey, bytes]]:
+        """The next signed messages of a conversation (up to cursor `upto`, control kinds
+        aside) in its order, after `after`: at most `limit`, and about PAGE_BYTES."""
+        lamport, author, message_id = after if after is not None else (-1, b"", b"")
+        rows = self._db.rows(
+            "SELECT lamport, author, id, signed FROM messages WHERE conversation = ? "
+            f"AND cursor <= ? AND kind NOT IN ({CONTROL_KINDS_SQL}) AND signed IS NOT NULL "
+            "AND (lamport, author, id) > (?, ?, ?) ORDER BY lamport, author, id LIMIT ?",
+            (conversation, upto, lamport, author, message_id, limit),
+        )
+        page: list[tuple[OrderKey, bytes]] = []
+        used = 0
+        with contextlib.closing(rows):
+            for lamport, author, message_id, signed in rows:
+                used += len(signed)
+                if page and used > PAGE_BYTES:
+                    break
+                page.append(((lamport, author, message_id), signed))
+        return page
 
     def held(self, room: bytes) -> int:
         """How many messages of `room` are held back."""

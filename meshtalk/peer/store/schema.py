@@ -160,6 +160,11 @@ MIGRATIONS: Final[list[str]] = [
     CREATE INDEX messages_room_control ON messages (cursor)
         WHERE kind IN ('room-log', 'room-sync');
     """,
+    # 6: a conversation's messages in its order (Lamport, author, id), for transcripts
+    # exported a page at a time and a room's newest messages without sorting the whole room
+    """
+    CREATE INDEX messages_in_order ON messages (conversation, lamport, author, id);
+    """,
 ]
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
