@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from ...protocol.room_wire import (
 )
 from ...protocol.sealing import verify_signed
 from .database import Database
-from .rows import CONTROL_KINDS_SQL, PAGE_BYTES, IncomingResult, load_value
+from .rows import CONTROL_KINDS_SQL, IncomingResult, load_value, within_budget
 
 if TYPE_CHECKING:
     from .messages import Incoming, RoomVerdict
@@ -173,15 +172,7 @@ class RoomMessages:
             "AND (lamport, author, id) > (?, ?, ?) ORDER BY lamport, author, id LIMIT ?",
             (conversation, upto, lamport, author, message_id, limit),
         )
-        page: list[tuple[OrderKey, bytes]] = []
-        used = 0
-        with contextlib.closing(rows):
-            for lamport, author, message_id, signed in rows:
-                used += len(signed)
-                if page and used > PAGE_BYTES:
-                    break
-                page.append(((lamport, author, message_id), signed))
-        return page
+        return within_budget(rows, lambda row: len(row[3]), lambda row: (row[:3], row[3]))
 
     def held(self, room: bytes) -> int:
         """How many messages of `room` are held back."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from ...protocol.codec import packb, unpackb_strict
 from ...protocol.envelope import peer_id_from_bytes
@@ -16,6 +16,8 @@ from ...protocol.keys import PeerId
 from ...protocol.room_wire import CONTROL_KINDS
 from ..models import Contact, Direction, Message, MessageStatus, Trust
 
+T = TypeVar("T")
+
 CONTROL_KINDS_SQL: Final = ", ".join(f"'{kind}'" for kind in sorted(CONTROL_KINDS))
 """The room control kinds as an SQL list (`kind IN (...)`): never shown, never forwarded."""
 
@@ -23,6 +25,7 @@ __all__ = [
     "MESSAGE_COLUMNS",
     "PAGE_BYTES",
     "message_page",
+    "within_budget",
     "OutboxItem",
     "IncomingResult",
     "chunks",
@@ -110,18 +113,27 @@ make `history` unreadable. A view shows a body about twice (text and body; six t
 as hex), so a page's reply stays near 6 MiB at most. Readers page on with the last cursor."""
 
 
-def message_page(rows: sqlite3.Cursor, budget: int = PAGE_BYTES) -> list[Message]:
-    """The messages of `rows` (selected with MESSAGE_COLUMNS) up to `budget` stored bytes;
-    always the first one. The rest of the query is not read."""
-    page: list[Message] = []
+def within_budget(
+    rows: sqlite3.Cursor, size: Callable[[Any], int], make: Callable[[Any], T]
+) -> list[T]:
+    """`make(row)` of the first rows whose `size`s add up to PAGE_BYTES; always the first
+    one. The rest of the query is not read, and the cursor is closed."""
+    page: list[T] = []
     used = 0
     with contextlib.closing(rows):
         for row in rows:
-            used += len(row[7] or b"") + len(row[11] or b"")
-            if page and used > budget:
+            used += size(row)
+            if page and used > PAGE_BYTES:
                 break
-            page.append(message_from_row(row))
+            page.append(make(row))
     return page
+
+
+def message_page(rows: sqlite3.Cursor) -> list[Message]:
+    """The messages of `rows` (selected with MESSAGE_COLUMNS), up to PAGE_BYTES of stored
+    bodies and metadata."""
+    return within_budget(rows, lambda row: len(row[7] or b"") + len(row[11] or b""),
+                         message_from_row)  # fmt: skip
 
 
 def contact_from_row(row: sqlite3.Row) -> Contact:
